@@ -1,0 +1,61 @@
+# Faultline's build entry points. `make demo` and `make test` are all a fresh Debian machine needs.
+
+APT_PACKAGES := libsqlite3-dev libibverbs-dev pkg-config
+SWIFT ?= swift
+
+.PHONY: all deps build release test bench bench-peers demo interop fuzz format lint clean
+
+all: build
+
+# Installs the C libraries the build links against, when any is missing.
+deps:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" -ne 0 ]; then \
+			echo "missing packages:$$missing; run: sudo apt-get update && sudo apt-get install -y$$missing" >&2; \
+			exit 1; \
+		fi; \
+		echo "installing$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+# Speed figures: release build, warm-up, repeated runs, medians. See docs/benchmarks.md.
+bench: release
+	.build/release/faultline-bench
+
+# The same data through DataDog's ddsketch and Apache DataSketches (Python, from ci/requirements.txt).
+bench-peers: release
+	ci/bench-peers
+
+demo: build
+	.build/debug/faultline demo
+
+# DataDog's Python ddsketch decodes what we encode and answers within the accuracy.
+interop: build
+	ci/check-ddsketch-interop.py --faultline .build/debug/faultline
+
+# Coverage-guided fuzzing of the sketch decoder with libFuzzer (see ci/fuzz-sketch).
+fuzz: deps
+	ci/fuzz-sketch
+
+format:
+	$(SWIFT) format --in-place --recursive --parallel Package.swift Sources Tests
+
+lint:
+	$(SWIFT) format lint --strict --recursive --parallel Package.swift Sources Tests
+
+clean:
+	rm -rf .build

@@ -1,0 +1,49 @@
+// swift-tools-version:6.0
+// Faultline: finds the broken part of a GPU cluster's RDMA fabric and takes its node out of service.
+// No package dependencies: Foundation, Dispatch, Synchronization and the toolchain's test libraries,
+// plus libsqlite3 and libibverbs through system-library module maps.
+import PackageDescription
+
+let package = Package(
+    name: "Faultline",
+    products: [
+        .executable(name: "faultline", targets: ["faultline"]),
+        .executable(name: "faultline-bench", targets: ["FaultlineBench"]),
+    ],
+    targets: [
+        // C boundaries: module maps and shims only.
+        .systemLibrary(
+            name: "CSQLite3",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
+        .systemLibrary(
+            name: "CIBVerbs",
+            pkgConfig: "libibverbs",
+            providers: [.apt(["libibverbs-dev"])]
+        ),
+
+        // The quantile sketch: DDSketch semantics and its protobuf codec. Imports nothing of ours.
+        .target(name: "QuantileSketch"),
+        // Synthetic data: seeded generators and latency distributions for tests, demo and benchmarks.
+        .target(name: "Simulation"),
+        // The command line: every subcommand as a type, parsed by hand.
+        .target(name: "FaultlineCLI", dependencies: ["QuantileSketch", "Simulation"]),
+        .executableTarget(name: "faultline", dependencies: ["FaultlineCLI"]),
+        .executableTarget(name: "FaultlineBench", dependencies: ["QuantileSketch", "Simulation"]),
+
+        .testTarget(name: "QuantileSketchTests", dependencies: ["QuantileSketch", "Simulation"]),
+        .testTarget(name: "FaultlineCLITests", dependencies: ["FaultlineCLI", "faultline"]),
+        .testTarget(name: "SystemLibraryTests", dependencies: ["CSQLite3", "CIBVerbs"]),
+    ]
+)
+
+// One place for the settings every Swift target shares.
+for target in package.targets where target.type != .system {
+    target.swiftSettings =
+        (target.swiftSettings ?? []) + [
+            .swiftLanguageMode(.v6),
+            .enableUpcomingFeature("ExistentialAny"),
+            .enableUpcomingFeature("MemberImportVisibility"),
+        ]
+}

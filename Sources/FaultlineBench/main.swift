@@ -1,0 +1,218 @@
+// `faultline-bench`: speed and accuracy of the quantile sketch, measured in a release build with a
+// warm-up and repeated runs (medians). `make bench` prints the table; docs/benchmarks.md keeps the
+// figures. `--write-data DIR` and `--json --data DIR` let ci/bench-peers run other sketches on the
+// very same data.
+
+import Foundation
+import QuantileSketch
+import Simulation
+
+let quantilesOfInterest = [0.5, 0.9, 0.99, 0.999]
+let valuesPerDataset = 1_000_000
+let runs = 7
+
+/// Timing: one warm-up, then `runs` runs; the median, in nanoseconds per operation.
+func medianNanoseconds(operations: Int, _ body: () throws -> Void) rethrows -> Double {
+    try body()
+    var samples: [Double] = []
+    let clock = ContinuousClock()
+    for _ in 0..<runs {
+        let elapsed = try clock.measure { try body() }
+        let nanoseconds =
+            Double(elapsed.components.seconds) * 1e9 + Double(elapsed.components.attoseconds) / 1e9
+        samples.append(nanoseconds / Double(operations))
+    }
+    return samples.sorted()[runs / 2]
+}
+
+/// Keeps results alive so the optimizer cannot drop the work.
+nonisolated(unsafe) var sink: UInt64 = 0
+
+struct DatasetResult {
+    let name: String
+    let count: Int
+    let insertNanoseconds: Double
+    /// (q, exact, estimate, relative error)
+    let quantiles: [(q: Double, exact: Double, estimate: Double, error: Double)]
+}
+
+func measureDataset(name: String, values: [Double]) throws -> DatasetResult {
+    var sketch = try QuantileSketch()
+    let insert = try medianNanoseconds(operations: values.count) {
+        var fresh = try QuantileSketch()
+        for value in values { try fresh.add(value) }
+        sink &+= fresh.count
+        sketch = fresh
+    }
+    let sorted = values.sorted()
+    let estimates = try sketch.quantiles(quantilesOfInterest) ?? []
+    let rows = zip(quantilesOfInterest, estimates).map { q, estimate in
+        let exact = sorted[Int((q * Double(sorted.count - 1)).rounded(.down))]
+        return (q, exact, estimate, abs(estimate - exact) / abs(exact))
+    }
+    return DatasetResult(name: name, count: values.count, insertNanoseconds: insert, quantiles: rows)
+}
+
+func datasets(from directory: String?) throws -> [(name: String, values: [Double])] {
+    try LatencyDistribution.benchmarkSet.enumerated().map { index, entry in
+        guard let directory else {
+            return (entry.name, entry.distribution.samples(valuesPerDataset, seed: UInt64(index + 1)))
+        }
+        let data = try Data(contentsOf: URL(fileURLWithPath: "\(directory)/\(entry.name).f64"))
+        let values = data.withUnsafeBytes { raw in
+            (0..<(raw.count / 8)).map {
+                Double(
+                    bitPattern: UInt64(
+                        littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self)))
+            }
+        }
+        return (entry.name, values)
+    }
+}
+
+func writeDatasets(to directory: String) throws {
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    for (index, entry) in LatencyDistribution.benchmarkSet.enumerated() {
+        let values = entry.distribution.samples(valuesPerDataset, seed: UInt64(index + 1))
+        var bytes = Data(capacity: values.count * 8)
+        for value in values {
+            withUnsafeBytes(of: value.bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
+        }
+        try bytes.write(to: URL(fileURLWithPath: "\(directory)/\(entry.name).f64"))
+    }
+}
+
+func machineDescription() -> String {
+    let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+    let model =
+        cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }
+        .map { $0.split(separator: ":", maxSplits: 1)[1].trimmingCharacters(in: .whitespaces) }
+        ?? "unknown CPU"
+    return "\(model), \(ProcessInfo.processInfo.activeProcessorCount) cores"
+}
+
+/// Sketches of `samples` lognormal RTTs, one per seed.
+func sketches(count: Int, samples: Int, distribution: LatencyDistribution) throws -> [QuantileSketch] {
+    try (0..<count).map { seed in
+        var sketch = try QuantileSketch()
+        try sketch.add(contentsOf: distribution.samples(samples, seed: UInt64(1000 + seed)))
+        return sketch
+    }
+}
+
+func printTable(_ results: [DatasetResult]) throws {
+    let lognormal = LatencyDistribution.benchmarkSet[0].distribution
+    let narrow = LatencyDistribution.lognormal(median: 8, sigma: 0.1)
+    print("faultline-bench: \(machineDescription()); release build; median of \(runs) runs after a warm-up")
+    print("")
+    print("insert (ns/value, 1,000,000 values)")
+    for result in results {
+        print(
+            "  \(result.name.padding(toLength: 10, withPad: " ", startingAt: 0)) \(String(format: "%7.2f", result.insertNanoseconds))"
+        )
+    }
+
+    let pool = try sketches(count: 1000, samples: 1000, distribution: lognormal)
+    let merge = try medianNanoseconds(operations: pool.count) {
+        var accumulator = try QuantileSketch()
+        for sketch in pool { try accumulator.merge(sketch) }
+        sink &+= accumulator.count
+    }
+    let pairMerge = try medianNanoseconds(operations: pool.count / 2) {
+        for i in stride(from: 0, to: pool.count, by: 2) {
+            var left = pool[i]
+            try left.merge(pool[i + 1])
+            sink &+= left.count
+        }
+    }
+    let encode = medianNanoseconds(operations: pool.count) {
+        for sketch in pool { sink &+= UInt64(sketch.encoded().count) }
+    }
+    let wires = pool.map { $0.encoded() }
+    let decode = try medianNanoseconds(operations: wires.count) {
+        for wire in wires { sink &+= try QuantileSketch(decoding: wire).count }
+    }
+    print("")
+    print("1,000-sample lognormal sketches")
+    print("  merge into an accumulator   \(String(format: "%8.1f", merge)) ns per sketch")
+    print("  merge a pair (copy + merge) \(String(format: "%8.1f", pairMerge)) ns per pair")
+    print("  encode                      \(String(format: "%8.1f", encode)) ns per sketch")
+    print("  decode                      \(String(format: "%8.1f", decode)) ns per sketch")
+
+    print("")
+    print("encoded bytes (mean over 100 sketches)")
+    for (label, distribution) in [("lognormal σ=0.1", narrow), ("lognormal σ=0.45", lognormal)] {
+        for samples in [100, 1000] {
+            let sizes = try sketches(count: 100, samples: samples, distribution: distribution).map {
+                $0.encoded().count
+            }
+            let mean = Double(sizes.reduce(0, +)) / Double(sizes.count)
+            print("  \(label), \(samples) samples: \(String(format: "%.0f", mean)) (max \(sizes.max()!))")
+        }
+    }
+
+    print("")
+    print("accuracy (relative error vs exact, lower rank convention; guarantee 1%)")
+    print(
+        "  dataset     "
+            + quantilesOfInterest.map { "q=\($0)".padding(toLength: 10, withPad: " ", startingAt: 0) }
+            .joined())
+    for result in results {
+        let errors = result.quantiles.map {
+            String(format: "%.4f%%", $0.error * 100).padding(toLength: 10, withPad: " ", startingAt: 0)
+        }
+        print("  \(result.name.padding(toLength: 10, withPad: " ", startingAt: 0))  \(errors.joined())")
+    }
+    print("")
+    print("(sink \(sink % 10))")
+}
+
+func printJSON(_ results: [DatasetResult]) {
+    func number(_ value: Double) -> String { "\(value)" }
+    let datasets = results.map { result in
+        let quantiles = result.quantiles.map {
+            "\"\($0.q)\": {\"exact\": \(number($0.exact)), \"estimate\": \(number($0.estimate)), \"relativeError\": \(number($0.error))}"
+        }
+        return
+            "\"\(result.name)\": {\"count\": \(result.count), \"insertNsPerValue\": \(number(result.insertNanoseconds)), "
+            + "\"quantiles\": {\(quantiles.joined(separator: ", "))}}"
+    }
+    print(
+        "{\"machine\": \"\(machineDescription())\", \"relativeAccuracy\": \(IndexMapping.defaultRelativeAccuracy), "
+            + "\"datasets\": {\(datasets.joined(separator: ", "))}}")
+}
+
+let usage = "usage: faultline-bench [--json] [--data DIR] | --write-data DIR"
+var arguments = Array(CommandLine.arguments.dropFirst())
+var json = false
+var dataDirectory: String?
+var writeDirectory: String?
+while let argument = arguments.first {
+    arguments.removeFirst()
+    switch argument {
+    case "--json": json = true
+    case "--data" where !arguments.isEmpty: dataDirectory = arguments.removeFirst()
+    case "--write-data" where !arguments.isEmpty: writeDirectory = arguments.removeFirst()
+    case "--help", "-h":
+        print(usage)
+        exit(0)
+    default:
+        FileHandle.standardError.write(
+            Data("faultline-bench: unknown argument '\(argument)'\n\(usage)\n".utf8))
+        exit(64)
+    }
+}
+
+do {
+    if let writeDirectory {
+        try writeDatasets(to: writeDirectory)
+        exit(0)
+    }
+    let results = try datasets(from: dataDirectory).map {
+        try measureDataset(name: $0.name, values: $0.values)
+    }
+    if json { printJSON(results) } else { try printTable(results) }
+} catch {
+    FileHandle.standardError.write(Data("faultline-bench: \(error)\n".utf8))
+    exit(70)
+}

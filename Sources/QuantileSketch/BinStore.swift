@@ -1,0 +1,184 @@
+// The bins of one sign of a sketch: counts in a dense window of keys, never wider than the bin
+// limit. When a key would stretch the non-empty span past the limit, the bins at the end that
+// matters least collapse into the last bin kept, and the values moved are counted.
+
+/// Counts per bin key over a bounded, dense window.
+struct BinStore: Sendable {
+    /// Which end of the key range gives way when the span would exceed the bin limit.
+    enum CollapsingEnd: Sendable {
+        /// Positive values: small keys are the low quantiles, so they collapse first.
+        case lowestKeys
+        /// Negative values (keyed by magnitude): large keys are the low quantiles.
+        case highestKeys
+    }
+
+    let maxBins: Int
+    let collapsingEnd: CollapsingEnd
+
+    /// `bins[i]` counts key `base + i`. Every non-zero bin lies in `minKey...maxKey`.
+    private(set) var bins: [UInt64] = []
+    private(set) var base = 0
+    private(set) var minKey = Int.max
+    private(set) var maxKey = Int.min
+    private(set) var total: UInt64 = 0
+    /// Values held in a bin other than their own. They all sit in the bin at the collapsing end.
+    private(set) var collapsedCount: UInt64 = 0
+
+    /// Bins added to a window when it must grow, so that a stream of new keys reallocates rarely.
+    private static let growthSlack = 64
+
+    init(maxBins: Int, collapsingEnd: CollapsingEnd) {
+        self.maxBins = maxBins
+        self.collapsingEnd = collapsingEnd
+    }
+
+    /// An empty store whose window already covers `window` (at most `maxBins` keys).
+    init(maxBins: Int, collapsingEnd: CollapsingEnd, window: ClosedRange<Int>) {
+        precondition(window.count <= maxBins, "a window wider than the bin limit")
+        self.init(maxBins: maxBins, collapsingEnd: collapsingEnd)
+        bins = Array(repeating: 0, count: window.count)
+        base = window.lowerBound
+    }
+
+    var isEmpty: Bool { total == 0 }
+
+    /// Adds `count` values to the bin `key`. The caller has checked that the sketch's total does not
+    /// overflow, and a store's total never exceeds it.
+    @inline(__always)
+    mutating func add(key: Int, count: UInt64) {
+        let index = key &- base
+        if index >= 0 && index < bins.count {
+            bins[index] &+= count
+            if key < minKey { minKey = key }
+            if key > maxKey { maxKey = key }
+            total &+= count
+        } else {
+            addOutsideWindow(key: key, count: count, alreadyCollapsed: 0)
+        }
+    }
+
+    /// Adds every bin of `other`. Exact: the result does not depend on the order of merges.
+    mutating func merge(_ other: BinStore) {
+        guard !other.isEmpty else { return }
+        if other.minKey >= base && other.maxKey < base + bins.count {
+            other.bins.withUnsafeBufferPointer { source in
+                bins.withUnsafeMutableBufferPointer { target in
+                    let sourceStart = other.minKey - other.base
+                    let targetStart = other.minKey - base
+                    for i in 0...(other.maxKey - other.minKey) {
+                        target[targetStart + i] &+= source[sourceStart + i]
+                    }
+                }
+            }
+            minKey = Swift.min(minKey, other.minKey)
+            maxKey = Swift.max(maxKey, other.maxKey)
+            total &+= other.total
+            collapsedCount &+= other.collapsedCount
+            return
+        }
+        // Widest key first: the window slides once, and the rest land in it or collapse.
+        let collapsedEnd = collapsingEnd == .lowestKeys ? other.minKey : other.maxKey
+        for key in other.keysFromWidest() {
+            let count = other.bins[key - other.base]
+            guard count != 0 else { continue }
+            // Only the bin at `other`'s collapsing end carries values collapsed there already.
+            let carried = key == collapsedEnd ? other.collapsedCount : 0
+            addOutsideWindow(key: key, count: count, alreadyCollapsed: carried)
+        }
+    }
+
+    /// Non-empty keys of the store, starting at the end that is never collapsed.
+    private func keysFromWidest() -> StrideThrough<Int> {
+        collapsingEnd == .lowestKeys
+            ? stride(from: maxKey, through: minKey, by: -1)
+            : stride(from: minKey, through: maxKey, by: 1)
+    }
+
+    /// The slow path of `add`, also used by `merge`: widens (or, at the bin limit, slides) the
+    /// window so that the key fits, collapsing what falls out. `alreadyCollapsed` of the `count`
+    /// values were collapsed before they arrived here.
+    private mutating func addOutsideWindow(key: Int, count: UInt64, alreadyCollapsed: UInt64) {
+        var target = key
+        if isEmpty {
+            let width = Swift.min(maxBins, 2 * Self.growthSlack)
+            bins = Array(repeating: 0, count: width)
+            base = key - width / 2
+            minKey = key
+            maxKey = key
+        } else {
+            var low = Swift.min(minKey, key)
+            var high = Swift.max(maxKey, key)
+            if high - low + 1 > maxBins {
+                switch collapsingEnd {
+                case .lowestKeys:
+                    low = high - maxBins + 1
+                    target = Swift.max(key, low)
+                case .highestKeys:
+                    high = low + maxBins - 1
+                    target = Swift.min(key, high)
+                }
+            }
+            if low < base || high >= base + bins.count || low > minKey || high < maxKey {
+                rebuildWindow(low: low, high: high, growingUp: key > maxKey)
+            }
+        }
+        bins[target - base] &+= count
+        if target != key { collapsedCount &+= count - alreadyCollapsed }
+        collapsedCount &+= alreadyCollapsed
+        minKey = Swift.min(minKey, target)
+        maxKey = Swift.max(maxKey, target)
+        total &+= count
+    }
+
+    /// Moves the counts into a new window that covers `low...high` (at most `maxBins` wide) plus
+    /// some slack on the growing side; counts outside `low...high` collapse into its nearer end.
+    private mutating func rebuildWindow(low: Int, high: Int, growingUp: Bool) {
+        let width = high - low + 1
+        let slack = Swift.min(maxBins - width, Swift.max(Self.growthSlack, width / 2))
+        let newBase = growingUp ? low : low - slack
+        var newBins = [UInt64](repeating: 0, count: width + slack)
+        var moved: UInt64 = 0
+        var collapsedEndMoved = false
+        let collapsedEnd = collapsingEnd == .lowestKeys ? minKey : maxKey
+        for key in minKey...maxKey {
+            let count = bins[key - base]
+            guard count != 0 else { continue }
+            let target = Swift.min(Swift.max(key, low), high)
+            newBins[target - newBase] &+= count
+            if target != key {
+                moved &+= count
+                if key == collapsedEnd { collapsedEndMoved = true }
+            }
+        }
+        // Values collapsed before sat in the bin at the collapsing end; if it moved, do not
+        // count them twice.
+        collapsedCount = collapsedCount &+ moved &- (collapsedEndMoved ? collapsedCount : 0)
+        bins = newBins
+        base = newBase
+        minKey = Swift.min(Swift.max(minKey, low), high)
+        maxKey = Swift.min(Swift.max(maxKey, low), high)
+    }
+
+    /// The non-empty bins as (key, count), lowest key first.
+    func forEachBin(_ body: (_ key: Int, _ count: UInt64) throws -> Void) rethrows {
+        guard !isEmpty else { return }
+        for key in minKey...maxKey {
+            let count = bins[key - base]
+            if count != 0 { try body(key, count) }
+        }
+    }
+
+    /// The counts from `minKey` through `maxKey`, zeros included.
+    var contiguousCounts: ArraySlice<UInt64> {
+        isEmpty ? [] : bins[(minKey - base)...(maxKey - base)]
+    }
+}
+
+extension BinStore: Equatable {
+    /// Equal when they hold the same counts in the same bins, however their windows lie.
+    static func == (lhs: BinStore, rhs: BinStore) -> Bool {
+        lhs.total == rhs.total && lhs.collapsedCount == rhs.collapsedCount
+            && lhs.maxBins == rhs.maxBins && lhs.collapsingEnd == rhs.collapsingEnd
+            && (lhs.isEmpty || (lhs.minKey == rhs.minKey && lhs.contiguousCounts == rhs.contiguousCounts))
+    }
+}
