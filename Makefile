@@ -45,7 +45,7 @@ demo: build
 
 # DataDog's Python ddsketch decodes what we encode and answers within the accuracy.
 interop: build
-	ci/check-ddsketch-interop.py --faultline .build/debug/faultline
+	"$$(ci/python-env)" ci/check-ddsketch-interop.py --faultline .build/debug/faultline
 
 # Coverage-guided fuzzing of the sketch decoder with libFuzzer (see ci/fuzz-sketch).
 fuzz: deps
