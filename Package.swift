@@ -33,7 +33,10 @@ let package = Package(
         .executableTarget(name: "FaultlineBench", dependencies: ["QuantileSketch", "Simulation"]),
 
         .testTarget(name: "QuantileSketchTests", dependencies: ["QuantileSketch", "Simulation"]),
-        .testTarget(name: "FaultlineCLITests", dependencies: ["FaultlineCLI", "faultline"]),
+        .testTarget(
+            name: "FaultlineCLITests",
+            dependencies: ["FaultlineCLI", "faultline", "QuantileSketch", "Simulation"]
+        ),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CSQLite3", "CIBVerbs"]),
     ]
 )
@@ -45,5 +48,8 @@ for target in package.targets where target.type != .system {
             .swiftLanguageMode(.v6),
             .enableUpcomingFeature("ExistentialAny"),
             .enableUpcomingFeature("MemberImportVisibility"),
+            // Lets release builds inline small functions across modules (the sketch's insert
+            // path into its callers); a compiler optimization, no effect on behaviour.
+            .unsafeFlags(["-cross-module-optimization"], .when(configuration: .release)),
         ]
 }

@@ -13,27 +13,36 @@ struct LineReader {
 
     init(io: any CommandIO) { self.io = io }
 
-    /// The next line without its newline (and a trailing CR), or nil at the end of input.
+    /// The next line without its newline (and a trailing CR), or nil at the end of input. A line
+    /// longer than `maxLineBytes` (without its LF or CRLF) is an error however the reads fall.
     mutating func nextLine() throws(CommandError) -> ArraySlice<UInt8>? {
         while true {
             if let newline = buffer[start..<end].firstIndex(of: UInt8(ascii: "\n")) {
                 lineNumber += 1
-                let line = buffer[start..<newline]
+                let line = trimCR(buffer[start..<newline])
                 start = newline + 1
-                return trimCR(line)
+                return try checkedLength(line)
             }
-            if end - start > Self.maxLineBytes {
+            // Room for a CR whose LF has not been read yet.
+            if end - start > Self.maxLineBytes + 1 {
                 throw CommandError.data("line \(lineNumber + 1): longer than \(Self.maxLineBytes) bytes")
             }
             if atEndOfInput {
                 guard start < end else { return nil }
                 lineNumber += 1
-                let line = buffer[start..<end]
+                let line = trimCR(buffer[start..<end])
                 start = end
-                return trimCR(line)
+                return try checkedLength(line)
             }
             try fill()
         }
+    }
+
+    private func checkedLength(_ line: ArraySlice<UInt8>) throws(CommandError) -> ArraySlice<UInt8> {
+        guard line.count <= Self.maxLineBytes else {
+            throw CommandError.data("line \(lineNumber): longer than \(Self.maxLineBytes) bytes")
+        }
+        return line
     }
 
     /// Moves the unread bytes to the front and reads more after them.
@@ -66,7 +75,7 @@ func forEachNumber(io: some CommandIO, _ body: (Double) throws(CommandError) -> 
             throw CommandError.data("line \(reader.lineNumber): '\(text.prefix(64))' is not a number")
         }
         guard value.isFinite else {
-            throw CommandError.data("line \(reader.lineNumber): \(text) is not a finite number")
+            throw CommandError.data("line \(reader.lineNumber): '\(text.prefix(64))' is not a finite number")
         }
         try body(value)
     }
@@ -86,7 +95,10 @@ func readAllInput(io: some CommandIO, limit: Int) throws(CommandError) -> [UInt8
 
 extension String {
     func trimmingASCIIWhitespace() -> String {
-        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "\n" }
+        // "\r\n" is one Character (a grapheme cluster), equal to neither "\r" nor "\n".
+        let isSpace: (Character) -> Bool = {
+            $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "\n" || $0 == "\r\n"
+        }
         guard let first = firstIndex(where: { !isSpace($0) }), let last = lastIndex(where: { !isSpace($0) })
         else {
             return ""

@@ -32,12 +32,16 @@ struct BinStore: Sendable {
         self.collapsingEnd = collapsingEnd
     }
 
-    /// An empty store whose window already covers `window` (at most `maxBins` keys).
-    init(maxBins: Int, collapsingEnd: CollapsingEnd, window: ClosedRange<Int>) {
-        precondition(window.count <= maxBins, "a window wider than the bin limit")
+    /// A store holding `counts` for the keys from `firstKey` on; the first and last counts are
+    /// non-zero, there are at most `maxBins`, and they add up to `total`.
+    init(maxBins: Int, collapsingEnd: CollapsingEnd, firstKey: Int, counts: [UInt64], total: UInt64) {
+        precondition(!counts.isEmpty && counts.count <= maxBins && counts.first != 0 && counts.last != 0)
         self.init(maxBins: maxBins, collapsingEnd: collapsingEnd)
-        bins = Array(repeating: 0, count: window.count)
-        base = window.lowerBound
+        self.bins = counts
+        self.base = firstKey
+        self.minKey = firstKey
+        self.maxKey = firstKey + counts.count - 1
+        self.total = total
     }
 
     var isEmpty: Bool { total == 0 }
@@ -63,11 +67,9 @@ struct BinStore: Sendable {
         if other.minKey >= base && other.maxKey < base + bins.count {
             other.bins.withUnsafeBufferPointer { source in
                 bins.withUnsafeMutableBufferPointer { target in
-                    let sourceStart = other.minKey - other.base
-                    let targetStart = other.minKey - base
-                    for i in 0...(other.maxKey - other.minKey) {
-                        target[targetStart + i] &+= source[sourceStart + i]
-                    }
+                    let from = source.baseAddress! + (other.minKey - other.base)
+                    let to = target.baseAddress! + (other.minKey - base)
+                    for i in 0..<(other.maxKey - other.minKey + 1) { to[i] &+= from[i] }
                 }
             }
             minKey = Swift.min(minKey, other.minKey)

@@ -13,30 +13,34 @@ import Musl
 import Darwin
 #endif
 
-enum FastLog2 {
+/// The table and the function. A mapping keeps its own copy (the array's buffer is shared) so that
+/// the hot path reads a stored property instead of checking a lazily initialized global per value.
+struct FastLog2: Sendable {
     private static let sliceBits = 8
+    static let shared = FastLog2()
 
     /// Interleaved per slice: 1/c, then -log2(1/c) computed from that rounded 1/c by libm.
-    private static let table: [Double] = {
+    private let table: [Double]
+
+    private init() {
         let libmLog2: (Double) -> Double = log2
-        let slices = 1 << sliceBits
+        let slices = 1 << Self.sliceBits
         var table = [Double](repeating: 0, count: 2 * slices)
         for slice in 0..<slices {
-            let start = 1 + Double(slice) / Double(slices)
-            let inverse = 1 / start
+            let inverse = 1 / (1 + Double(slice) / Double(slices))
             table[2 * slice] = inverse
             table[2 * slice + 1] = -libmLog2(inverse)
         }
-        return table
-    }()
+        self.table = table
+    }
 
     /// log2(x) for a positive, finite, normal x (the caller guarantees it).
     @inline(__always)
-    static func evaluate(_ x: Double) -> Double {
+    func evaluate(_ x: Double) -> Double {
         let bits = x.bitPattern
         let exponent = Double(Int(truncatingIfNeeded: bits >> 52) - 1023)
         let slice = Int(
-            truncatingIfNeeded: (bits >> (52 - UInt64(sliceBits))) & ((1 << UInt64(sliceBits)) - 1))
+            truncatingIfNeeded: (bits >> (52 - UInt64(Self.sliceBits))) & ((1 << UInt64(Self.sliceBits)) - 1))
         let mantissa = Double(bitPattern: (bits & 0x000F_FFFF_FFFF_FFFF) | 0x3FF0_0000_0000_0000)
         return table.withUnsafeBufferPointer { table in
             let r = mantissa * table[2 * slice] - 1

@@ -50,6 +50,7 @@ public struct IndexMapping: Sendable, Hashable, CustomStringConvertible {
     private let multiplier: Double
     /// Magnitudes at or below this go to the zero bin (DataDog's `min_possible`).
     let minIndexableMagnitude: Double
+    private let fastLog2 = FastLog2.shared
 
     /// Cubic interpolation's coefficients: log2(1+s) ≈ A s³ + B s² + C s on [0, 1).
     private static let cubicA = 6.0 / 35.0
@@ -99,6 +100,17 @@ public struct IndexMapping: Sendable, Hashable, CustomStringConvertible {
         self.minIndexableMagnitude = Double.leastNormalMagnitude * (1 + gammaMantissa)
     }
 
+    /// Equal when they are the same on the wire: gamma, offset and interpolation.
+    public static func == (lhs: IndexMapping, rhs: IndexMapping) -> Bool {
+        lhs.gamma == rhs.gamma && lhs.indexOffset == rhs.indexOffset && lhs.interpolation == rhs.interpolation
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(gamma)
+        hasher.combine(indexOffset)
+        hasher.combine(interpolation)
+    }
+
     public var description: String {
         "IndexMapping(gamma: \(gamma), indexOffset: \(indexOffset), interpolation: \(interpolation))"
     }
@@ -116,15 +128,16 @@ public struct IndexMapping: Sendable, Hashable, CustomStringConvertible {
     func key(_ magnitude: Double) -> Int {
         let logGamma: Double
         switch interpolation {
-        case .none: logGamma = FastLog2.evaluate(magnitude) * multiplier
+        case .none: logGamma = fastLog2.evaluate(magnitude) * multiplier
         case .linear: logGamma = Self.linearLog2(magnitude) * multiplier
         case .cubic: logGamma = Self.cubicLog2(magnitude) * multiplier
         case .quadratic: preconditionFailure("rejected at init")
         }
-        // ceil without a libm call (the baseline x86-64 target has no rounding instruction);
-        // |logGamma| < 2^31, so the conversion cannot trap.
+        // ceil without a libm call (the baseline x86-64 target has no rounding instruction) and
+        // without a branch (which way it goes is a coin toss per value); |logGamma| < 2^31, so the
+        // conversion cannot trap.
         let truncated = Int(logGamma)
-        let ceiling = Double(truncated) < logGamma ? truncated + 1 : truncated
+        let ceiling = truncated &+ Int(unsafeBitCast(Double(truncated) < logGamma, to: UInt8.self))
         guard indexOffset != 0 else { return ceiling }
         return Int(Double(ceiling) + indexOffset)
     }

@@ -14,6 +14,9 @@
 /// - Same values in, same bins and same bytes out; merging is exact, commutative and associative.
 public struct QuantileSketch: Sendable, Equatable {
     public static let defaultMaxBins = 2048
+    /// The most values a sketch holds: counts travel as doubles, which carry whole numbers exactly
+    /// up to 2^53.
+    public static let maxCount: UInt64 = 1 << 53
 
     public let mapping: IndexMapping
     var positive: BinStore
@@ -71,9 +74,8 @@ public struct QuantileSketch: Sendable, Equatable {
     public mutating func add(_ value: Double, count: UInt64 = 1) throws(SketchError) {
         guard value.isFinite else { throw SketchError.nonFiniteValue(value) }
         guard count != 0 else { return }
-        let (total, overflow) = self.count.addingReportingOverflow(count)
-        guard !overflow else { throw SketchError.countOverflow }
-        self.count = total
+        guard count <= Self.maxCount - self.count else { throw SketchError.countOverflow }
+        self.count += count
         if value > mapping.minIndexableMagnitude {
             positive.add(key: mapping.key(value), count: count)
         } else if value < -mapping.minIndexableMagnitude {
@@ -88,6 +90,7 @@ public struct QuantileSketch: Sendable, Equatable {
 
     /// Adds each value once. Stops at the first non-finite value and throws; the values before it
     /// stay added.
+    @inlinable
     public mutating func add(contentsOf values: some Sequence<Double>) throws(SketchError) {
         for value in values { try add(value) }
     }
@@ -98,9 +101,8 @@ public struct QuantileSketch: Sendable, Equatable {
             throw SketchError.incompatibleMappings(mapping, other.mapping)
         }
         guard !other.isEmpty else { return }
-        let (total, overflow) = count.addingReportingOverflow(other.count)
-        guard !overflow else { throw SketchError.countOverflow }
-        count = total
+        guard other.count <= Self.maxCount - count else { throw SketchError.countOverflow }
+        count += other.count
         positive.merge(other.positive)
         negative.merge(other.negative)
         zeroCount &+= other.zeroCount

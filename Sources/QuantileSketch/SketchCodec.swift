@@ -39,8 +39,9 @@ private enum WireType: UInt64 {
     case fixed32 = 5
 }
 
-/// A bin count must be a whole number a double carries exactly.
-private let maxExactCount = 9_007_199_254_740_992.0  // 2^53
+/// A count must be a whole number a double carries exactly: at most 2^53 (`QuantileSketch.maxCount`).
+/// Computed, not stored: a stored global is initialized lazily and checked on every use.
+private var maxExactCount: Double { 9_007_199_254_740_992 }
 
 // MARK: - Encoding
 
@@ -82,7 +83,8 @@ extension QuantileSketch {
                 let counts = store.contiguousCounts
                 writer.writeTag(Field.Store.contiguousBinCounts, .lengthDelimited)
                 writer.writeVarint(UInt64(counts.count * 8))
-                for count in counts { writer.writeDouble(Double(count)) }
+                // Counts are at most 2^53 (maxCount): the signed conversion is exact and fast.
+                for count in counts { writer.writeDouble(Double(Int64(bitPattern: count))) }
                 if store.minKey != 0 {
                     writer.writeTag(Field.Store.contiguousBinIndexOffset, .varint)
                     writer.writeVarint(zigzag(store.minKey))
@@ -255,9 +257,12 @@ private struct SketchDecoder {
     /// What one Store message holds: where its contiguous counts lie in the input, the key of the
     /// first, and any map-form bins.
     struct StoreParts {
-        var contiguousRanges: [Range<Int>] = []
-        var contiguousCount = 0
+        /// The contiguous counts in order, validated and converted.
+        var contiguousCounts: [UInt64] = []
         var firstIndex: Int32 = 0
+        /// Element indexes (not keys: the offset may come last) of the first and last non-zero count.
+        var nonZeroElements: ClosedRange<Int>?
+        var contiguousTotal: UInt64 = 0
         var mapBins: [(key: Int32, count: UInt64)] = []
     }
 
@@ -328,10 +333,9 @@ private struct SketchDecoder {
         }
         let positive = try store(from: positiveParts, end: .lowestKeys, name: "positiveValues")
         let negative = try store(from: negativeParts, end: .highestKeys, name: "negativeValues")
-        let (signed, overflow) = positive.total.addingReportingOverflow(negative.total)
-        let (count, overflowWithZeros) = signed.addingReportingOverflow(zeroCount)
-        guard !overflow, !overflowWithZeros else {
-            throw malformed("DDSketch", 0, "total count overflows 2^64")
+        let count = positive.total + negative.total + zeroCount  // each at most 2^53: no overflow
+        guard count <= QuantileSketch.maxCount else {
+            throw malformed("DDSketch", 0, "total count \(count) is above 2^53")
         }
         return QuantileSketch(
             mapping: mapping, maxBins: maxBins, zeroCount: zeroCount, positive: positive, negative: negative,
@@ -364,19 +368,14 @@ private struct SketchDecoder {
                     throw malformed(
                         "\(name).contiguousBinCounts", at, "packed doubles length is not a multiple of 8")
                 }
-                try validateCounts(
-                    packed.position..<packed.end, name: name, firstElement: parts.contiguousCount)
-                parts.contiguousRanges.append(packed.position..<packed.end)
-                parts.contiguousCount += (packed.end - packed.position) / 8
+                try validateCounts(packed.position..<packed.end, name: name, into: &parts)
             case (Field.Store.contiguousBinCounts, .fixed64):  // the unpacked encoding of a repeated double
                 let start = reader.position
                 guard reader.end - start >= 8 else {
                     throw malformed("\(name).contiguousBinCounts", start, "truncated 64-bit value")
                 }
-                try validateCounts(start..<(start + 8), name: name, firstElement: parts.contiguousCount)
+                try validateCounts(start..<(start + 8), name: name, into: &parts)
                 reader.position += 8
-                parts.contiguousRanges.append(start..<(start + 8))
-                parts.contiguousCount += 1
             case (Field.Store.contiguousBinIndexOffset, .varint):
                 do {
                     parts.firstIndex = try readSInt32(&reader, "")
@@ -393,20 +392,53 @@ private struct SketchDecoder {
         return parts
     }
 
-    /// Checks that every double in `range` is a valid count.
-    private func validateCounts(_ range: Range<Int>, name: String, firstElement: Int) throws(SketchError) {
-        for (i, offset) in stride(from: range.lowerBound, to: range.upperBound, by: 8).enumerated() {
-            let value = count(at: offset)
-            if !isWholeCount(value) {
-                _ = try wholeCount(value, "\(name).contiguousBinCounts[\(firstElement + i)]", offset)
+    /// Checks that every double in `range` is a valid count and appends the run to `parts`.
+    private func validateCounts(
+        _ range: Range<Int>, name: String, into parts: inout StoreParts
+    ) throws(SketchError) {
+        let base = UnsafeRawPointer(buffer.baseAddress!)
+        let firstElement = parts.contiguousCounts.count
+        let elements = range.count / 8
+        var total = parts.contiguousTotal
+        var first = parts.nonZeroElements?.lowerBound ?? -1
+        var last = parts.nonZeroElements?.upperBound ?? -1
+        var failure: (value: Double, index: Int, offset: Int)?
+        let run = [UInt64](unsafeUninitializedCapacity: elements) { run, initialized in
+            for i in 0..<elements {
+                let offset = range.lowerBound &+ 8 &* i
+                let bits = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+                let value = Double(bitPattern: bits)
+                // Whole, non-negative, at most 2^53; NaN fails the first test. Signed conversions
+                // only: x86-64 has no unsigned ones, and this is the hot path.
+                guard value >= 0, value <= maxExactCount, value == Double(Int64(value)) else {
+                    failure = (value, firstElement + i, offset)
+                    break
+                }
+                let count = UInt64(Int64(value))
+                run[i] = count
+                initialized = i + 1
+                if count != 0 {
+                    total &+= count
+                    if first < 0 { first = firstElement &+ i }
+                    last = firstElement &+ i
+                }
             }
         }
-    }
-
-    /// The double at a byte offset already checked to lie in the input.
-    private func count(at offset: Int) -> Double {
-        let bits = UnsafeRawPointer(buffer.baseAddress! + offset).loadUnaligned(as: UInt64.self)
-        return Double(bitPattern: UInt64(littleEndian: bits))
+        if let failure {
+            _ = try wholeCount(failure.value, "\(name).contiguousBinCounts[\(failure.index)]", failure.offset)
+            preconditionFailure("wholeCount must reject what the fast test rejected")
+        }
+        if parts.contiguousCounts.isEmpty {
+            parts.contiguousCounts = run
+        } else {
+            parts.contiguousCounts += run
+        }
+        // Each count is at most 2^53, and so is the total before it: no wrap-around before this check.
+        guard total <= QuantileSketch.maxCount else {
+            throw malformed(name, range.lowerBound, "total count \(total) is above 2^53")
+        }
+        parts.contiguousTotal = total
+        parts.nonZeroElements = first < 0 ? nil : first...last
     }
 
     /// One `binCounts` map entry: key (sint32) and value (double); absent fields are 0.
@@ -438,10 +470,6 @@ private struct SketchDecoder {
         return Int32(bitPattern: (bits >> 1) ^ (0 &- (bits & 1)))
     }
 
-    private func isWholeCount(_ value: Double) -> Bool {
-        value >= 0 && value <= maxExactCount && value == value.rounded(.towardZero)
-    }
-
     /// A count as a whole number, or the error that says what is wrong with it.
     private func wholeCount(_ value: Double, _ field: String, _ offset: Int) throws(SketchError) -> UInt64 {
         guard value.isFinite else { throw malformed(field, offset, "count \(value) is not finite") }
@@ -460,45 +488,45 @@ private struct SketchDecoder {
         var low = Int.max
         var high = Int.min
         var total: UInt64 = 0
-        func note(_ key: Int, _ count: UInt64) throws(SketchError) {
-            guard count != 0 else { return }
-            guard key <= Int(Int32.max) else {
-                throw malformed("\(name).contiguousBinCounts", 0, "bin key \(key) does not fit 32 bits")
+        func note(_ keys: ClosedRange<Int>, _ count: UInt64) throws(SketchError) {
+            guard keys.upperBound <= Int(Int32.max) else {
+                throw malformed(
+                    "\(name).contiguousBinCounts", 0, "bin key \(keys.upperBound) does not fit 32 bits")
             }
-            let (sum, overflow) = total.addingReportingOverflow(count)
-            guard !overflow else { throw malformed(name, 0, "total count overflows 2^64") }
-            total = sum
-            low = Swift.min(low, key)
-            high = Swift.max(high, key)
+            total += count
+            guard total <= QuantileSketch.maxCount else {
+                throw malformed(name, 0, "total count \(total) is above 2^53")
+            }
+            low = Swift.min(low, keys.lowerBound)
+            high = Swift.max(high, keys.upperBound)
         }
-        try forEachBin(in: parts, note)
-        var store = BinStore(maxBins: maxBins, collapsingEnd: end)
-        guard total > 0 else { return store }
+        for part in parts {
+            if let elements = part.nonZeroElements {
+                let first = Int(part.firstIndex)
+                try note((first + elements.lowerBound)...(first + elements.upperBound), part.contiguousTotal)
+            }
+            for bin in part.mapBins { try note(Int(bin.key)...Int(bin.key), bin.count) }
+        }
+        guard total > 0 else { return BinStore(maxBins: maxBins, collapsingEnd: end) }
         guard high - low < maxBins else {
             throw malformed(
                 name, 0,
                 "bins span keys \(low)...\(high) (\(high - low + 1) keys), over the bin limit of \(maxBins)")
         }
-        store = BinStore(maxBins: maxBins, collapsingEnd: end, window: low...high)
-        forEachBin(in: parts) { key, count in
-            if count != 0 { store.add(key: key, count: count) }
+        // The usual case: one contiguous run and nothing else. Its non-zero span is the window.
+        if parts.count == 1, parts[0].mapBins.isEmpty, let span = parts[0].nonZeroElements {
+            return BinStore(
+                maxBins: maxBins, collapsingEnd: end, firstKey: low,
+                counts: Array(parts[0].contiguousCounts[span]), total: total)
         }
-        return store
-    }
-
-    /// Every (key, count) the parts name, zeros included, map bins after contiguous ones.
-    private func forEachBin<E: Error>(
-        in parts: [StoreParts], _ body: (Int, UInt64) throws(E) -> Void
-    ) throws(E) {
+        var counts = [UInt64](repeating: 0, count: high - low + 1)
         for part in parts {
-            var key = Int(part.firstIndex)
-            for range in part.contiguousRanges {
-                for offset in stride(from: range.lowerBound, to: range.upperBound, by: 8) {
-                    try body(key, UInt64(count(at: offset)))
-                    key += 1
-                }
+            if let span = part.nonZeroElements {
+                let slot = Int(part.firstIndex) - low  // the window slot of element 0
+                for element in span { counts[slot + element] += part.contiguousCounts[element] }
             }
-            for bin in part.mapBins { try body(Int(bin.key), bin.count) }
+            for bin in part.mapBins { counts[Int(bin.key) - low] += bin.count }
         }
+        return BinStore(maxBins: maxBins, collapsingEnd: end, firstKey: low, counts: counts, total: total)
     }
 }

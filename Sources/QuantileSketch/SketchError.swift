@@ -17,7 +17,7 @@ public enum SketchError: Error, Sendable, Hashable, CustomStringConvertible {
     case invalidQuantile(Double)
     /// Merging sketches whose mappings bin values differently.
     case incompatibleMappings(IndexMapping, IndexMapping)
-    /// The total count would exceed what a sketch can count exactly.
+    /// The total count would exceed 2^53, what a sketch (and its wire format) counts exactly.
     case countOverflow
     /// Malformed protobuf bytes.
     case malformed(field: String, offset: Int, reason: String)
@@ -43,7 +43,7 @@ public enum SketchError: Error, Sendable, Hashable, CustomStringConvertible {
             "cannot merge sketches with different mappings: gamma \(a.gamma) (offset \(a.indexOffset), "
                 + "\(a.interpolation)) and gamma \(b.gamma) (offset \(b.indexOffset), \(b.interpolation))"
         case .countOverflow:
-            "the total count would overflow 2^64"
+            "the total count would exceed 2^53, the most a sketch counts exactly"
         case .malformed(let field, let offset, let reason):
             "malformed sketch at byte \(offset) (\(field)): \(reason)"
         }

@@ -47,7 +47,9 @@ struct AccuracyTests {
             let answers = try #require(try sketch.quantiles(testQuantiles))
             for (q, answer) in zip(testQuantiles, answers) {
                 let exact = exactQuantile(sorted, q)
-                #expect(isWithin(0.01, answer, of: exact), "\(name) seed \(seed) n \(count) q \(q): \(answer) vs \(exact)")
+                #expect(
+                    isWithin(0.01, answer, of: exact),
+                    "\(name) seed \(seed) n \(count) q \(q): \(answer) vs \(exact)")
             }
         }
     }
@@ -62,7 +64,9 @@ struct AccuracyTests {
         for q in testQuantiles + stride(from: 0.0, through: 1.0, by: 0.0125).map({ $0 }) {
             let answer = try #require(try sketch.quantile(q))
             let exact = exactQuantile(sorted, q)
-            #expect(isWithin(accuracy, answer, of: exact), "a \(accuracy) seed \(seed) q \(q): \(answer) vs \(exact)")
+            #expect(
+                isWithin(accuracy, answer, of: exact),
+                "a \(accuracy) seed \(seed) q \(q): \(answer) vs \(exact)")
         }
         #expect(sketch.count == UInt64(values.count))
         #expect(sketch.zeroCount == UInt64(values.filter { $0 == 0 }.count))
@@ -102,7 +106,8 @@ struct AccuracyTests {
 
     @Test func manyQuantilesAtOnceMatchOneAtATime() throws {
         var sketch = try QuantileSketch()
-        try sketch.add(contentsOf: LatencyDistribution.lognormal(median: 8, sigma: 0.5).samples(3000, seed: 3))
+        try sketch.add(
+            contentsOf: LatencyDistribution.lognormal(median: 8, sigma: 0.5).samples(3000, seed: 3))
         let unordered = [0.99, 0.1, 0.5, 1, 0, 0.5, 0.999]
         let together = try #require(try sketch.quantiles(unordered))
         for (q, answer) in zip(unordered, together) {
@@ -139,9 +144,13 @@ struct AccuracyTests {
 
     @Test func countOverflowIsAnError() throws {
         var sketch = try QuantileSketch()
-        try sketch.add(1, count: UInt64.max - 1)
+        try sketch.add(1, count: QuantileSketch.maxCount - 1)
         #expect(throws: SketchError.countOverflow) { try sketch.add(2, count: 2) }
-        #expect(sketch.count == UInt64.max - 1)
+        #expect(throws: SketchError.countOverflow) { try sketch.add(2, count: UInt64.max) }
+        #expect(sketch.count == QuantileSketch.maxCount - 1)
+        // At the limit the sketch still encodes exactly and decodes back.
+        try sketch.add(2)
+        #expect(try QuantileSketch(decoding: sketch.encoded()).count == QuantileSketch.maxCount)
         var other = try QuantileSketch()
         try other.add(3, count: 5)
         #expect(throws: SketchError.countOverflow) { try sketch.merge(other) }

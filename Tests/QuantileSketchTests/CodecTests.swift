@@ -52,13 +52,18 @@ struct ProtoBytes {
 }
 
 /// Expects decoding to fail with a message that contains every fragment.
-func expectRejected(_ bytes: [UInt8], _ fragments: String..., sourceLocation: SourceLocation = #_sourceLocation) {
+func expectRejected(
+    _ bytes: [UInt8], _ fragments: String..., sourceLocation: SourceLocation = #_sourceLocation
+) {
     do {
         let sketch = try QuantileSketch(decoding: bytes)
-        Issue.record("decoded \(sketch.count) values; expected an error with \(fragments)", sourceLocation: sourceLocation)
+        Issue.record(
+            "decoded \(sketch.count) values; expected an error with \(fragments)",
+            sourceLocation: sourceLocation)
     } catch {
         for fragment in fragments {
-            #expect(error.description.contains(fragment), "\(error.description)", sourceLocation: sourceLocation)
+            #expect(
+                error.description.contains(fragment), "\(error.description)", sourceLocation: sourceLocation)
         }
     }
 }
@@ -66,7 +71,10 @@ func expectRejected(_ bytes: [UInt8], _ fragments: String..., sourceLocation: So
 struct CodecRoundTripTests {
     @Test(arguments: 0..<6)
     func roundTripKeepsBinsAndReencodesIdentically(seed: Int) throws {
-        for values in [mixedValues(3000, seed: UInt64(seed)), LatencyDistribution.lognormal(median: 8, sigma: 0.1).samples(1000, seed: UInt64(seed))] {
+        for values in [
+            mixedValues(3000, seed: UInt64(seed)),
+            LatencyDistribution.lognormal(median: 8, sigma: 0.1).samples(1000, seed: UInt64(seed)),
+        ] {
             let original = try sketch(of: values)
             let wire = original.encoded()
             let decoded = try QuantileSketch(decoding: wire)
@@ -92,7 +100,8 @@ struct CodecRoundTripTests {
 
     @Test func narrowLognormalFitsInFourHundredBytes() throws {
         for seed in 0..<20 {
-            let values = LatencyDistribution.lognormal(median: 8, sigma: 0.1).samples(1000, seed: UInt64(seed))
+            let values = LatencyDistribution.lognormal(median: 8, sigma: 0.1).samples(
+                1000, seed: UInt64(seed))
             #expect(try sketch(of: values).encoded().count <= 400)
         }
     }
@@ -183,7 +192,10 @@ struct CodecReaderTests {
             proto.mapping(interpolation: interpolation)
             expectRejected(proto.bytes, "interpolation", name)
         }
-        for (count, reason) in [(-1.0, "negative"), (.nan, "not finite"), (.infinity, "not finite"), (0.5, "whole"), (1e17, "2^53")] {
+        for (count, reason) in [
+            (-1.0, "negative"), (.nan, "not finite"), (.infinity, "not finite"), (0.5, "whole"),
+            (1e17, "2^53"),
+        ] {
             var packed = ProtoBytes()
             packed.mapping()
             packed.message(2) { $0.packedDoubles(2, [1, count]) }
@@ -255,7 +267,9 @@ struct CodecReaderTests {
     }
 
     @Test func everyTruncationOfAValidSketchIsHandled() throws {
-        let values = mixedValues(40, seed: 5) + LatencyDistribution.lognormal(median: 8, sigma: 0.1).samples(260, seed: 5)
+        let values =
+            mixedValues(40, seed: 5)
+            + LatencyDistribution.lognormal(median: 8, sigma: 0.1).samples(260, seed: 5)
         let wire = try sketch(of: values).encoded()
         for length in 0..<wire.count {
             // A prefix may end on a field boundary and be a valid (smaller) sketch; otherwise it
@@ -275,7 +289,8 @@ struct CodecFuzzTests {
         var generator = SeededGenerator(seed: UInt64(seed) &* 7919)
         let seeds = try [
             sketch(of: mixedValues(200, seed: UInt64(seed))).encoded(),
-            sketch(of: LatencyDistribution.lognormal(median: 8, sigma: 0.3).samples(500, seed: UInt64(seed))).encoded(),
+            sketch(of: LatencyDistribution.lognormal(median: 8, sigma: 0.3).samples(500, seed: UInt64(seed)))
+                .encoded(),
             QuantileSketch().encoded(),
         ]
         var accepted = 0
@@ -301,7 +316,8 @@ struct CodecFuzzTests {
                 _ = try decoded.quantiles(testQuantiles)
                 let again = try QuantileSketch(decoding: decoded.encoded())
                 #expect(again.count == decoded.count)
-                #expect(again.positive.bins.count <= again.maxBins && again.negative.bins.count <= again.maxBins)
+                #expect(
+                    again.positive.bins.count <= again.maxBins && again.negative.bins.count <= again.maxBins)
             } catch {
                 #expect(!error.description.isEmpty)
             }
@@ -313,7 +329,9 @@ struct CodecFuzzTests {
     func randomBytesNeverTrap(seed: Int) {
         var generator = SeededGenerator(seed: UInt64(seed) + 31337)
         for _ in 0..<3000 {
-            let bytes = (0..<Int(generator.next() % 64)).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
+            let bytes = (0..<Int(generator.next() % 64)).map { _ in
+                UInt8(truncatingIfNeeded: generator.next())
+            }
             _ = try? QuantileSketch(decoding: bytes)
         }
     }
@@ -338,7 +356,8 @@ struct PythonInteropTests {
     static let fixtures: [Fixture] = {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             .appendingPathComponent("Fixtures/ddsketch-python.json")
-        guard let data = try? Data(contentsOf: url), let file = try? JSONDecoder().decode(FixtureFile.self, from: data)
+        guard let data = try? Data(contentsOf: url),
+            let file = try? JSONDecoder().decode(FixtureFile.self, from: data)
         else { return [] }
         return file.fixtures
     }()
@@ -368,7 +387,9 @@ struct PythonInteropTests {
                 continue
             }
             let answer = try #require(ours)
-            #expect(abs(answer - theirs) <= 1e-9 * abs(theirs), "\(name) q \(label): ours \(answer), ddsketch \(theirs)")
+            #expect(
+                abs(answer - theirs) <= 1e-9 * abs(theirs),
+                "\(name) q \(label): ours \(answer), ddsketch \(theirs)")
             if let exact = fixture.exactQuantiles[label] ?? nil {
                 #expect(isWithin(fixture.relativeAccuracy, answer, of: exact), "\(name) q \(label)")
             }

@@ -6,7 +6,9 @@ import Testing
 
 @testable import QuantileSketch
 
-func sketch(of values: [Double], accuracy: Double = 0.01, maxBins: Int = QuantileSketch.defaultMaxBins)
+func sketch(
+    of values: [Double], accuracy: Double = 0.01, maxBins: Int = QuantileSketch.defaultMaxBins
+)
     throws -> QuantileSketch
 {
     var sketch = try QuantileSketch(relativeAccuracy: accuracy, maxBins: maxBins)
@@ -91,7 +93,9 @@ struct MergeTests {
 
 struct BinLimitTests {
     /// Values whose own key lies below the lowest key a limit of `maxBins` can keep.
-    func expectedCollapsed(_ values: [Double], maxBins: Int, mapping: IndexMapping) -> (positive: Int, negative: Int) {
+    func expectedCollapsed(
+        _ values: [Double], maxBins: Int, mapping: IndexMapping
+    ) -> (positive: Int, negative: Int) {
         let positiveKeys = values.filter { $0 > mapping.minIndexableMagnitude }.map { mapping.key($0) }
         let negativeKeys = values.filter { $0 < -mapping.minIndexableMagnitude }.map { mapping.key(-$0) }
         let floor = (positiveKeys.max() ?? 0) - maxBins + 1
@@ -134,7 +138,9 @@ struct BinLimitTests {
     func collapsingMergesAreOrderFreeAndMatchOneSketch(seed: Int) throws {
         let maxBins = 40
         let values = mixedValues(2000, seed: UInt64(seed) + 900)
-        var parts = try chunks(of: values, parts: 6, seed: UInt64(seed)).map { try sketch(of: $0, maxBins: maxBins) }
+        var parts = try chunks(of: values, parts: 6, seed: UInt64(seed)).map {
+            try sketch(of: $0, maxBins: maxBins)
+        }
         let whole = try sketch(of: values, maxBins: maxBins)
         var generator = SeededGenerator(seed: UInt64(seed))
         for _ in 0..<3 {
