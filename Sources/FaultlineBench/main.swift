@@ -112,32 +112,36 @@ func printTable(_ results: [DatasetResult]) throws {
         )
     }
 
-    let pool = try sketches(count: 1000, samples: 1000, distribution: lognormal)
-    let merge = try medianNanoseconds(operations: pool.count) {
-        var accumulator = try QuantileSketch()
-        for sketch in pool { try accumulator.merge(sketch) }
-        sink &+= accumulator.count
-    }
-    let pairMerge = try medianNanoseconds(operations: pool.count / 2) {
-        for i in stride(from: 0, to: pool.count, by: 2) {
-            var left = pool[i]
-            try left.merge(pool[i + 1])
-            sink &+= left.count
-        }
-    }
-    let encode = medianNanoseconds(operations: pool.count) {
-        for sketch in pool { sink &+= UInt64(sketch.encoded().count) }
-    }
-    let wires = pool.map { $0.encoded() }
-    let decode = try medianNanoseconds(operations: wires.count) {
-        for wire in wires { sink &+= try QuantileSketch(decoding: wire).count }
-    }
     print("")
-    print("1,000-sample lognormal sketches")
-    print("  merge into an accumulator   \(String(format: "%8.1f", merge)) ns per sketch")
-    print("  merge a pair (copy + merge) \(String(format: "%8.1f", pairMerge)) ns per pair")
-    print("  encode                      \(String(format: "%8.1f", encode)) ns per sketch")
-    print("  decode                      \(String(format: "%8.1f", decode)) ns per sketch")
+    print("1,000-sample sketches (ns per sketch; mean non-empty bins in brackets)")
+    for (label, distribution) in [("lognormal σ=0.1", narrow), ("lognormal σ=0.45", lognormal)] {
+        let pool = try sketches(count: 1000, samples: 1000, distribution: distribution)
+        let bins = Double(pool.map(\.binCount).reduce(0, +)) / Double(pool.count)
+        let merge = try medianNanoseconds(operations: pool.count) {
+            var accumulator = try QuantileSketch()
+            for sketch in pool { try accumulator.merge(sketch) }
+            sink &+= accumulator.count
+        }
+        let pairMerge = try medianNanoseconds(operations: pool.count / 2) {
+            for i in stride(from: 0, to: pool.count, by: 2) {
+                var left = pool[i]
+                try left.merge(pool[i + 1])
+                sink &+= left.count
+            }
+        }
+        let encode = medianNanoseconds(operations: pool.count) {
+            for sketch in pool { sink &+= UInt64(sketch.encoded().count) }
+        }
+        let wires = pool.map { $0.encoded() }
+        let decode = try medianNanoseconds(operations: wires.count) {
+            for wire in wires { sink &+= try QuantileSketch(decoding: wire).count }
+        }
+        print("  \(label) [\(String(format: "%.0f", bins)) bins]")
+        print("    merge into an accumulator   \(String(format: "%8.1f", merge))")
+        print("    merge a pair (copy + merge) \(String(format: "%8.1f", pairMerge))")
+        print("    encode                      \(String(format: "%8.1f", encode))")
+        print("    decode                      \(String(format: "%8.1f", decode))")
+    }
 
     print("")
     print("encoded bytes (mean over 100 sketches)")

@@ -91,7 +91,7 @@ private func systemWrite(_ fd: Int32, _ bytes: UnsafeRawPointer, _ count: Int) -
 }
 
 /// A subcommand: its options are its stored properties, parsed and validated in `init`.
-public protocol Command {
+public protocol Command: Sendable {
     /// The words that invoke it, e.g. "sketch quantiles".
     static var name: String { get }
     /// One line for the parent's command list.
@@ -140,7 +140,9 @@ struct OptionParser {
                     index += 1
                 }
             } else if knownFlags.contains(name), inlineValue == nil {
-                flags.insert(name)
+                guard flags.insert(name).inserted else {
+                    throw CommandError.usage("option '--\(name)' given twice")
+                }
             } else if knownFlags.contains(name) {
                 throw CommandError.usage("option '--\(name)' takes no value")
             } else {

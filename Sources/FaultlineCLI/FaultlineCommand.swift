@@ -48,7 +48,7 @@ public enum FaultlineCommand {
 
     /// Runs one command line (without the program name) against `io`.
     public static func run(_ arguments: [String], io: some CommandIO) -> ExitCode {
-        if arguments.first == "--version" {
+        if arguments == ["--version"] {
             io.write("faultline \(version)\n")
             return .success
         }

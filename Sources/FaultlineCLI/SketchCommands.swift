@@ -18,7 +18,8 @@ struct QuantileOutputOptions {
         var labels: [String] = []
         var quantiles: [Double] = []
         for label in text.split(separator: ",", omittingEmptySubsequences: false).map({ String($0) }) {
-            guard let q = Double(label), q >= 0, q <= 1 else {
+            let isDecimal = !label.isEmpty && label.allSatisfy { "0123456789.eE+-".contains($0) }
+            guard isDecimal, let q = Double(label), q >= 0, q <= 1 else {
                 throw CommandError.usage("--q takes numbers in [0, 1] separated by commas, got '\(label)'")
             }
             guard !labels.contains(label) else { throw CommandError.usage("--q names \(label) twice") }

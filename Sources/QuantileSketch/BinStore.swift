@@ -57,7 +57,7 @@ struct BinStore: Sendable {
             if key > maxKey { maxKey = key }
             total &+= count
         } else {
-            addOutsideWindow(key: key, count: count, alreadyCollapsed: 0)
+            addOutsideWindow(key: key, count: count)
         }
     }
 
@@ -78,28 +78,31 @@ struct BinStore: Sendable {
             collapsedCount &+= other.collapsedCount
             return
         }
-        // Widest key first: the window slides once, and the rest land in it or collapse.
-        let collapsedEnd = collapsingEnd == .lowestKeys ? other.minKey : other.maxKey
-        for key in other.keysFromWidest() {
+        // Make the window cover both stores (within the bin limit) once, then add every bin of
+        // `other`, collapsing what falls beyond the limit into the bin at its edge.
+        let (low, high) = keptRange(Swift.min(minKey, other.minKey), Swift.max(maxKey, other.maxKey))
+        if isEmpty || windowMustChange(low, high) {
+            rebuildWindow(low: low, high: high, growingUp: isEmpty || other.maxKey > maxKey)
+        }
+        // Only the bin at `other`'s collapsing end carries values collapsed there already.
+        let carryingKey = collapsingEnd == .lowestKeys ? other.minKey : other.maxKey
+        var moved: UInt64 = 0
+        for key in other.minKey...other.maxKey {
             let count = other.bins[key - other.base]
             guard count != 0 else { continue }
-            // Only the bin at `other`'s collapsing end carries values collapsed there already.
-            let carried = key == collapsedEnd ? other.collapsedCount : 0
-            addOutsideWindow(key: key, count: count, alreadyCollapsed: carried)
+            let target = Swift.min(Swift.max(key, low), high)
+            bins[target - base] &+= count
+            if target != key { moved &+= count - (key == carryingKey ? other.collapsedCount : 0) }
         }
+        collapsedCount &+= other.collapsedCount &+ moved
+        minKey = Swift.min(minKey, Swift.min(Swift.max(other.minKey, low), high))
+        maxKey = Swift.max(maxKey, Swift.min(Swift.max(other.maxKey, low), high))
+        total &+= other.total
     }
 
-    /// Non-empty keys of the store, starting at the end that is never collapsed.
-    private func keysFromWidest() -> StrideThrough<Int> {
-        collapsingEnd == .lowestKeys
-            ? stride(from: maxKey, through: minKey, by: -1)
-            : stride(from: minKey, through: maxKey, by: 1)
-    }
-
-    /// The slow path of `add`, also used by `merge`: widens (or, at the bin limit, slides) the
-    /// window so that the key fits, collapsing what falls out. `alreadyCollapsed` of the `count`
-    /// values were collapsed before they arrived here.
-    private mutating func addOutsideWindow(key: Int, count: UInt64, alreadyCollapsed: UInt64) {
+    /// The slow path of `add`: widens (or, at the bin limit, slides) the
+    /// window so that the key fits, collapsing what falls out.
+    private mutating func addOutsideWindow(key: Int, count: UInt64) {
         var target = key
         if isEmpty {
             let width = Swift.min(maxBins, 2 * Self.growthSlack)
@@ -108,28 +111,33 @@ struct BinStore: Sendable {
             minKey = key
             maxKey = key
         } else {
-            var low = Swift.min(minKey, key)
-            var high = Swift.max(maxKey, key)
-            if high - low + 1 > maxBins {
-                switch collapsingEnd {
-                case .lowestKeys:
-                    low = high - maxBins + 1
-                    target = Swift.max(key, low)
-                case .highestKeys:
-                    high = low + maxBins - 1
-                    target = Swift.min(key, high)
-                }
-            }
-            if low < base || high >= base + bins.count || low > minKey || high < maxKey {
+            let (low, high) = keptRange(Swift.min(minKey, key), Swift.max(maxKey, key))
+            target = Swift.min(Swift.max(key, low), high)
+            if windowMustChange(low, high) {
                 rebuildWindow(low: low, high: high, growingUp: key > maxKey)
             }
         }
         bins[target - base] &+= count
-        if target != key { collapsedCount &+= count - alreadyCollapsed }
-        collapsedCount &+= alreadyCollapsed
+        if target != key { collapsedCount &+= count }
         minKey = Swift.min(minKey, target)
         maxKey = Swift.max(maxKey, target)
         total &+= count
+    }
+
+    /// The keys a store spanning `low...high` keeps: all of them, or at the bin limit the
+    /// `maxBins` keys at the end that never collapses.
+    private func keptRange(_ low: Int, _ high: Int) -> (low: Int, high: Int) {
+        guard high - low + 1 > maxBins else { return (low, high) }
+        switch collapsingEnd {
+        case .lowestKeys: return (high - maxBins + 1, high)
+        case .highestKeys: return (low, low + maxBins - 1)
+        }
+    }
+
+    /// The window must move when it does not cover `low...high`, or when bins it holds now fall
+    /// outside that range and must collapse.
+    private func windowMustChange(_ low: Int, _ high: Int) -> Bool {
+        low < base || high >= base + bins.count || low > minKey || high < maxKey
     }
 
     /// Moves the counts into a new window that covers `low...high` (at most `maxBins` wide) plus
@@ -142,9 +150,9 @@ struct BinStore: Sendable {
         var moved: UInt64 = 0
         var collapsedEndMoved = false
         let collapsedEnd = collapsingEnd == .lowestKeys ? minKey : maxKey
-        for key in minKey...maxKey {
+        // A stride, not a range: an empty store's minKey > maxKey walks nothing.
+        for key in stride(from: minKey, through: maxKey, by: 1) where bins[key - base] != 0 {
             let count = bins[key - base]
-            guard count != 0 else { continue }
             let target = Swift.min(Swift.max(key, low), high)
             newBins[target - newBase] &+= count
             if target != key {
@@ -157,6 +165,7 @@ struct BinStore: Sendable {
         collapsedCount = collapsedCount &+ moved &- (collapsedEndMoved ? collapsedCount : 0)
         bins = newBins
         base = newBase
+        guard !isEmpty else { return }
         minKey = Swift.min(Swift.max(minKey, low), high)
         maxKey = Swift.min(Swift.max(maxKey, low), high)
     }

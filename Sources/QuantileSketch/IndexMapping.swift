@@ -64,8 +64,13 @@ public struct IndexMapping: Sendable, Hashable, CustomStringConvertible {
         guard relativeAccuracy.isFinite, relativeAccuracy > 0, relativeAccuracy < 1 else {
             throw SketchError.invalidRelativeAccuracy(relativeAccuracy)
         }
-        try self.init(
-            gamma: 1 + 2 * relativeAccuracy / (1 - relativeAccuracy), indexOffset: 0, interpolation: .none)
+        do {
+            try self.init(
+                gamma: 1 + 2 * relativeAccuracy / (1 - relativeAccuracy), indexOffset: 0, interpolation: .none
+            )
+        } catch {
+            throw SketchError.invalidRelativeAccuracy(relativeAccuracy)  // too fine: keys would overflow
+        }
     }
 
     /// A mapping as a protobuf describes it. Rejects a gamma that is not finite and > 1, a

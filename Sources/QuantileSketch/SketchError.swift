@@ -25,7 +25,7 @@ public enum SketchError: Error, Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .invalidRelativeAccuracy(let a):
-            "relative accuracy must be in (0, 1), got \(a)"
+            "relative accuracy must be in (0, 1) and at least about 3.6e-7 (finer would overflow 32-bit bin keys), got \(a)"
         case .invalidGamma(let gamma):
             "gamma must be finite and > 1 (and not so close to 1 that bin keys overflow 32 bits), got \(gamma)"
         case .invalidIndexOffset(let offset):

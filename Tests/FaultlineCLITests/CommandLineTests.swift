@@ -29,7 +29,7 @@ struct CommandLineTests {
         Misuse(args: ["sketch", "quantiles", "--accuracy", "0"], complaint: "--accuracy"),
         Misuse(args: ["sketch", "quantiles", "--accuracy", "1"], complaint: "--accuracy"),
         Misuse(args: ["sketch", "quantiles", "--accuracy", "-0.01"], complaint: "--accuracy"),
-        Misuse(args: ["sketch", "quantiles", "--accuracy", "1e-12"], complaint: "--accuracy"),
+        Misuse(args: ["sketch", "quantiles", "--accuracy", "1e-12"], complaint: "at least about 3.6e-7"),
         Misuse(args: ["sketch", "quantiles", "--accuracy", "inf"], complaint: "--accuracy"),
         Misuse(args: ["sketch", "quantiles", "--accuracy=abc"], complaint: "--accuracy"),
         Misuse(args: ["sketch", "quantiles", "--q", "0.5", "--q", "0.9"], complaint: "'--q' given twice"),
@@ -38,6 +38,8 @@ struct CommandLineTests {
             args: ["sketch", "quantiles", "--accuracy", "0.01", "--accuracy=0.02"],
             complaint: "'--accuracy' given twice"),
         Misuse(args: ["sketch", "quantiles", "--json=yes"], complaint: "takes no value"),
+        Misuse(args: ["sketch", "quantiles", "--json", "--json"], complaint: "'--json' given twice"),
+        Misuse(args: ["sketch", "quantiles", "--q", "0x1p-1"], complaint: "'0x1p-1'"),
         Misuse(args: ["sketch", "encode", "--json"], complaint: "unknown option '--json'"),
         Misuse(args: ["sketch", "encode", "--accuracy", "0"], complaint: "--accuracy"),
         Misuse(args: ["sketch", "decode", "--accuracy", "0.01"], complaint: "unknown option '--accuracy'"),
@@ -166,5 +168,8 @@ struct CommandLineTests {
         #expect(out == "faultline \(FaultlineCommand.version)\n")
         let parts = FaultlineCommand.version.split(separator: ".")
         #expect(parts.count == 3 && parts.allSatisfy { Int($0) != nil }, "a semantic version")
+        let (extraStatus, extraOut, _) = run(["--version", "extra"])
+        #expect(extraStatus == .usage)
+        #expect(extraOut == "")
     }
 }
