@@ -31,7 +31,10 @@ nonisolated(unsafe) var sink: UInt64 = 0
 struct DatasetResult {
     let name: String
     let count: Int
+    /// One `add(_:)` call per value, from this module (what a caller without a batch pays).
     let insertNanoseconds: Double
+    /// `add(contentsOf:)` on the whole array.
+    let batchInsertNanoseconds: Double
     /// (q, exact, estimate, relative error)
     let quantiles: [(q: Double, exact: Double, estimate: Double, error: Double)]
 }
@@ -44,13 +47,20 @@ func measureDataset(name: String, values: [Double]) throws -> DatasetResult {
         sink &+= fresh.count
         sketch = fresh
     }
+    let batchInsert = try medianNanoseconds(operations: values.count) {
+        var fresh = try QuantileSketch()
+        try fresh.add(contentsOf: values)
+        sink &+= fresh.count
+    }
     let sorted = values.sorted()
     let estimates = try sketch.quantiles(quantilesOfInterest) ?? []
     let rows = zip(quantilesOfInterest, estimates).map { q, estimate in
         let exact = sorted[Int((q * Double(sorted.count - 1)).rounded(.down))]
         return (q, exact, estimate, abs(estimate - exact) / abs(exact))
     }
-    return DatasetResult(name: name, count: values.count, insertNanoseconds: insert, quantiles: rows)
+    return DatasetResult(
+        name: name, count: values.count, insertNanoseconds: insert, batchInsertNanoseconds: batchInsert,
+        quantiles: rows)
 }
 
 func datasets(from directory: String?) throws -> [(name: String, values: [Double])] {
@@ -105,11 +115,12 @@ func printTable(_ results: [DatasetResult]) throws {
     let narrow = LatencyDistribution.lognormal(median: 8, sigma: 0.1)
     print("faultline-bench: \(machineDescription()); release build; median of \(runs) runs after a warm-up")
     print("")
-    print("insert (ns/value, 1,000,000 values)")
+    print("insert (ns/value, 1,000,000 values)   add(_:) per value   add(contentsOf:)")
     for result in results {
+        let name = result.name.padding(toLength: 10, withPad: " ", startingAt: 0)
         print(
-            "  \(result.name.padding(toLength: 10, withPad: " ", startingAt: 0)) \(String(format: "%7.2f", result.insertNanoseconds))"
-        )
+            "  \(name) \(String(format: "%25.2f", result.insertNanoseconds))"
+                + " \(String(format: "%18.2f", result.batchInsertNanoseconds))")
     }
 
     print("")
@@ -179,6 +190,7 @@ func printJSON(_ results: [DatasetResult]) {
         }
         return
             "\"\(result.name)\": {\"count\": \(result.count), \"insertNsPerValue\": \(number(result.insertNanoseconds)), "
+            + "\"batchInsertNsPerValue\": \(number(result.batchInsertNanoseconds)), "
             + "\"quantiles\": {\(quantiles.joined(separator: ", "))}}"
     }
     print(
@@ -186,17 +198,66 @@ func printJSON(_ results: [DatasetResult]) {
             + "\"datasets\": {\(datasets.joined(separator: ", "))}}")
 }
 
-let usage = "usage: faultline-bench [--json] [--data DIR] | --write-data DIR"
+/// A fixed amount of work, run `repeats` times without timing, for an instruction counter
+/// (ci/bench-instructions runs it under valgrind with 1 and 2 repeats and takes the difference).
+func runWorkload(_ name: String, repeats: Int) throws -> Int {
+    let narrow = LatencyDistribution.lognormal(median: 8, sigma: 0.1)
+    let lognormal = LatencyDistribution.benchmarkSet[0].distribution
+    switch name {
+    case "insert", "batch-insert":
+        let values = lognormal.samples(100_000, seed: 1)
+        for _ in 0..<repeats {
+            var sketch = try QuantileSketch()
+            if name == "insert" {
+                for value in values { try sketch.add(value) }
+            } else {
+                try sketch.add(contentsOf: values)
+            }
+            sink &+= sketch.count
+        }
+        return values.count
+    case "merge-narrow", "merge-wide", "encode-narrow", "encode-wide", "decode-narrow", "decode-wide":
+        let pool = try sketches(
+            count: 200, samples: 1000, distribution: name.hasSuffix("narrow") ? narrow : lognormal)
+        let wires = pool.map { $0.encoded() }
+        for _ in 0..<repeats {
+            if name.hasPrefix("merge") {
+                var accumulator = try QuantileSketch()
+                for sketch in pool { try accumulator.merge(sketch) }
+                sink &+= accumulator.count
+            } else if name.hasPrefix("encode") {
+                for sketch in pool { sink &+= UInt64(sketch.encoded().count) }
+            } else {
+                for wire in wires { sink &+= try QuantileSketch(decoding: wire).count }
+            }
+        }
+        return pool.count
+    default:
+        throw CocoaError(
+            .featureUnsupported, userInfo: [NSLocalizedDescriptionKey: "unknown workload \(name)"])
+    }
+}
+
+let usage = """
+    usage: faultline-bench [--json] [--data DIR]
+           faultline-bench --write-data DIR
+           faultline-bench --workload insert|batch-insert|merge-narrow|merge-wide|encode-narrow|encode-wide|decode-narrow|decode-wide --repeat N
+    """
 var arguments = Array(CommandLine.arguments.dropFirst())
 var json = false
 var dataDirectory: String?
 var writeDirectory: String?
+var workload: String?
+var repeats = 1
 while let argument = arguments.first {
     arguments.removeFirst()
     switch argument {
     case "--json": json = true
     case "--data" where !arguments.isEmpty: dataDirectory = arguments.removeFirst()
     case "--write-data" where !arguments.isEmpty: writeDirectory = arguments.removeFirst()
+    case "--workload" where !arguments.isEmpty: workload = arguments.removeFirst()
+    case "--repeat" where !arguments.isEmpty && Int(arguments[0]) != nil:
+        repeats = Int(arguments.removeFirst())!
     case "--help", "-h":
         print(usage)
         exit(0)
@@ -210,6 +271,12 @@ while let argument = arguments.first {
 do {
     if let writeDirectory {
         try writeDatasets(to: writeDirectory)
+        exit(0)
+    }
+    if let workload {
+        print(
+            "\(workload): \(try runWorkload(workload, repeats: repeats)) operations per repeat (sink \(sink % 10))"
+        )
         exit(0)
     }
     let results = try datasets(from: dataDirectory).map {

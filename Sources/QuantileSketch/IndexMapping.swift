@@ -37,6 +37,15 @@ public struct IndexMapping: Sendable, Hashable, CustomStringConvertible {
 
     /// Faultline's default relative accuracy.
     public static let defaultRelativeAccuracy = 0.01
+    static let defaultGamma = 1 + 2 * defaultRelativeAccuracy / (1 - defaultRelativeAccuracy)
+    /// The mapping most sketches use, built once (decoding and new sketches reuse it).
+    static let `default`: IndexMapping = {
+        do {
+            return try IndexMapping(relativeAccuracy: defaultRelativeAccuracy)
+        } catch {
+            preconditionFailure("the default relative accuracy must be valid: \(error)")
+        }
+    }()
 
     /// The base of the bins, as carried on the wire.
     public let gamma: Double
@@ -51,6 +60,8 @@ public struct IndexMapping: Sendable, Hashable, CustomStringConvertible {
     /// Magnitudes at or below this go to the zero bin (DataDog's `min_possible`).
     let minIndexableMagnitude: Double
     private let fastLog2 = FastLog2.shared
+    /// Exact keys without a logarithm, for the default mapping (most sketches).
+    private let keyTable: KeyTable?
 
     /// Cubic interpolation's coefficients: log2(1+s) ≈ A s³ + B s² + C s on [0, 1).
     private static let cubicA = 6.0 / 35.0
@@ -103,6 +114,8 @@ public struct IndexMapping: Sendable, Hashable, CustomStringConvertible {
         self.relativeAccuracy = accuracy
         self.multiplier = multiplier
         self.minIndexableMagnitude = Double.leastNormalMagnitude * (1 + gammaMantissa)
+        let isDefault = interpolation == .none && indexOffset == 0 && gamma == Self.defaultGamma
+        self.keyTable = isDefault ? KeyTable.forDefaultAccuracy : nil
     }
 
     /// Equal when they are the same on the wire: gamma, offset and interpolation.
@@ -133,7 +146,9 @@ public struct IndexMapping: Sendable, Hashable, CustomStringConvertible {
     func key(_ magnitude: Double) -> Int {
         let logGamma: Double
         switch interpolation {
-        case .none: logGamma = fastLog2.evaluate(magnitude) * multiplier
+        case .none:
+            if let keyTable, let key = keyTable.key(magnitude) { return key }
+            logGamma = fastLog2.evaluate(magnitude) * multiplier
         case .linear: logGamma = Self.linearLog2(magnitude) * multiplier
         case .cubic: logGamma = Self.cubicLog2(magnitude) * multiplier
         case .quadratic: preconditionFailure("rejected at init")

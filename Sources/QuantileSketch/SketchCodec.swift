@@ -51,18 +51,12 @@ extension QuantileSketch {
         let interpolation = UInt64(mapping.interpolation.rawValue)
         let mappingSize =
             9 + (mapping.indexOffset != 0 ? 9 : 0) + (interpolation != 0 ? 1 + varintSize(interpolation) : 0)
-        let stores = [(Field.Sketch.positiveValues, positive), (Field.Sketch.negativeValues, negative)]
-            .filter { !$0.1.isEmpty }
-        func storeSize(_ store: BinStore) -> Int {
-            let packed = store.contiguousCounts.count * 8
-            let offset = store.minKey != 0 ? 1 + varintSize(zigzag(store.minKey)) : 0
-            return 1 + varintSize(UInt64(packed)) + packed + offset
-        }
-        var total = 1 + varintSize(UInt64(mappingSize)) + mappingSize + (zeroCount != 0 ? 9 : 0)
-        for (_, store) in stores {
-            let size = storeSize(store)
-            total += 1 + varintSize(UInt64(size)) + size
-        }
+        let positiveSize = positive.encodedSize
+        let negativeSize = negative.encodedSize
+        func fieldSize(_ size: Int) -> Int { size == 0 ? 0 : 1 + varintSize(UInt64(size)) + size }
+        let total =
+            fieldSize(mappingSize) + fieldSize(positiveSize) + fieldSize(negativeSize)
+            + (zeroCount != 0 ? 9 : 0)
         return [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
             var writer = ProtobufWriter(buffer: buffer)
             writer.writeTag(Field.Sketch.mapping, .lengthDelimited)
@@ -77,25 +71,43 @@ extension QuantileSketch {
                 writer.writeTag(Field.Mapping.interpolation, .varint)
                 writer.writeVarint(interpolation)
             }
-            for (field, store) in stores {
-                writer.writeTag(field, .lengthDelimited)
-                writer.writeVarint(UInt64(storeSize(store)))
-                let counts = store.contiguousCounts
-                writer.writeTag(Field.Store.contiguousBinCounts, .lengthDelimited)
-                writer.writeVarint(UInt64(counts.count * 8))
-                // Counts are at most 2^53 (maxCount): the signed conversion is exact and fast.
-                for count in counts { writer.writeDouble(Double(Int64(bitPattern: count))) }
-                if store.minKey != 0 {
-                    writer.writeTag(Field.Store.contiguousBinIndexOffset, .varint)
-                    writer.writeVarint(zigzag(store.minKey))
-                }
-            }
+            positive.write(as: Field.Sketch.positiveValues, size: positiveSize, to: &writer)
+            negative.write(as: Field.Sketch.negativeValues, size: negativeSize, to: &writer)
             if zeroCount != 0 {
                 writer.writeTag(Field.Sketch.zeroCount, .fixed64)
                 writer.writeDouble(Double(zeroCount))
             }
             precondition(writer.position == total, "encoded size must match its computation")
             initialized = total
+        }
+    }
+}
+
+extension BinStore {
+    /// The size of the Store message: packed contiguous counts and their first key; 0 when empty.
+    fileprivate var encodedSize: Int {
+        guard !isEmpty else { return 0 }
+        let packed = (maxKey - minKey + 1) * 8
+        let offset = minKey != 0 ? 1 + varintSize(zigzag(minKey)) : 0
+        return 1 + varintSize(UInt64(packed)) + packed + offset
+    }
+
+    /// Writes the Store message as field `field` of the sketch (nothing when empty).
+    fileprivate func write(as field: UInt64, size: Int, to writer: inout ProtobufWriter) {
+        guard !isEmpty else { return }
+        writer.writeTag(field, .lengthDelimited)
+        writer.writeVarint(UInt64(size))
+        writer.writeTag(Field.Store.contiguousBinCounts, .lengthDelimited)
+        writer.writeVarint(UInt64((maxKey - minKey + 1) * 8))
+        bins.withUnsafeBufferPointer { bins in
+            // Counts are at most 2^53 (maxCount): the signed conversion is exact and fast.
+            for index in (minKey - base)...(maxKey - base) {
+                writer.writeDouble(Double(Int64(bitPattern: bins[index])))
+            }
+        }
+        if minKey != 0 {
+            writer.writeTag(Field.Store.contiguousBinIndexOffset, .varint)
+            writer.writeVarint(zigzag(minKey))
         }
     }
 }
@@ -147,20 +159,27 @@ extension QuantileSketch {
     /// anything that is not a valid sketch: truncation, a wire type that does not match its field,
     /// a gamma that is not finite and > 1, counts that are negative, fractional, non-finite or
     /// above 2^53, and bins that span more than `maxBins` keys on either sign.
+    @inlinable
     public init(decoding bytes: some Collection<UInt8>, maxBins: Int = defaultMaxBins) throws(SketchError) {
-        guard maxBins >= 1 else { throw SketchError.invalidBinLimit(maxBins) }
+        // Specialized in the caller; the work happens in one non-generic function.
         let decoded = bytes.withContiguousStorageIfAvailable { buffer in
-            Result { () throws(SketchError) in try SketchDecoder(buffer: buffer, maxBins: maxBins).decode() }
+            Result { () throws(SketchError) in try QuantileSketch(decodingBuffer: buffer, maxBins: maxBins) }
         }
         if let decoded {
             self = try decoded.get()
         } else {
             self = try Array(bytes).withUnsafeBufferPointer { buffer in
                 Result { () throws(SketchError) in
-                    try SketchDecoder(buffer: buffer, maxBins: maxBins).decode()
+                    try QuantileSketch(decodingBuffer: buffer, maxBins: maxBins)
                 }
             }.get()
         }
+    }
+
+    @usableFromInline
+    init(decodingBuffer buffer: UnsafeBufferPointer<UInt8>, maxBins: Int) throws(SketchError) {
+        guard maxBins >= 1 else { throw SketchError.invalidBinLimit(maxBins) }
+        self = try SketchDecoder(buffer: buffer, maxBins: maxBins).decode()
     }
 }
 
@@ -179,6 +198,10 @@ private struct ProtobufReader {
     var isAtEnd: Bool { position >= end }
 
     mutating func readVarint(_ field: String) throws(SketchError) -> UInt64 {
+        if position < end, buffer[position] < 0x80 {  // one byte: tags, lengths, small values
+            position += 1
+            return UInt64(buffer[position - 1])
+        }
         let start = position
         var result: UInt64 = 0
         var shift: UInt64 = 0
@@ -327,7 +350,10 @@ private struct SketchDecoder {
         }
         let mapping: IndexMapping
         do {
-            mapping = try IndexMapping(gamma: gamma, indexOffset: indexOffset, interpolation: kind)
+            let isDefault = gamma == IndexMapping.defaultGamma && indexOffset == 0 && kind == .none
+            mapping =
+                try isDefault
+                ? .default : IndexMapping(gamma: gamma, indexOffset: indexOffset, interpolation: kind)
         } catch {
             throw malformed("mapping", mappingOffset, error.description)
         }

@@ -62,6 +62,34 @@ struct MappingTests {
         }
     }
 
+    @Test func keyTableIsExactAtBinBoundaries() throws {
+        let mapping = try IndexMapping(relativeAccuracy: IndexMapping.defaultRelativeAccuracy)
+        let lnGamma = log(mapping.gamma)
+        // Bin k holds (γ^(k-1), γ^k]: γ^k itself is in bin k, the next double up in bin k + 1.
+        for key in stride(from: -600, through: 1300, by: 7) {
+            let boundary = exp(Double(key) * lnGamma)
+            #expect(mapping.key(boundary) == key, "γ^\(key)")
+            #expect(mapping.key(boundary.nextUp) == key + 1, "just above γ^\(key)")
+            #expect(mapping.key(boundary.nextDown.nextDown) == key, "just below γ^\(key)")
+        }
+    }
+
+    @Test func keyTableAgreesWithTheLogarithmAwayFromBoundaries() throws {
+        let tabled = try IndexMapping(relativeAccuracy: IndexMapping.defaultRelativeAccuracy)
+        // The same bins computed through log2: a gamma one ulp off does not get the table.
+        let computed = try IndexMapping(gamma: tabled.gamma.nextUp, indexOffset: 0, interpolation: .none)
+        var generator = SeededGenerator(seed: 5)
+        var compared = 0
+        for _ in 0..<100_000 {
+            let x = exp2((generator.nextUnit() - 0.5) * 80)  // spans the table and beyond it
+            let exact = log(x) / log(tabled.gamma)
+            guard abs(exact - exact.rounded()) > 1e-6 else { continue }  // too close to call
+            #expect(tabled.key(x) == computed.key(x), "x \(x)")
+            compared += 1
+        }
+        #expect(compared > 99_000)
+    }
+
     @Test func badParametersAreRefused() {
         for accuracy in [0, 1, -0.1, 1.5, .nan, .infinity, 1e-9] {
             #expect(throws: SketchError.self) { try IndexMapping(relativeAccuracy: accuracy) }
