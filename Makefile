@@ -3,7 +3,7 @@
 APT_PACKAGES := libsqlite3-dev libibverbs-dev pkg-config
 SWIFT ?= swift
 
-.PHONY: all deps build release test bench bench-peers demo interop fuzz format lint clean
+.PHONY: all deps build release test bench bench-peers bench-instructions demo interop fuzz format lint clean
 
 all: build
 
@@ -39,6 +39,10 @@ bench: release
 # The same data through DataDog's ddsketch and Apache DataSketches (Python, from ci/requirements.txt).
 bench-peers: release
 	ci/bench-peers
+
+# Instructions per operation, counted by valgrind (needs valgrind): the same on every run.
+bench-instructions: release
+	ci/bench-instructions
 
 demo: build
 	.build/debug/faultline demo

@@ -334,7 +334,8 @@ private struct SketchDecoder {
                 negativeParts.append(try decodeStore(&store, name: "negativeValues"))
             case (Field.Sketch.zeroCount, .fixed64):
                 let start = reader.position
-                zeroCount = try wholeCount(reader.readDouble("zeroCount"), "zeroCount", start)  // last one wins
+                // proto3: the last value of a scalar field wins.
+                zeroCount = try wholeCount(reader.readDouble("zeroCount"), "zeroCount", start)
             case (Field.Sketch.mapping, _), (Field.Sketch.positiveValues, _),
                 (Field.Sketch.negativeValues, _),
                 (Field.Sketch.zeroCount, _):
