@@ -25,10 +25,12 @@ let package = Package(
 
         // The quantile sketch: DDSketch semantics and its protobuf codec. Imports nothing of ours.
         .target(name: "QuantileSketch"),
+        // The fleet's vocabulary: identifiers, topology, probe paths. Pure; Foundation for JSON only.
+        .target(name: "FleetModel"),
         // Synthetic data: seeded generators and latency distributions for tests, demo and benchmarks.
         .target(name: "Simulation"),
         // The command line: every subcommand as a type, parsed by hand.
-        .target(name: "FaultlineCLI", dependencies: ["QuantileSketch", "Simulation"]),
+        .target(name: "FaultlineCLI", dependencies: ["QuantileSketch", "FleetModel", "Simulation"]),
         .executableTarget(name: "faultline", dependencies: ["FaultlineCLI"]),
         .executableTarget(name: "FaultlineBench", dependencies: ["QuantileSketch", "Simulation"]),
 
@@ -41,6 +43,7 @@ let package = Package(
             dependencies: ["FaultlineCLI", "faultline", "QuantileSketch", "Simulation"]
         ),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CSQLite3", "CIBVerbs"]),
+        .testTarget(name: "FleetModelTests", dependencies: ["FleetModel"]),
     ]
 )
 

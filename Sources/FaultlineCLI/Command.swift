@@ -15,8 +15,12 @@ public enum ExitCode: Int32, Sendable {
     case failure = 1
     /// The command line was wrong: unknown command or option, bad option value.
     case usage = 64
-    /// The input data was wrong: a bad number, malformed base64 or protobuf.
+    /// The input data was wrong: a bad number, malformed base64 or protobuf, an invalid topology.
     case dataError = 65
+    /// An input file could not be opened.
+    case noInput = 66
+    /// An output file could not be created.
+    case cannotCreate = 73
     /// Reading or writing failed.
     case ioError = 74
 }
@@ -38,6 +42,14 @@ public struct CommandError: Error, Sendable {
 
     public static func io(_ message: String) -> CommandError {
         CommandError(exitCode: .ioError, message: message, showsUsage: false)
+    }
+
+    public static func noInput(_ message: String) -> CommandError {
+        CommandError(exitCode: .noInput, message: message, showsUsage: false)
+    }
+
+    public static func cannotCreate(_ message: String) -> CommandError {
+        CommandError(exitCode: .cannotCreate, message: message, showsUsage: false)
     }
 }
 
@@ -106,23 +118,41 @@ public protocol Command: Sendable {
     func run(io: some CommandIO) throws(CommandError)
 }
 
-/// Parses `--name value`, `--name=value` and `--flag` options; rejects anything unknown.
+/// Parses `--name value`, `--name=value`, `--flag` and short aliases (`-o FILE`), and up to
+/// `positionals` plain arguments; rejects anything else.
 struct OptionParser {
     private var values: [String: String] = [:]
     private var flags: Set<String> = []
+    /// Plain arguments, in order.
+    private(set) var positionals: [String] = []
 
     /// - Parameters:
     ///   - valued: options that take a value, without the dashes.
     ///   - flags: options that take none, without the dashes.
-    init(_ arguments: [String], valued: [String], flags knownFlags: [String] = []) throws(CommandError) {
+    ///   - aliases: one-letter short forms, e.g. `["o": "output"]`.
+    ///   - positionals: how many plain arguments the command takes.
+    init(
+        _ arguments: [String], valued: [String], flags knownFlags: [String] = [],
+        aliases: [String: String] = [:],
+        positionals maxPositionals: Int = 0
+    ) throws(CommandError) {
         var index = 0
         while index < arguments.count {
             let argument = arguments[index]
             index += 1
-            guard argument.hasPrefix("--"), argument.count > 2 else {
+            var name: String
+            if argument.hasPrefix("--"), argument.count > 2 {
+                name = String(argument.dropFirst(2))
+            } else if argument.count == 2, argument.hasPrefix("-"),
+                let long = aliases[String(argument.dropFirst())]
+            {
+                name = long
+            } else if !argument.hasPrefix("-") || argument == "-", positionals.count < maxPositionals {
+                positionals.append(argument)
+                continue
+            } else {
                 throw CommandError.usage("unexpected argument '\(argument)'")
             }
-            var name = String(argument.dropFirst(2))
             var inlineValue: String?
             if let equals = name.firstIndex(of: "=") {
                 inlineValue = String(name[name.index(after: equals)...])

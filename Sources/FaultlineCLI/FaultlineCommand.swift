@@ -18,6 +18,8 @@ public enum FaultlineCommand {
         SketchQuantilesCommand.self,
         SketchEncodeCommand.self,
         SketchDecodeCommand.self,
+        TopologyGenerateCommand.self,
+        TopologyCheckCommand.self,
     ]
 
     static var usage: String {
@@ -36,7 +38,7 @@ public enum FaultlineCommand {
             \(lines.joined(separator: "\n"))
 
             Every command answers --help. Exit status: 0 success, 64 usage error, 65 bad input data,
-            74 I/O error.
+            66 cannot open an input file, 73 cannot create an output file, 74 I/O error.
 
             """
     }
