@@ -27,10 +27,12 @@ let package = Package(
         .target(name: "QuantileSketch"),
         // The fleet's vocabulary: identifiers, topology, probe paths. Pure; Foundation for JSON only.
         .target(name: "FleetModel"),
+        // The pure core: windows, pair statistics, baselines, localization, findings. No I/O.
+        .target(name: "Engine", dependencies: ["FleetModel", "QuantileSketch"]),
         // Synthetic data: seeded generators and latency distributions for tests, demo and benchmarks.
         .target(name: "Simulation"),
         // The command line: every subcommand as a type, parsed by hand.
-        .target(name: "FaultlineCLI", dependencies: ["QuantileSketch", "FleetModel", "Simulation"]),
+        .target(name: "FaultlineCLI", dependencies: ["QuantileSketch", "FleetModel", "Engine", "Simulation"]),
         .executableTarget(name: "faultline", dependencies: ["FaultlineCLI"]),
         .executableTarget(name: "FaultlineBench", dependencies: ["QuantileSketch", "Simulation"]),
 
@@ -44,6 +46,7 @@ let package = Package(
         ),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CSQLite3", "CIBVerbs"]),
         .testTarget(name: "FleetModelTests", dependencies: ["FleetModel"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "FleetModel", "QuantileSketch", "Simulation"]),
     ]
 )
 

@@ -1,0 +1,82 @@
+// The detection rules as a value: how a pair is judged against its path class, how much evidence
+// a component needs, and the hysteresis of each fault class. The engine takes them as input; the
+// text format in rules/ (RulesParser) is how operators write them.
+
+import FleetModel
+
+/// How a finding opens and closes: open when the fault holds in `openWindows` of the last
+/// `lookbackWindows` closed windows; close after `closeAfterClean` clean windows in a row.
+public struct Hysteresis: Sendable, Equatable {
+    public var openWindows: Int
+    public var lookbackWindows: Int
+    public var closeAfterClean: Int
+
+    public init(openWindows: Int, lookbackWindows: Int, closeAfterClean: Int) {
+        self.openWindows = openWindows
+        self.lookbackWindows = lookbackWindows
+        self.closeAfterClean = closeAfterClean
+    }
+}
+
+/// Thresholds for judging one path class (loopback, intra-host, same-leaf, cross-leaf).
+public struct PathClassRules: Sendable, Equatable {
+    /// Slow when the pair's p50 exceeds the class's fleet median p50 by this factor...
+    public var slowP50Ratio: Double
+    /// ...or its p99 exceeds the class's fleet median p99 by this factor...
+    public var slowP99Ratio: Double
+    /// ...and by at least this many microseconds (below it, differences are noise).
+    public var minExcessMicros: Double
+    /// Absolute ceilings: a p50 or p99 above these is slow whatever the fleet does (0 = none).
+    public var ceilingP50Micros: Double
+    public var ceilingP99Micros: Double
+
+    public init(
+        slowP50Ratio: Double, slowP99Ratio: Double, minExcessMicros: Double, ceilingP50Micros: Double,
+        ceilingP99Micros: Double
+    ) {
+        self.slowP50Ratio = slowP50Ratio
+        self.slowP99Ratio = slowP99Ratio
+        self.minExcessMicros = minExcessMicros
+        self.ceilingP50Micros = ceilingP50Micros
+        self.ceilingP99Micros = ceilingP99Micros
+    }
+}
+
+public struct Rules: Sendable, Equatable {
+    /// Windows after its end that a window stays open for late reports.
+    public var graceWindows: Int
+    /// A pair with fewer returned probes than this is not judged on latency.
+    public var minSamples: Int
+    /// A pair is lossy when its loss rate is at least this and at least `minLostProbes` were lost.
+    public var lossyRate: Double
+    public var minLostProbes: Int
+    /// A pair is dead when every probe of at least `minProbesForDead` was lost.
+    public var minProbesForDead: Int
+    /// A component is blamed only if at least this share of the judged pairs through it are bad
+    /// (healthy pairs through a component clear it).
+    public var minBadShare: Double
+    /// A component other than the reporter's own needs bad pairs from this many reporting nodes.
+    public var minIndependentReporters: Int
+    /// Judging per path class.
+    public var pathClasses: [PathClass: PathClassRules]
+    /// Hysteresis for hard faults (dead, all probes lost) and gray ones (slow, lossy).
+    public var hardFault: Hysteresis
+    public var grayFault: Hysteresis
+
+    public init(
+        graceWindows: Int, minSamples: Int, lossyRate: Double, minLostProbes: Int, minProbesForDead: Int,
+        minBadShare: Double, minIndependentReporters: Int, pathClasses: [PathClass: PathClassRules],
+        hardFault: Hysteresis, grayFault: Hysteresis
+    ) {
+        self.graceWindows = graceWindows
+        self.minSamples = minSamples
+        self.lossyRate = lossyRate
+        self.minLostProbes = minLostProbes
+        self.minProbesForDead = minProbesForDead
+        self.minBadShare = minBadShare
+        self.minIndependentReporters = minIndependentReporters
+        self.pathClasses = pathClasses
+        self.hardFault = hardFault
+        self.grayFault = grayFault
+    }
+}
