@@ -55,7 +55,7 @@ func measureDataset(name: String, values: [Double]) throws -> DatasetResult {
     let sorted = values.sorted()
     let estimates = try sketch.quantiles(quantilesOfInterest) ?? []
     let rows = zip(quantilesOfInterest, estimates).map { q, estimate in
-        let exact = sorted[Int((q * Double(sorted.count - 1)).rounded(.down))]
+        let exact = exactLowerQuantile(sorted, q)
         return (q, exact, estimate, abs(estimate - exact) / abs(exact))
     }
     return DatasetResult(

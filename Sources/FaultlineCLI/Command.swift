@@ -12,7 +12,6 @@ import Darwin
 /// Exit statuses, after BSD's sysexits.h.
 public enum ExitCode: Int32, Sendable {
     case success = 0
-    case failure = 1
     /// The command line was wrong: unknown command or option, bad option value.
     case usage = 64
     /// The input data was wrong: a bad number, malformed base64 or protobuf, an invalid topology.

@@ -60,7 +60,7 @@ struct DemoCommand: Command {
                 let answers = try received.quantiles(quantiles) ?? []
                 var row = pair.name.padding(toLength: 42)
                 for (q, answer) in zip(quantiles, answers) {
-                    let exact = sorted[Int((q * Double(sorted.count - 1)).rounded(.down))]
+                    let exact = exactLowerQuantile(sorted, q)
                     worstError = max(worstError, abs(answer - exact) / exact)
                     row += "\(format(answer)) (\(format(exact)))".padding(toLength: 20)
                 }

@@ -46,6 +46,8 @@ struct QuantileOutputOptions {
                     + "\"quantiles\": {\(pairs.joined(separator: ", "))}}\n")
         } else {
             var lines = ["count\t\(sketch.count)", "min\t\(text(sketch.min))", "max\t\(text(sketch.max))"]
+            // Values the bin limit moved out of their own bin (the protobuf does not carry it).
+            if sketch.collapsedCount > 0 { lines.append("collapsed\t\(sketch.collapsedCount)") }
             lines += labels.indices.map { "\(labels[$0])\t\(text(answers?[$0]))" }
             io.write(lines.joined(separator: "\n") + "\n")
         }

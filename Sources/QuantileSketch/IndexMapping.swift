@@ -104,8 +104,12 @@ public struct IndexMapping: Sendable, Hashable, CustomStringConvertible {
         case .cubic: multiplier /= Self.cubicC
         case .quadratic: throw SketchError.unsupportedInterpolation(interpolation.rawValue)
         }
-        // log2 of any finite double lies in [-1075, 1024]: keep every key well inside Int32.
-        guard 1100 * multiplier + abs(indexOffset) < Self.maxKeyMagnitude else {
+        // A gamma so large that (γ-1)/(γ+1) rounds to 1 leaves no usable mapping; and log2 of any
+        // finite double lies in [-1075, 1024]: keep every key well inside Int32.
+        let minIndexable = Double.leastNormalMagnitude * (1 + gammaMantissa)
+        guard accuracy < 1, multiplier.isFinite, multiplier > 0, minIndexable.isFinite,
+            1100 * multiplier + abs(indexOffset) < Self.maxKeyMagnitude
+        else {
             throw SketchError.invalidGamma(gamma)
         }
         self.gamma = gamma
@@ -113,7 +117,7 @@ public struct IndexMapping: Sendable, Hashable, CustomStringConvertible {
         self.interpolation = interpolation
         self.relativeAccuracy = accuracy
         self.multiplier = multiplier
-        self.minIndexableMagnitude = Double.leastNormalMagnitude * (1 + gammaMantissa)
+        self.minIndexableMagnitude = minIndexable
         let isDefault = interpolation == .none && indexOffset == 0 && gamma == Self.defaultGamma
         self.keyTable = isDefault ? KeyTable.forDefaultAccuracy : nil
     }

@@ -32,14 +32,12 @@ struct KeyTable: @unchecked Sendable {  // immutable after init, never freed
     /// life of the process (about 240 KB).
     static let forDefaultAccuracy = KeyTable(gamma: IndexMapping.defaultGamma)
 
-    let gamma: Double
     private let slices: UnsafePointer<Slice>
     private let sliceCount: UInt64
     /// `bits >> (52 - sliceBits)` of the first slice's first value, 2^-20.
     private let firstIndex: UInt64
 
     private init(gamma: Double) {
-        self.gamma = gamma
         let lnGamma = log(gamma)
         let slicesPerOctave = 1 << Int(Self.sliceBits)
         let count = Self.exponents.count * slicesPerOctave

@@ -18,7 +18,8 @@ public struct QuantileSketch: Sendable, Equatable {
     /// up to 2^53.
     public static let maxCount: UInt64 = 1 << 53
 
-    public let mapping: IndexMapping
+    /// Changes only in a merge, to the smaller of two compatible gammas (so merge order does not matter).
+    public private(set) var mapping: IndexMapping
     var positive: BinStore
     var negative: BinStore
     /// Values whose magnitude is too small for a bin of their own (including 0).
@@ -113,6 +114,11 @@ public struct QuantileSketch: Sendable, Equatable {
         guard mapping.isCompatible(with: other.mapping) else {
             throw SketchError.incompatibleMappings(mapping, other.mapping)
         }
+        // Collapsing is only order-free between stores with the same limit.
+        guard maxBins == other.maxBins else {
+            throw SketchError.incompatibleBinLimits(maxBins, other.maxBins)
+        }
+        if other.mapping.gamma < mapping.gamma { mapping = other.mapping }
         guard !other.isEmpty else { return }
         guard other.count <= Self.maxCount - count else { throw SketchError.countOverflow }
         count += other.count
@@ -176,8 +182,7 @@ public struct QuantileSketch: Sendable, Equatable {
 
     /// A sketch rebuilt from decoded bins; its sum, minimum and maximum are unknown.
     init(
-        mapping: IndexMapping, maxBins: Int, zeroCount: UInt64, positive: BinStore, negative: BinStore,
-        count: UInt64
+        mapping: IndexMapping, zeroCount: UInt64, positive: BinStore, negative: BinStore, count: UInt64
     ) {
         self.mapping = mapping
         self.positive = positive

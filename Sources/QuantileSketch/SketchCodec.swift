@@ -365,7 +365,7 @@ private struct SketchDecoder {
             throw malformed("DDSketch", 0, "total count \(count) is above 2^53")
         }
         return QuantileSketch(
-            mapping: mapping, maxBins: maxBins, zeroCount: zeroCount, positive: positive, negative: negative,
+            mapping: mapping, zeroCount: zeroCount, positive: positive, negative: negative,
             count: count)
     }
 
@@ -430,6 +430,7 @@ private struct SketchDecoder {
         var first = parts.nonZeroElements?.lowerBound ?? -1
         var last = parts.nonZeroElements?.upperBound ?? -1
         var failure: (value: Double, index: Int, offset: Int)?
+        var totalExceededAt: Int?
         let run = [UInt64](unsafeUninitializedCapacity: elements) { run, initialized in
             for i in 0..<elements {
                 let offset = range.lowerBound &+ 8 &* i
@@ -445,7 +446,13 @@ private struct SketchDecoder {
                 run[i] = count
                 initialized = i + 1
                 if count != 0 {
-                    total &+= count
+                    // Both at most 2^53 before the addition: it cannot wrap, and the check stops
+                    // the total from ever growing past 2^53.
+                    total += count
+                    guard total <= QuantileSketch.maxCount else {
+                        totalExceededAt = offset
+                        break
+                    }
                     if first < 0 { first = firstElement &+ i }
                     last = firstElement &+ i
                 }
@@ -455,14 +462,13 @@ private struct SketchDecoder {
             _ = try wholeCount(failure.value, "\(name).contiguousBinCounts[\(failure.index)]", failure.offset)
             preconditionFailure("wholeCount must reject what the fast test rejected")
         }
+        if let totalExceededAt {
+            throw malformed(name, totalExceededAt, "total count \(total) is above 2^53")
+        }
         if parts.contiguousCounts.isEmpty {
             parts.contiguousCounts = run
         } else {
             parts.contiguousCounts += run
-        }
-        // Each count is at most 2^53, and so is the total before it: no wrap-around before this check.
-        guard total <= QuantileSketch.maxCount else {
-            throw malformed(name, range.lowerBound, "total count \(total) is above 2^53")
         }
         parts.contiguousTotal = total
         parts.nonZeroElements = first < 0 ? nil : first...last

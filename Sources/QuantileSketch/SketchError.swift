@@ -17,6 +17,8 @@ public enum SketchError: Error, Sendable, Hashable, CustomStringConvertible {
     case invalidQuantile(Double)
     /// Merging sketches whose mappings bin values differently.
     case incompatibleMappings(IndexMapping, IndexMapping)
+    /// Merging sketches with different bin limits.
+    case incompatibleBinLimits(Int, Int)
     /// The total count would exceed 2^53, what a sketch (and its wire format) counts exactly.
     case countOverflow
     /// Malformed protobuf bytes.
@@ -42,6 +44,8 @@ public enum SketchError: Error, Sendable, Hashable, CustomStringConvertible {
         case .incompatibleMappings(let a, let b):
             "cannot merge sketches with different mappings: gamma \(a.gamma) (offset \(a.indexOffset), "
                 + "\(a.interpolation)) and gamma \(b.gamma) (offset \(b.indexOffset), \(b.interpolation))"
+        case .incompatibleBinLimits(let a, let b):
+            "cannot merge sketches with different bin limits: \(a) and \(b) bins"
         case .countOverflow:
             "the total count would exceed 2^53, the most a sketch counts exactly"
         case .malformed(let field, let offset, let reason):

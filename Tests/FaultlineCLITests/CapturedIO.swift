@@ -99,11 +99,6 @@ struct QuantilesJSON {
     }
 }
 
-/// The exact q-quantile under the lower rank convention: sorted[⌊q·(n−1)⌋].
-func exactLowerQuantile(_ sorted: [Double], _ q: Double) -> Double {
-    sorted[Int((q * Double(sorted.count - 1)).rounded(.down))]
-}
-
 /// |answer − exact| / |exact|.
 func relativeError(_ answer: Double, _ exact: Double) -> Double {
     abs(answer - exact) / abs(exact)

@@ -6,11 +6,6 @@ import Testing
 
 @testable import QuantileSketch
 
-/// The exact q-quantile in the sketch's rank convention: sorted[floor(q·(n−1))].
-func exactQuantile(_ sorted: [Double], _ q: Double) -> Double {
-    sorted[Int((q * Double(sorted.count - 1)).rounded(.down))]
-}
-
 /// True when `answer` is within relative error `accuracy` of `exact` (exact 0 must answer 0).
 /// The slack covers the last bits of floating point at bin edges, not a looser guarantee.
 func isWithin(_ accuracy: Double, _ answer: Double, of exact: Double) -> Bool {
@@ -46,7 +41,7 @@ struct AccuracyTests {
             let sorted = values.sorted()
             let answers = try #require(try sketch.quantiles(testQuantiles))
             for (q, answer) in zip(testQuantiles, answers) {
-                let exact = exactQuantile(sorted, q)
+                let exact = exactLowerQuantile(sorted, q)
                 #expect(
                     isWithin(0.01, answer, of: exact),
                     "\(name) seed \(seed) n \(count) q \(q): \(answer) vs \(exact)")
@@ -63,7 +58,7 @@ struct AccuracyTests {
         let sorted = values.sorted()
         for q in testQuantiles + stride(from: 0.0, through: 1.0, by: 0.0125).map({ $0 }) {
             let answer = try #require(try sketch.quantile(q))
-            let exact = exactQuantile(sorted, q)
+            let exact = exactLowerQuantile(sorted, q)
             #expect(
                 isWithin(accuracy, answer, of: exact),
                 "a \(accuracy) seed \(seed) q \(q): \(answer) vs \(exact)")
