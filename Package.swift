@@ -42,7 +42,7 @@ let package = Package(
         ),
         .testTarget(
             name: "FaultlineCLITests",
-            dependencies: ["FaultlineCLI", "faultline", "QuantileSketch", "Simulation"]
+            dependencies: ["FaultlineCLI", "faultline", "Engine", "FleetModel", "QuantileSketch", "Simulation"]
         ),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CSQLite3", "CIBVerbs"]),
         .testTarget(name: "FleetModelTests", dependencies: ["FleetModel"]),

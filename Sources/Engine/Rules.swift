@@ -42,6 +42,8 @@ public struct PathClassRules: Sendable, Equatable {
     }
 }
 
+/// Everything the engine's judgement depends on. Parse it from the text format with `RulesParser`,
+/// write it back with `canonicalText`; `Rules.defaults` is what `rules/00-default.rules` says.
 public struct Rules: Sendable, Equatable {
     /// Windows after its end that a window stays open for late reports.
     public var graceWindows: Int
@@ -79,4 +81,33 @@ public struct Rules: Sendable, Equatable {
         self.hardFault = hardFault
         self.grayFault = grayFault
     }
+}
+
+extension Rules {
+    /// The built-in rules: what the binary uses without `--rules`, and exactly what
+    /// `rules/00-default.rules` says (a test keeps the two equal). docs/rules.md explains each value.
+    public static let defaults = Rules(
+        graceWindows: 1,
+        minSamples: 10,
+        lossyRate: 0.01,
+        minLostProbes: 3,
+        minProbesForDead: 5,
+        minBadShare: 0.6,
+        minIndependentReporters: 2,
+        pathClasses: [
+            .loopback: PathClassRules(
+                slowP50Ratio: 1.5, slowP99Ratio: 2.0, minExcessMicros: 1.0, ceilingP50Micros: 0,
+                ceilingP99Micros: 0),
+            .intraHost: PathClassRules(
+                slowP50Ratio: 1.5, slowP99Ratio: 2.0, minExcessMicros: 1.5, ceilingP50Micros: 0,
+                ceilingP99Micros: 0),
+            .sameLeaf: PathClassRules(
+                slowP50Ratio: 1.5, slowP99Ratio: 2.0, minExcessMicros: 2.0, ceilingP50Micros: 0,
+                ceilingP99Micros: 0),
+            .crossLeaf: PathClassRules(
+                slowP50Ratio: 1.5, slowP99Ratio: 2.0, minExcessMicros: 3.0, ceilingP50Micros: 0,
+                ceilingP99Micros: 0),
+        ],
+        hardFault: Hysteresis(openWindows: 2, lookbackWindows: 3, closeAfterClean: 3),
+        grayFault: Hysteresis(openWindows: 3, lookbackWindows: 4, closeAfterClean: 3))
 }

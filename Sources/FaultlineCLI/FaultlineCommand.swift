@@ -20,6 +20,9 @@ public enum FaultlineCommand {
         SketchDecodeCommand.self,
         TopologyGenerateCommand.self,
         TopologyCheckCommand.self,
+        RulesCheckCommand.self,
+        RulesShowCommand.self,
+        ReplayCommand.self,
     ]
 
     static var usage: String {

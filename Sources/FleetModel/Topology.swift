@@ -309,24 +309,8 @@ public struct TopologyError: Error, Sendable, Equatable, CustomStringConvertible
     }
 
     init(decoding error: DecodingError) {
-        func path(_ codingPath: [any CodingKey]) -> String {
-            codingPath.reduce("") { path, key in
-                if let index = key.intValue { return "\(path)[\(index)]" }
-                return path.isEmpty ? key.stringValue : "\(path).\(key.stringValue)"
-            }
-        }
-        switch error {
-        case .keyNotFound(let key, let context):
-            self.init(path(context.codingPath + [key]), "missing")
-        case .typeMismatch(let type, let context):
-            self.init(path(context.codingPath), "expected \(type)")
-        case .valueNotFound(let type, let context):
-            self.init(path(context.codingPath), "expected \(type), found null")
-        case .dataCorrupted(let context):
-            self.init(path(context.codingPath), context.debugDescription)
-        @unknown default:
-            self.init("", "\(error)")
-        }
+        let (field, reason) = describe(error)
+        self.init(field, reason)
     }
 
     public var description: String { field.isEmpty ? reason : "\(field): \(reason)" }

@@ -1,0 +1,237 @@
+// The correlator's engine: reports in, findings out. Pure and deterministic: time is an input (the
+// window ticks), nothing reads a clock or a file, and every output is in a sorted order, so the live
+// service and replay give the same bytes for the same reports.
+
+import FleetModel
+import Foundation
+import QuantileSketch
+
+/// What happened to one ingested report.
+public enum IngestOutcome: String, Sendable {
+    case accepted
+    /// Its window had already closed: counted, not applied.
+    case late
+    /// The node already reported this window: the first report stands.
+    case duplicate
+    /// Its window length differs from the engine's.
+    case wrongWindowLength
+    /// Its node is not in the topology.
+    case unknownNode
+}
+
+/// Everything the engine counted rather than applied; exported on /metrics by the service.
+public struct EngineCounters: Sendable, Equatable {
+    public var reportsAccepted = 0
+    public var reportsLate = 0
+    public var reportsDuplicate = 0
+    public var reportsWrongWindowLength = 0
+    public var reportsUnknownNode = 0
+    /// Pairs toward an endpoint the topology does not know.
+    public var pairsUnknownEndpoint = 0
+    /// Pairs whose `path` disagrees with the topology.
+    public var pairsInvalidPath = 0
+    /// Pairs whose sketch did not decode, or whose count disagreed with `sent - lost`.
+    public var pairsInvalidSketch = 0
+    public var pairsJudged = 0
+    public var windowsClosed = 0
+
+    public init() {}
+}
+
+public struct Engine: Sendable {
+    public let topology: Topology
+    public let rules: Rules
+    public let windowSeconds: Int
+    public private(set) var counters = EngineCounters()
+
+    /// Reports of windows not yet closed, by window start (seconds) and node.
+    private var pending: [Int64: [NodeName: Report]] = [:]
+    /// The start of the earliest window not yet closed; nil before the first report.
+    private var nextToClose: Int64?
+    /// Each pair's recent healthy p50s, newest last (at most `historyLength`).
+    private var pairHistory: [PairKey: [Double]] = [:]
+    private var tracker = FindingTracker()
+
+    private static let historyLength = 8
+
+    struct PairKey: Hashable {
+        let src: EndpointID
+        let dst: EndpointID
+    }
+
+    public init(topology: Topology, rules: Rules, windowSeconds: Int) {
+        self.topology = topology
+        self.rules = rules
+        self.windowSeconds = windowSeconds
+    }
+
+    /// Components with an open finding and its class, sorted.
+    public var openFindings: [(component: Component, faultClass: String)] {
+        tracker.openFindings.map { ($0.key.component, $0.faultClass) }
+    }
+
+    /// Takes one validated report into its window.
+    @discardableResult
+    public mutating func ingest(_ report: Report) -> IngestOutcome {
+        guard report.windowSeconds == windowSeconds else {
+            counters.reportsWrongWindowLength += 1
+            return .wrongWindowLength
+        }
+        guard topology.node(report.node) != nil else {
+            counters.reportsUnknownNode += 1
+            return .unknownNode
+        }
+        let start = report.windowStart.secondsSinceEpoch
+        if let next = nextToClose, start < next {
+            counters.reportsLate += 1
+            return .late
+        }
+        if nextToClose == nil { nextToClose = start }
+        guard pending[start, default: [:]][report.node] == nil else {
+            counters.reportsDuplicate += 1
+            return .duplicate
+        }
+        pending[start, default: [:]][report.node] = report
+        counters.reportsAccepted += 1
+        // The first window seen so far sets where closing starts.
+        if start < nextToClose! { nextToClose = start }
+        return .accepted
+    }
+
+    /// Closes every window whose end plus the grace period is at or before `now`, oldest first, and
+    /// returns the findings they caused. Windows without any report close too (silence is evidence).
+    public mutating func advance(to now: Timestamp) -> [Finding] {
+        guard var next = nextToClose else { return [] }
+        let length = Int64(windowSeconds)
+        var events: [Finding] = []
+        while next + length * Int64(1 + rules.graceWindows) <= now.secondsSinceEpoch {
+            events += closeWindow(start: next)
+            next += length
+            nextToClose = next
+        }
+        return events
+    }
+
+    /// Closes every window that has reports (the end of a replay).
+    public mutating func finish() -> [Finding] {
+        guard let last = pending.keys.max() else { return [] }
+        return advance(
+            to: Timestamp(secondsSinceEpoch: last + Int64(windowSeconds) * Int64(1 + rules.graceWindows)))
+    }
+
+    private mutating func closeWindow(start: Int64) -> [Finding] {
+        let reports = pending.removeValue(forKey: start) ?? [:]
+        counters.windowsClosed += 1
+        let observations = reports.keys.sorted().flatMap { observe(reports[$0]!) }
+        let classBaselines = baselines(observations, rules: rules)
+        var judged: [JudgedPair] = []
+        judged.reserveCapacity(observations.count)
+        for observation in observations {
+            let key = PairKey(src: observation.src, dst: observation.dst)
+            let own = median(pairHistory[key] ?? [])
+            let verdict = judge(
+                observation, baseline: classBaselines[observation.path.pathClass], ownP50: own, rules: rules)
+            judged.append(verdict)
+            if verdict.verdict == .healthy, let p50 = observation.p50, observation.samples >= rules.minSamples
+            {
+                var history = pairHistory[key] ?? []
+                history.append(p50)
+                if history.count > Self.historyLength { history.removeFirst() }
+                pairHistory[key] = history
+            }
+        }
+        counters.pairsJudged += judged.count
+
+        var blamed: [FindingTracker.Key: FindingTracker.Observation] = [:]
+        for symptom in Symptom.allCases {
+            for blame in localize(judged, symptom: symptom, rules: rules, topology: topology) {
+                let key = FindingTracker.Key(component: blame.component, symptom: symptom)
+                blamed[key] = observation(of: blame, baselines: classBaselines)
+            }
+        }
+        return tracker.advance(
+            window: Timestamp(secondsSinceEpoch: start), observations: blamed, rules: rules)
+    }
+
+    /// A report's pairs as observations; pairs the engine cannot use are counted and dropped.
+    private mutating func observe(_ report: Report) -> [PairObservation] {
+        var result: [PairObservation] = []
+        for pair in report.pairs {
+            guard topology.rail(pair.dst) != nil, topology.rail(pair.src) != nil else {
+                counters.pairsUnknownEndpoint += 1
+                continue
+            }
+            let path: ProbePath
+            do {
+                path = try topology.path(from: pair.src, to: pair.dst, route: pair.path)
+            } catch {
+                counters.pairsInvalidPath += 1
+                continue
+            }
+            var quantiles: [Double]?
+            if pair.sent > pair.lost {
+                guard let text = pair.rttMicros, let bytes = Data(base64Encoded: text),
+                    let sketch = try? QuantileSketch(decoding: bytes),
+                    sketch.count == UInt64(pair.sent - pair.lost),
+                    let answers = try? sketch.quantiles([0.5, 0.9, 0.99, 0.999])
+                else {
+                    counters.pairsInvalidSketch += 1
+                    continue
+                }
+                quantiles = answers
+            }
+            result.append(
+                PairObservation(
+                    src: pair.src, dst: pair.dst, reporter: report.node, path: path, sent: pair.sent,
+                    lost: pair.lost,
+                    p50: quantiles?[0], p90: quantiles?[1], p99: quantiles?[2], p999: quantiles?[3]))
+        }
+        return result
+    }
+
+    /// The finding a blame would make: its class, confidence and evidence.
+    private func observation(
+        of blame: Blame, baselines: [PathClass: ClassBaseline]
+    ) -> FindingTracker.Observation {
+        let dead = blame.explained.allSatisfy { $0.verdict == .dead }
+        let symptomName: String
+        switch blame.symptom {
+        case .latency: symptomName = "degraded"
+        case .loss: symptomName = dead ? (blame.component.kind == "node" ? "unreachable" : "down") : "loss"
+        }
+        let faultClass = "\(blame.component.kind).\(symptomName)"
+        let strength = 1 - pow(0.5, Double(blame.explained.count))
+        let confidence = min(1, max(0, blame.share * strength))
+        func rounded(_ value: Double) -> JSONValue { .number((value * 1000).rounded() / 1000) }
+        let examples = blame.explained.sorted {
+            ($0.score, $0.observation.src, $0.observation.dst) > (
+                $1.score, $1.observation.src, $1.observation.dst
+            )
+        }
+        .prefix(3).map { pair -> JSONValue in
+            let o = pair.observation
+            var entry: [String: JSONValue] = [
+                "src": .string(o.src.description), "dst": .string(o.dst.description),
+                "class": .string(o.path.pathClass.rawValue), "verdict": .string(pair.verdict.rawValue),
+                "sent": .number(Double(o.sent)), "lost": .number(Double(o.lost)),
+            ]
+            if let p50 = o.p50 { entry["p50"] = rounded(p50) }
+            if let p99 = o.p99 { entry["p99"] = rounded(p99) }
+            if let baseline = baselines[o.path.pathClass] {
+                entry["classP50"] = rounded(baseline.medianP50)
+                entry["classP99"] = rounded(baseline.medianP99)
+            }
+            return .object(entry)
+        }
+        let evidence: [String: JSONValue] = [
+            "symptom": .string(blame.symptom.rawValue), "badPairs": .number(Double(blame.badPairs)),
+            "healthyPairs": .number(Double(blame.healthyPairs)),
+            "explainedPairs": .number(Double(blame.explained.count)),
+            "reporters": .number(Double(blame.reporters)), "badShare": rounded(blame.share),
+            "examples": .array(examples),
+        ]
+        return FindingTracker.Observation(
+            faultClass: faultClass, isHard: blame.symptom == .loss && dead, confidence: confidence,
+            evidence: evidence)
+    }
+}

@@ -1,0 +1,45 @@
+// The engine's output: the findings stream of wire-v1.md §5, one event per line.
+
+import FleetModel
+
+/// One event of the findings stream: a finding opened, updated or closed in a window.
+public struct Finding: Sendable, Equatable {
+    public enum Event: String, Sendable {
+        case opened
+        case updated
+        case closed
+    }
+
+    /// The start of the window that caused the event.
+    public let window: Timestamp
+    public let event: Event
+    public let component: Component
+    /// A fault class with a runbook, e.g. `link.loss`.
+    public let faultClass: String
+    /// 0...1.
+    public let confidence: Double
+    /// For people: the pairs, quantiles and baselines that led to it. An object.
+    public let evidence: [String: JSONValue]
+
+    public init(
+        window: Timestamp, event: Event, component: Component, faultClass: String, confidence: Double,
+        evidence: [String: JSONValue]
+    ) {
+        self.window = window
+        self.event = event
+        self.component = component
+        self.faultClass = faultClass
+        self.confidence = confidence
+        self.evidence = evidence
+    }
+
+    /// The event as one JSON line (no newline), keys in the spec's order, numbers rounded so that
+    /// the bytes are the same on every machine.
+    public var jsonLine: String {
+        let confidenceText = JSONValue.number((confidence * 1000).rounded() / 1000).jsonText
+        return "{\"window\": \"\(window)\", \"event\": \"\(event.rawValue)\", "
+            + "\"component\": \(JSONValue.string(component.description).jsonText), \"kind\": \"\(component.kind)\", "
+            + "\"class\": \"\(faultClass)\", \"confidence\": \(confidenceText), "
+            + "\"evidence\": \(JSONValue.object(evidence).jsonText)}"
+    }
+}

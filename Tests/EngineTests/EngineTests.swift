@@ -1,0 +1,249 @@
+// The engine on a small hand-built fleet: windows and what it counts instead of applying, pair
+// verdicts, localization of endpoint, link, node and switch faults, the two-reporter rule,
+// hysteresis, and byte-identical output.
+
+import Foundation
+import QuantileSketch
+import Simulation
+import Testing
+
+@testable import Engine
+@testable import FleetModel
+
+/// A fleet of `nodes` × `rails`, every endpoint probing its loopback, its node's other rails and
+/// every endpoint of the same rail on other nodes (cross-leaf pairs routed via spine by a fixed
+/// rule), `probes` probes per pair, with faults given as a function of a pair's components.
+struct Fleet {
+    let topology: Topology
+    let start = Timestamp(secondsSinceEpoch: 1_800_000_000)
+    var probes = 40
+    /// Per pair: (RTT factor, loss rate) from the components on its route.
+    var fault: (Set<Component>) -> (factor: Double, loss: Double) = { _ in (1, 0) }
+    /// Nodes that send no report (a dead node also answers nothing: give it loss 1 via `fault`).
+    var silent: Set<String> = []
+
+    init(nodes: Int = 8, rails: Int = 2, nodesPerLeaf: Int = 4, spines: Int = 2) throws {
+        topology = try Topology.railOptimized(
+            .init(nodes: nodes, rails: rails, nodesPerLeaf: nodesPerLeaf, spines: spines))
+    }
+
+    func baseRTT(_ pathClass: PathClass) -> Double {
+        switch pathClass {
+        case .loopback: 2
+        case .intraHost: 3
+        case .sameLeaf: 5
+        case .crossLeaf: 7
+        }
+    }
+
+    func route(_ src: EndpointID, _ dst: EndpointID) -> [SwitchName]? {
+        let srcLeaf = topology.rail(src)!.leaf
+        let dstLeaf = topology.rail(dst)!.leaf
+        guard srcLeaf != dstLeaf else { return nil }
+        let spines = topology.spines(of: srcLeaf)
+        let spine = spines[
+            (src.node.rawValue.hashValueStable &+ dst.node.rawValue.hashValueStable) % spines.count]
+        return [srcLeaf, spine, dstLeaf]
+    }
+
+    func reports(window: Int) -> [Report] {
+        let windowStart = start.adding(seconds: Int64(window * 10))
+        return topology.nodes.filter { !silent.contains($0.name.rawValue) }.map { node in
+            var generator = SeededGenerator(
+                seed: UInt64(window) &* 1_000_003 &+ UInt64(node.name.rawValue.hashValueStable))
+            var pairs: [Report.Pair] = []
+            for rail in node.rails {
+                let src = rail.endpoint
+                let dsts = topology.endpoints.filter { $0.node == src.node || $0.rail == src.rail }
+                for dst in dsts {
+                    let route = route(src, dst)
+                    let path = try! topology.path(from: src, to: dst, route: route)
+                    let (factor, loss) = fault(Set(path.components))
+                    var sketch = try! QuantileSketch()
+                    var lost = 0
+                    for _ in 0..<probes {
+                        if generator.nextUnit() < loss {
+                            lost += 1
+                        } else {
+                            try! sketch.add(
+                                baseRTT(path.pathClass) * factor * (1 + 0.05 * generator.nextUnit()))
+                        }
+                    }
+                    let base64 = lost == probes ? nil : Data(sketch.encoded()).base64EncodedString()
+                    pairs.append(
+                        Report.Pair(
+                            src: src, dst: dst, sent: probes, lost: lost, rttMicros: base64, path: route))
+                }
+            }
+            return Report(
+                node: node.name, windowStart: windowStart, windowSeconds: 10, agentVersion: "test",
+                transport: .udp, pairs: pairs)
+        }
+    }
+
+    /// Runs `windows` windows through an engine; returns the findings as JSON lines.
+    func run(windows: Int, rules: Rules = .defaults, engine: inout Engine) -> [String] {
+        var lines: [String] = []
+        for window in 0..<windows {
+            for report in reports(window: window) { engine.ingest(report) }
+            let tick = start.adding(seconds: Int64((window + 1 + rules.graceWindows) * 10))
+            lines += engine.advance(to: tick).map(\.jsonLine)
+        }
+        return lines
+    }
+
+    func run(windows: Int) -> [String] {
+        var engine = Engine(topology: topology, rules: .defaults, windowSeconds: 10)
+        return run(windows: windows, engine: &engine)
+    }
+}
+
+extension String {
+    /// A hash that is the same in every process (Swift's `hashValue` is seeded per process).
+    var hashValueStable: Int {
+        var hash: UInt64 = 1_469_598_103_934_665_603
+        for byte in utf8 { hash = (hash ^ UInt64(byte)) &* 1_099_511_628_211 }
+        return Int(hash >> 1)
+    }
+}
+
+func opened(_ lines: [String]) -> [String] {
+    lines.filter { $0.contains("\"event\": \"opened\"") }.map { line in
+        let component = line.components(separatedBy: "\"component\": \"")[1].components(separatedBy: "\"")[0]
+        let faultClass = line.components(separatedBy: "\"class\": \"")[1].components(separatedBy: "\"")[0]
+        return "\(component) \(faultClass)"
+    }
+}
+
+struct EngineTests {
+    @Test func aHealthyFleetHasNoFindings() throws {
+        let fleet = try Fleet()
+        #expect(fleet.run(windows: 12).isEmpty)
+    }
+
+    @Test func aDeadEndpointOpensAsHardAndClosesWhenItRecovers() throws {
+        var fleet = try Fleet()
+        let victim = Component.endpoint(EndpointID("gpu-0005/1")!)
+        fleet.fault = { components in components.contains(victim) ? (1, 1) : (1, 0) }
+        var engine = Engine(topology: fleet.topology, rules: .defaults, windowSeconds: 10)
+        let during = fleet.run(windows: 4, engine: &engine)
+        #expect(opened(during) == ["gpu-0005/1 gpu.down"])
+        // Opened in the second faulty window (2 of 3): the window starting 10 s after the first.
+        #expect(during.first?.contains("\"window\": \"\(fleet.start.adding(seconds: 10))\"") == true)
+        fleet.fault = { _ in (1, 0) }  // repaired
+        var closes: [String] = []
+        for window in 4..<10 {
+            for report in fleet.reports(window: window) { engine.ingest(report) }
+            closes += engine.advance(to: fleet.start.adding(seconds: Int64((window + 2) * 10))).map(
+                \.jsonLine)
+        }
+        #expect(
+            closes.count == 1 && closes[0].contains("\"event\": \"closed\"")
+                && closes[0].contains("gpu-0005/1"))
+    }
+
+    @Test func aSlowEndpointIsBlamedAloneNotItsNodeOrPeers() throws {
+        var fleet = try Fleet()
+        let victim = Component.endpoint(EndpointID("gpu-0002/0")!)
+        fleet.fault = { components in components.contains(victim) ? (4, 0) : (1, 0) }
+        #expect(opened(fleet.run(windows: 5)) == ["gpu-0002/0 gpu.degraded"])
+    }
+
+    @Test func aLossyAccessLinkIsBlamedNotItsEndpoint() throws {
+        var fleet = try Fleet()
+        let victim = Component.link(LinkID("gpu-0006/1~leaf-s1-r1")!)
+        fleet.fault = { components in components.contains(victim) ? (1, 0.3) : (1, 0) }
+        #expect(opened(fleet.run(windows: 5)) == ["gpu-0006/1~leaf-s1-r1 link.loss"])
+    }
+
+    @Test func aSlowNodeIsOneFindingNotOnePerRail() throws {
+        var fleet = try Fleet(nodes: 8, rails: 4)
+        let victim = Component.node(NodeName("gpu-0003")!)
+        let endpoints = Set((0..<4).map { Component.endpoint(EndpointID("gpu-0003/\($0)")!) })
+        fleet.fault = { components in
+            components.contains(victim) || !components.isDisjoint(with: endpoints) ? (3, 0) : (1, 0)
+        }
+        #expect(opened(fleet.run(windows: 5)) == ["gpu-0003 node.degraded"])
+    }
+
+    @Test func aSlowLeafSpineLinkIsBlamedNotTheSpine() throws {
+        var fleet = try Fleet(nodes: 8, rails: 2, nodesPerLeaf: 2, spines: 2)
+        let victim = Component.link(LinkID("leaf-s0-r0~spine-00")!)
+        fleet.fault = { components in components.contains(victim) ? (4, 0) : (1, 0) }
+        #expect(opened(fleet.run(windows: 5)) == ["leaf-s0-r0~spine-00 link.degraded"])
+    }
+
+    @Test func aDeadNodeIsUnreachable() throws {
+        var fleet = try Fleet()
+        fleet.silent = ["gpu-0004"]
+        let victim = Component.node(NodeName("gpu-0004")!)
+        fleet.fault = { components in
+            components.contains(victim)
+                || components.contains {
+                    if case .endpoint(let e) = $0 { e.node.rawValue == "gpu-0004" } else { false }
+                }
+                ? (1, 1) : (1, 0)
+        }
+        #expect(opened(fleet.run(windows: 4)) == ["gpu-0004 node.unreachable"])
+    }
+
+    @Test func oneLyingReporterCannotGetAHealthyNodeBlamed() throws {
+        let fleet = try Fleet()
+        var engine = Engine(topology: fleet.topology, rules: .defaults, windowSeconds: 10)
+        var lines: [String] = []
+        for window in 0..<6 {
+            for var report in fleet.reports(window: window) {
+                if report.node.rawValue == "gpu-0001" {
+                    // It claims every probe toward gpu-0007 was lost.
+                    for i in report.pairs.indices where report.pairs[i].dst.node.rawValue == "gpu-0007" {
+                        report.pairs[i].lost = report.pairs[i].sent
+                        report.pairs[i].rttMicros = nil
+                    }
+                }
+                engine.ingest(report)
+            }
+            lines += engine.advance(to: fleet.start.adding(seconds: Int64((window + 2) * 10))).map(\.jsonLine)
+        }
+        #expect(!lines.contains { $0.contains("gpu-0007") })
+    }
+
+    @Test func countedNotApplied() throws {
+        let fleet = try Fleet()
+        var engine = Engine(topology: fleet.topology, rules: .defaults, windowSeconds: 10)
+        let first = fleet.reports(window: 0)
+        #expect(engine.ingest(first[0]) == .accepted)
+        #expect(engine.ingest(first[0]) == .duplicate)
+        var wrongLength = first[1]
+        wrongLength.windowSeconds = 20
+        #expect(engine.ingest(wrongLength) == .wrongWindowLength)
+        var stranger = first[1]
+        stranger.node = NodeName("not-in-topology")!
+        #expect(engine.ingest(stranger) == .unknownNode)
+        var broken = first[1]
+        broken.pairs[0].rttMicros = "AAAA"  // valid base64, not a sketch
+        broken.pairs[1].dst = EndpointID("nowhere/0")!
+        #expect(engine.ingest(broken) == .accepted)
+        _ = engine.advance(to: fleet.start.adding(seconds: 20))
+        #expect(engine.counters.windowsClosed == 1)
+        #expect(engine.counters.pairsInvalidSketch == 1)
+        #expect(engine.counters.pairsUnknownEndpoint == 1)
+        #expect(engine.counters.pairsJudged == first[0].pairs.count + first[1].pairs.count - 2)
+        #expect(engine.ingest(first[2]) == .late)
+        #expect(engine.counters.reportsLate == 1)
+        #expect(engine.counters.reportsDuplicate == 1 && engine.counters.reportsUnknownNode == 1)
+    }
+
+    @Test func sameReportsInAnyOrderGiveTheSameBytes() throws {
+        var fleet = try Fleet()
+        let victim = Component.endpoint(EndpointID("gpu-0005/1")!)
+        fleet.fault = { components in components.contains(victim) ? (1, 1) : (1, 0) }
+        let reference = fleet.run(windows: 5)
+        #expect(!reference.isEmpty)
+        var generator = SeededGenerator(seed: 9)
+        var engine = Engine(topology: fleet.topology, rules: .defaults, windowSeconds: 10)
+        var shuffled = (0..<5).flatMap { fleet.reports(window: $0) }
+        shuffled.shuffle(using: &generator)
+        for report in shuffled { engine.ingest(report) }
+        #expect(engine.finish().map(\.jsonLine) == reference)
+    }
+}

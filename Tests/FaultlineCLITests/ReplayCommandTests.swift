@@ -1,0 +1,97 @@
+// `faultline replay`: recorded reports in, the findings stream out, the same bytes whatever the
+// order of the input lines; bad lines named by file and line.
+
+import Engine
+import FaultlineCLI
+import FleetModel
+import Foundation
+import QuantileSketch
+import Testing
+
+@Suite("replay")
+struct ReplayCommandTests {
+    let directory: URL
+    let topologyPath: String
+    let reportLines: [String]
+
+    /// Four nodes on one leaf, one rail each; every endpoint probes every endpoint (itself
+    /// included) for 8 windows; gpu-0002/0 stops answering from window 2 on.
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "replay-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let topology = try Topology.railOptimized(.init(nodes: 4, rails: 1, nodesPerLeaf: 4, spines: 1))
+        topologyPath = directory.appendingPathComponent("topology.json").path
+        try topology.jsonData().write(to: URL(fileURLWithPath: topologyPath))
+        let dead = EndpointID("gpu-0002/0")!
+        var lines: [String] = []
+        for window in 0..<8 {
+            for node in topology.nodes {
+                let src = node.rails[0].endpoint
+                let pairs = try topology.endpoints.map { dst -> Report.Pair in
+                    let failing = window >= 2 && (src == dead || dst == dead)
+                    var sketch = try QuantileSketch()
+                    for i in 0..<20 { try sketch.add(src == dst ? 2 + Double(i) / 100 : 5 + Double(i) / 50) }
+                    return Report.Pair(
+                        src: src, dst: dst, sent: 20, lost: failing ? 20 : 0,
+                        rttMicros: failing ? nil : Data(sketch.encoded()).base64EncodedString())
+                }
+                let report = Report(
+                    node: node.name,
+                    windowStart: Timestamp(secondsSinceEpoch: 1_800_000_000 + Int64(window) * 10),
+                    windowSeconds: 10, agentVersion: "test", transport: .udp, pairs: pairs)
+                lines.append(report.jsonLine)
+            }
+        }
+        reportLines = lines
+    }
+
+    func write(_ lines: [String], name: String) throws -> String {
+        let path = directory.appendingPathComponent(name).path
+        try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    @Test("a dead endpoint is found; the output is the same bytes for any order of the input")
+    func findingsAreByteIdentical() throws {
+        let ordered = try write(reportLines, name: "ordered.ndjson")
+        let (status, out, err) = run(["replay", "--topology", topologyPath, "--input", ordered, "--json"])
+        #expect(status == .success, "\(err)")
+        let lines = out.split(separator: "\n").map(String.init)
+        #expect(lines.count == 1)
+        let object = try #require(JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
+        #expect(object["component"] as? String == "gpu-0002/0")
+        #expect(object["kind"] as? String == "gpu")
+        #expect(object["class"] as? String == "gpu.down")
+        #expect(object["event"] as? String == "opened")
+        #expect(object["window"] as? String == Timestamp(secondsSinceEpoch: 1_800_000_030).description)
+        #expect(
+            Set(object.keys) == ["window", "event", "component", "kind", "class", "confidence", "evidence"])
+
+        var generator = SystemRandomNumberGenerator()
+        for round in 0..<3 {
+            let shuffled = try write(
+                reportLines.shuffled(using: &generator), name: "shuffled-\(round).ndjson")
+            let again = run(["replay", "--topology", topologyPath, "--input", shuffled, "--json"])
+            #expect(again.out == out)
+        }
+    }
+
+    @Test("a bad report stops the replay naming the file and line")
+    func badLinesAreNamed() throws {
+        var lines = reportLines
+        lines[5] = lines[5].replacingOccurrences(of: "\"lost\": 0", with: "\"lost\": 99")
+        let path = try write(lines, name: "bad.ndjson")
+        let (status, out, err) = run(["replay", "--topology", topologyPath, "--input", path, "--json"])
+        #expect(status == .dataError)
+        #expect(out == "")
+        #expect(err.contains("bad.ndjson:6: pairs[0].lost: 99 is outside 0...sent (20)"), "\(err)")
+    }
+
+    @Test("required options and missing files")
+    func usage() throws {
+        #expect(run(["replay", "--input", "x"]).0 == .usage)
+        #expect(run(["replay", "--topology", topologyPath]).0 == .usage)
+        #expect(run(["replay", "--topology", topologyPath, "--input", "/nonexistent.ndjson"]).0 == .noInput)
+    }
+}
