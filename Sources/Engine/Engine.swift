@@ -17,6 +17,8 @@ public enum IngestOutcome: String, Sendable {
     case wrongWindowLength
     /// Its node is not in the topology.
     case unknownNode
+    /// Its window is more than `Engine.maxOpenWindows` past the oldest open one.
+    case tooFarAhead
 }
 
 /// Everything the engine counted rather than applied; exported on /metrics by the service.
@@ -26,6 +28,8 @@ public struct EngineCounters: Sendable, Equatable {
     public var reportsDuplicate = 0
     public var reportsWrongWindowLength = 0
     public var reportsUnknownNode = 0
+    /// Reports for a window too far past the oldest open one (a clock gone wrong, or a flood).
+    public var reportsTooFarAhead = 0
     /// Pairs toward an endpoint the topology does not know.
     public var pairsUnknownEndpoint = 0
     /// Pairs whose `path` disagrees with the topology.
@@ -46,13 +50,17 @@ public struct Engine: Sendable {
 
     /// Reports of windows not yet closed, by window start (seconds) and node.
     private var pending: [Int64: [NodeName: Report]] = [:]
-    /// The start of the earliest window not yet closed; nil before the first report.
+    /// The start of the next window to close once one has closed; before that, windows close from
+    /// the earliest one that has reports (reports may arrive in any order until then).
     private var nextToClose: Int64?
+    private var closingStarts: Int64? { nextToClose ?? pending.keys.min() }
     /// Each pair's recent healthy p50s, newest last (at most `historyLength`).
     private var pairHistory: [PairKey: [Double]] = [:]
     private var tracker = FindingTracker()
 
     private static let historyLength = 8
+    /// Windows that may be open at once: state stays bounded whatever reporters claim.
+    public static let maxOpenWindows: Int64 = 64
 
     struct PairKey: Hashable {
         let src: EndpointID
@@ -86,22 +94,23 @@ public struct Engine: Sendable {
             counters.reportsLate += 1
             return .late
         }
-        if nextToClose == nil { nextToClose = start }
+        if let first = closingStarts, start >= first + Self.maxOpenWindows * Int64(windowSeconds) {
+            counters.reportsTooFarAhead += 1
+            return .tooFarAhead
+        }
         guard pending[start, default: [:]][report.node] == nil else {
             counters.reportsDuplicate += 1
             return .duplicate
         }
         pending[start, default: [:]][report.node] = report
         counters.reportsAccepted += 1
-        // The first window seen so far sets where closing starts.
-        if start < nextToClose! { nextToClose = start }
         return .accepted
     }
 
     /// Closes every window whose end plus the grace period is at or before `now`, oldest first, and
     /// returns the findings they caused. Windows without any report close too (silence is evidence).
     public mutating func advance(to now: Timestamp) -> [Finding] {
-        guard var next = nextToClose else { return [] }
+        guard var next = closingStarts else { return [] }
         let length = Int64(windowSeconds)
         var events: [Finding] = []
         while next + length * Int64(1 + rules.graceWindows) <= now.secondsSinceEpoch {
@@ -143,10 +152,20 @@ public struct Engine: Sendable {
         counters.pairsJudged += judged.count
 
         var blamed: [FindingTracker.Key: FindingTracker.Observation] = [:]
-        for symptom in Symptom.allCases {
+        for symptom in [Symptom.latency, .loss] {
             for blame in localize(judged, symptom: symptom, rules: rules, topology: topology) {
                 let key = FindingTracker.Key(component: blame.component, symptom: symptom)
                 blamed[key] = observation(of: blame, baselines: classBaselines)
+            }
+        }
+        for node in reports.keys.sorted() {
+            for signal in healthSignals(reports[node]!, topology: topology) {
+                let key = FindingTracker.Key(component: .endpoint(signal.endpoint), symptom: .health)
+                // One health finding per endpoint per window: the first class in sorted order.
+                if blamed[key] == nil {
+                    blamed[key] = FindingTracker.Observation(
+                        faultClass: signal.faultClass, isHard: true, confidence: 1, evidence: signal.evidence)
+                }
             }
         }
         return tracker.advance(
@@ -198,6 +217,7 @@ public struct Engine: Sendable {
         switch blame.symptom {
         case .latency: symptomName = "degraded"
         case .loss: symptomName = dead ? (blame.component.kind == "node" ? "unreachable" : "down") : "loss"
+        case .health: preconditionFailure("health signals are not localized")
         }
         let faultClass = "\(blame.component.kind).\(symptomName)"
         let strength = 1 - pow(0.5, Double(blame.explained.count))

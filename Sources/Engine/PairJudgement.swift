@@ -35,6 +35,8 @@ enum Verdict: String, Sendable {
 enum Symptom: String, Sendable, CaseIterable, Comparable {
     case latency
     case loss
+    /// What the node says of itself (HealthSignals); not localized, taken as reported.
+    case health
 
     static func < (lhs: Symptom, rhs: Symptom) -> Bool { lhs.rawValue < rhs.rawValue }
 }
@@ -57,6 +59,7 @@ struct JudgedPair: Sendable {
         switch symptom {
         case .latency: verdict == .slow
         case .loss: verdict == .lossy || verdict == .dead
+        case .health: false
         }
     }
 
@@ -64,6 +67,7 @@ struct JudgedPair: Sendable {
         switch symptom {
         case .latency: verdict != .slow && observation.samples >= rules.minSamples
         case .loss: verdict != .lossy && verdict != .dead && observation.sent >= rules.minProbesForDead
+        case .health: false
         }
     }
 }

@@ -231,6 +231,32 @@ struct EngineTests {
         #expect(engine.ingest(first[2]) == .late)
         #expect(engine.counters.reportsLate == 1)
         #expect(engine.counters.reportsDuplicate == 1 && engine.counters.reportsUnknownNode == 1)
+        var farAhead = first[3]
+        farAhead.windowStart = fleet.start.adding(seconds: 10 * (Engine.maxOpenWindows + 1))
+        #expect(engine.ingest(farAhead) == .tooFarAhead)
+        #expect(engine.counters.reportsTooFarAhead == 1)
+    }
+
+    @Test func decisiveHealthBecomesAFindingOfTheRail() throws {
+        let fleet = try Fleet()
+        var engine = Engine(topology: fleet.topology, rules: .defaults, windowSeconds: 10)
+        var lines: [String] = []
+        for window in 0..<4 {
+            for var report in fleet.reports(window: window) {
+                if report.node.rawValue == "gpu-0006" {
+                    report.health = [
+                        "ports": .array([.object(["rail": .number(1), "state": .string("DOWN")])]),
+                        "pcie": .array([
+                            .object(["rail": .number(0), "width": .number(16), "expectedWidth": .number(16)])
+                        ]),
+                        "future-key": .string("kept and ignored"),
+                    ]
+                }
+                engine.ingest(report)
+            }
+            lines += engine.advance(to: fleet.start.adding(seconds: Int64((window + 2) * 10))).map(\.jsonLine)
+        }
+        #expect(opened(lines) == ["gpu-0006/1 gpu.port-down"])
     }
 
     @Test func sameReportsInAnyOrderGiveTheSameBytes() throws {
@@ -239,11 +265,17 @@ struct EngineTests {
         fleet.fault = { components in components.contains(victim) ? (1, 1) : (1, 0) }
         let reference = fleet.run(windows: 5)
         #expect(!reference.isEmpty)
-        var generator = SeededGenerator(seed: 9)
-        var engine = Engine(topology: fleet.topology, rules: .defaults, windowSeconds: 10)
-        var shuffled = (0..<5).flatMap { fleet.reports(window: $0) }
-        shuffled.shuffle(using: &generator)
-        for report in shuffled { engine.ingest(report) }
-        #expect(engine.finish().map(\.jsonLine) == reference)
+        for seed in 0..<3 {
+            var generator = SeededGenerator(seed: UInt64(seed))
+            var engine = Engine(topology: fleet.topology, rules: .defaults, windowSeconds: 10)
+            var shuffled = (0..<5).flatMap { fleet.reports(window: $0) }
+            shuffled.shuffle(using: &generator)
+            // The last window first: nothing has closed yet, so earlier windows are not late.
+            let latest = shuffled.filter { $0.windowStart == fleet.start.adding(seconds: 40) }
+            for report in latest + shuffled.filter({ $0.windowStart != fleet.start.adding(seconds: 40) }) {
+                #expect(engine.ingest(report) == .accepted)
+            }
+            #expect(engine.finish().map(\.jsonLine) == reference)
+        }
     }
 }
