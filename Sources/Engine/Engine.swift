@@ -216,7 +216,12 @@ public struct Engine: Sendable {
         let symptomName: String
         switch blame.symptom {
         case .latency: symptomName = "degraded"
-        case .loss: symptomName = dead ? (blame.component.kind == "node" ? "unreachable" : "down") : "loss"
+        case .loss:
+            // A node is unreachable when others cannot reach it; dead pairs it reports itself
+            // say it has lost its way out, which is loss from where it stands.
+            let ownPairs = blame.explained.contains { .node($0.observation.reporter) == blame.component }
+            symptomName =
+                !dead ? "loss" : blame.component.kind != "node" ? "down" : ownPairs ? "loss" : "unreachable"
         case .health: preconditionFailure("health signals are not localized")
         }
         let faultClass = "\(blame.component.kind).\(symptomName)"

@@ -11,6 +11,7 @@
 // other links carry bad pairs too.
 
 import FleetModel
+import Foundation
 
 /// One blamed component in one window.
 struct Blame: Sendable {
@@ -29,6 +30,53 @@ private struct Votes {
     var healthy = 0
     var remoteReporters: Set<NodeName> = []
     var ownEvidence = false
+    /// Probes sent on the healthy pairs through the component (the aggregate loss test).
+    var healthySent = 0
+}
+
+/// The fleet's background loss rate in a window: the mean loss rate of the reporting endpoints
+/// (over their pairs that are not dead), leaving out the lossiest tenth so that the faults being
+/// looked for do not raise their own bar. At least 1e-5, so that one lost probe in a lossless
+/// fleet is not significant.
+func backgroundLossRate(_ pairs: [JudgedPair]) -> Double {
+    var perSource: [EndpointID: (sent: Int, lost: Int)] = [:]
+    for pair in pairs where pair.verdict != .dead && pair.observation.sent > 0 {
+        perSource[pair.observation.src, default: (0, 0)].sent += pair.observation.sent
+        perSource[pair.observation.src, default: (0, 0)].lost += pair.observation.lost
+    }
+    let rates = perSource.values.map { Double($0.lost) / Double($0.sent) }.sorted()
+    let kept = rates.prefix(max(1, rates.count - rates.count / 10))
+    let mean = kept.isEmpty ? 0 : kept.reduce(0, +) / Double(kept.count)
+    return max(1e-5, mean)
+}
+
+/// The share of a window's judged pairs that are slow without a fault: the mean over reporting
+/// endpoints of their slow share, leaving out the slowest tenth; at least 1e-3.
+func backgroundSlowShare(_ pairs: [JudgedPair], rules: Rules) -> Double {
+    var perSource: [EndpointID: (judged: Int, slow: Int)] = [:]
+    for pair in pairs where pair.observation.samples >= rules.minSamples {
+        perSource[pair.observation.src, default: (0, 0)].judged += 1
+        if pair.verdict == .slow { perSource[pair.observation.src, default: (0, 0)].slow += 1 }
+    }
+    let shares = perSource.values.map { Double($0.slow) / Double($0.judged) }.sorted()
+    let kept = shares.prefix(max(1, shares.count - shares.count / 10))
+    let mean = kept.isEmpty ? 0 : kept.reduce(0, +) / Double(kept.count)
+    return max(1e-3, mean)
+}
+
+/// P(X ≥ k) for X ~ Poisson(mean): how likely background loss alone is to lose `k` probes.
+func poissonTail(atLeast k: Int, mean: Double) -> Double {
+    guard k > 0 else { return 1 }
+    guard mean > 0 else { return 0 }
+    // 1 − P(X < k), summing the terms in log space; exact enough for the tiny tails we test.
+    var term = exp(-mean)  // P(X = 0)
+    var below = term
+    for i in 1..<k {
+        term *= mean / Double(i)
+        below += term
+        if term < 1e-300 { break }
+    }
+    return max(0, 1 - below)
 }
 
 /// Whether `component` belongs to the node that reported a pair (its endpoints or itself).
@@ -59,45 +107,76 @@ func localize(_ pairs: [JudgedPair], symptom: Symptom, rules: Rules, topology: T
                 }
             } else {
                 votes[component, default: Votes()].healthy += 1
+                votes[component]!.healthySent += pair.observation.sent
             }
         }
     }
     guard !badIndexes.isEmpty else { return [] }
 
-    let candidates = votes.keys.sorted().filter { component in
+    let background = backgroundLossRate(pairs)
+    let backgroundSlow = backgroundSlowShare(pairs, rules: rules)
+
+    /// Whether the still-unexplained bad pairs through a component justify blaming it: enough of
+    /// its votes bad, or (loss) its probes losing far more than background loss could; and the
+    /// evidence from its own node or from enough independent reporters. Returns the bad share.
+    func justification(_ component: Component, covered: [Int]) -> Double? {
         let vote = votes[component]!
-        guard !vote.bad.isEmpty else { return false }
-        let share = Double(vote.bad.count) / Double(vote.bad.count + vote.healthy)
-        guard share >= rules.minBadShare else { return false }
-        return vote.ownEvidence || vote.remoteReporters.count >= rules.minIndependentReporters
+        var own = false
+        var reporters: Set<NodeName> = []
+        for index in covered {
+            let reporter = pairs[index].observation.reporter
+            if isOwn(component, of: reporter) { own = true } else { reporters.insert(reporter) }
+        }
+        guard own || reporters.count >= rules.minIndependentReporters else { return nil }
+        let share = Double(covered.count) / Double(covered.count + vote.healthy)
+        if share >= rules.minBadShare { return share }
+        if symptom == .latency {
+            // A gray fault on some of a link's flows (ECMP hashing, one bad lane) leaves the share
+            // low: blame it anyway when its slow pairs are far more than background noise makes.
+            let judged = covered.count + vote.healthy
+            guard covered.count >= rules.minLostProbes,
+                poissonTail(atLeast: covered.count, mean: backgroundSlow * Double(judged)) < 1e-6
+            else { return nil }
+            return share
+        }
+        // Gray loss (1–5%) leaves most pairs of 20 probes without a loss, so the share test misses
+        // it: judge the probes in aggregate instead, against the background.
+        // Dead pairs are the share test's business: a dead peer seen by a single reporter must
+        // not make that reporter's own rail look lossy.
+        let partial = covered.filter { pairs[$0].verdict != .dead }
+        let lost = partial.reduce(0) { $0 + pairs[$1].observation.lost }
+        let sent = partial.reduce(vote.healthySent) { $0 + pairs[$1].observation.sent }
+        guard sent > 0, lost >= rules.minLostProbes, Double(lost) / Double(sent) >= rules.lossyRate / 2,
+            poissonTail(atLeast: lost, mean: background * Double(sent)) < 1e-6
+        else { return nil }
+        return share
     }
+
     var unexplained = Set(badIndexes)
     var blamed: [Blame] = []
-    var remaining = candidates
+    var remaining = votes.keys.filter { !votes[$0]!.bad.isEmpty }.sorted()
     while !unexplained.isEmpty {
-        var best: (component: Component, covered: [Int], share: Double)?
+        var best: (component: Component, covered: [Int], share: Double, score: Double)?
         for component in remaining {
-            let vote = votes[component]!
-            let covered = vote.bad.filter { unexplained.contains($0) }
-            guard !covered.isEmpty else { continue }
-            let share = Double(vote.bad.count) / Double(vote.bad.count + vote.healthy)
+            let covered = votes[component]!.bad.filter { unexplained.contains($0) }
+            guard !covered.isEmpty, let share = justification(component, covered: covered) else { continue }
+            // The most explained, weighted by how concentrated the evidence is (a link's lossy
+            // flows beat the spine that carries them among many healthy ones); then the smaller
+            // kind, then the name.
+            let score = Double(covered.count) * share
             if let current = best {
-                // More explained; then the stronger evidence; then the smaller kind, the name.
-                if covered.count < current.covered.count { continue }
-                if covered.count == current.covered.count {
-                    if share < current.share { continue }
-                    if share == current.share && !(component < current.component) { continue }
-                }
+                if score < current.score { continue }
+                if score == current.score && !(component < current.component) { continue }
             }
-            best = (component, covered, share)
+            best = (component, covered, share, score)
         }
         guard let chosen = best else { break }
         let vote = votes[chosen.component]!
         blamed.append(
             Blame(
                 component: chosen.component, symptom: symptom, explained: chosen.covered.map { pairs[$0] },
-                badPairs: vote.bad.count, healthyPairs: vote.healthy,
-                reporters: vote.remoteReporters.count + (vote.ownEvidence ? 1 : 0)))
+                badPairs: chosen.covered.count, healthyPairs: vote.healthy,
+                reporters: Set(chosen.covered.map { pairs[$0].observation.reporter }).count))
         unexplained.subtract(chosen.covered)
         remaining.removeAll { $0 == chosen.component }
     }
@@ -105,34 +184,40 @@ func localize(_ pairs: [JudgedPair], symptom: Symptom, rules: Rules, topology: T
 }
 
 /// Several rails of one node failing together is the node failing (architecture note 1: one node,
-/// not its eight rails). At least half its rails, and at least two, turn into one node blame.
+/// not its eight rails): at least half its rails, and at least two, blamed through their endpoints
+/// or their access links, turn into one node blame.
 private func mergingEndpointsIntoNodes(_ blamed: [Blame], topology: Topology) -> [Blame] {
+    func railNode(_ component: Component) -> NodeName? {
+        switch component {
+        case .endpoint(let endpoint): return endpoint.node
+        case .link(let id):
+            guard let link = topology.link(id) else { return nil }
+            for end in [link.a, link.b] { if case .endpoint(let endpoint) = end { return endpoint.node } }
+            return nil
+        case .node, .switch: return nil
+        }
+    }
     var byNode: [NodeName: [Blame]] = [:]
     for blame in blamed {
-        if case .endpoint(let endpoint) = blame.component { byNode[endpoint.node, default: []].append(blame) }
+        if let node = railNode(blame.component) { byNode[node, default: []].append(blame) }
     }
     var merged: [NodeName: Blame] = [:]
-    for (node, endpoints) in byNode {
-        let rails = topology.node(node)?.rails.count ?? 0
-        guard endpoints.count >= 2, 2 * endpoints.count >= rails else { continue }
+    for (node, rails) in byNode {
+        let railCount = topology.node(node)?.rails.count ?? 0
+        guard rails.count >= 2, 2 * rails.count >= railCount else { continue }
         let ownBlame = blamed.first { $0.component == .node(node) }
-        let parts = endpoints + (ownBlame.map { [$0] } ?? [])
+        let parts = rails + (ownBlame.map { [$0] } ?? [])
         merged[node] = Blame(
-            component: .node(node), symptom: endpoints[0].symptom, explained: parts.flatMap(\.explained),
+            component: .node(node), symptom: rails[0].symptom, explained: parts.flatMap(\.explained),
             badPairs: parts.map(\.badPairs).reduce(0, +),
             healthyPairs: parts.map(\.healthyPairs).reduce(0, +),
             reporters: parts.map(\.reporters).max() ?? 0)
     }
     var result: [Blame] = []
     for blame in blamed {
-        switch blame.component {
-        case .endpoint(let endpoint) where merged[endpoint.node] != nil:
-            continue
-        case .node(let node) where merged[node] != nil:
-            continue
-        default:
-            result.append(blame)
-        }
+        if let node = railNode(blame.component), merged[node] != nil { continue }
+        if case .node(let node) = blame.component, merged[node] != nil { continue }
+        result.append(blame)
     }
     return result + merged.keys.sorted().map { merged[$0]! }
 }

@@ -58,7 +58,9 @@ struct JudgedPair: Sendable {
     func isBad(for symptom: Symptom) -> Bool {
         switch symptom {
         case .latency: verdict == .slow
-        case .loss: verdict == .lossy || verdict == .dead
+        // Any lost probe counts against the route: light loss is judged on the component's
+        // aggregate below (Localizer), not on 20 probes of one pair.
+        case .loss: verdict == .lossy || verdict == .dead || observation.lost > 0
         case .health: false
         }
     }
@@ -66,7 +68,7 @@ struct JudgedPair: Sendable {
     func isHealthy(for symptom: Symptom, rules: Rules) -> Bool {
         switch symptom {
         case .latency: verdict != .slow && observation.samples >= rules.minSamples
-        case .loss: verdict != .lossy && verdict != .dead && observation.sent >= rules.minProbesForDead
+        case .loss: observation.lost == 0 && observation.sent >= rules.minProbesForDead
         case .health: false
         }
     }

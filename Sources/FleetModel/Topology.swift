@@ -57,6 +57,7 @@ public struct Topology: Sendable {
     private let nodeIndex: [NodeName: Int]
     private let railIndex: [EndpointID: Rail]
     private let tiers: [SwitchName: Tier]
+    private let linkIndex: [LinkID: Int]
     /// The link between an endpoint and its leaf.
     private let accessLinks: [EndpointID: LinkID]
     /// Links between a leaf and a spine, by unordered pair.
@@ -76,6 +77,7 @@ public struct Topology: Sendable {
     public func node(_ name: NodeName) -> Node? { nodeIndex[name].map { nodes[$0] } }
     public func rail(_ endpoint: EndpointID) -> Rail? { railIndex[endpoint] }
     public func tier(of name: SwitchName) -> Tier? { tiers[name] }
+    public func link(_ id: LinkID) -> Link? { linkIndex[id].map { links[$0] } }
     public func accessLink(of endpoint: EndpointID) -> LinkID? { accessLinks[endpoint] }
     public func spines(of leaf: SwitchName) -> [SwitchName] { spinesOfLeaf[leaf] ?? [] }
     public func fabricLink(_ a: SwitchName, _ b: SwitchName) -> LinkID? { fabricLinks[SwitchPair(a, b)] }
@@ -225,6 +227,7 @@ public struct Topology: Sendable {
         self.nodeIndex = nodeIndex
         self.railIndex = railIndex
         self.tiers = tiers
+        self.linkIndex = Dictionary(uniqueKeysWithValues: links.enumerated().map { ($1.id, $0) })
         self.accessLinks = accessLinks
         self.fabricLinks = fabricLinks
         self.spinesOfLeaf = spinesOfLeaf.mapValues { $0.sorted() }

@@ -204,7 +204,7 @@ struct EngineTests {
             }
             lines += engine.advance(to: fleet.start.adding(seconds: Int64((window + 2) * 10))).map(\.jsonLine)
         }
-        #expect(!lines.contains { $0.contains("gpu-0007") })
+        #expect(!lines.contains { $0.contains("gpu-0007") }, "\(lines)")
     }
 
     @Test func countedNotApplied() throws {
