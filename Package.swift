@@ -30,9 +30,10 @@ let package = Package(
         // The pure core: windows, pair statistics, baselines, localization, findings. No I/O.
         .target(name: "Engine", dependencies: ["FleetModel", "QuantileSketch"]),
         // Synthetic data: seeded generators and latency distributions for tests, demo and benchmarks.
-        .target(name: "Simulation"),
+        .target(name: "Simulation", dependencies: ["FleetModel", "QuantileSketch", "Engine"]),
         // The command line: every subcommand as a type, parsed by hand.
-        .target(name: "FaultlineCLI", dependencies: ["QuantileSketch", "FleetModel", "Engine", "Simulation"]),
+        .target(
+            name: "FaultlineCLI", dependencies: ["QuantileSketch", "FleetModel", "Engine", "Simulation"]),
         .executableTarget(name: "faultline", dependencies: ["FaultlineCLI"]),
         .executableTarget(name: "FaultlineBench", dependencies: ["QuantileSketch", "Simulation"]),
 
@@ -42,11 +43,17 @@ let package = Package(
         ),
         .testTarget(
             name: "FaultlineCLITests",
-            dependencies: ["FaultlineCLI", "faultline", "Engine", "FleetModel", "QuantileSketch", "Simulation"]
+            dependencies: [
+                "FaultlineCLI", "faultline", "Engine", "FleetModel", "QuantileSketch", "Simulation",
+            ]
         ),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CSQLite3", "CIBVerbs"]),
         .testTarget(name: "FleetModelTests", dependencies: ["FleetModel"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "FleetModel", "QuantileSketch", "Simulation"]),
+        .testTarget(
+            name: "EngineTests", dependencies: ["Engine", "FleetModel", "QuantileSketch", "Simulation"]),
+        .testTarget(
+            name: "SimulationTests", dependencies: ["Simulation", "Engine", "FleetModel", "QuantileSketch"]
+        ),
     ]
 )
 

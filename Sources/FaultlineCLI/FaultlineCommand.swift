@@ -20,9 +20,11 @@ public enum FaultlineCommand {
         SketchDecodeCommand.self,
         TopologyGenerateCommand.self,
         TopologyCheckCommand.self,
+        TopologyPinglistCommand.self,
         RulesCheckCommand.self,
         RulesShowCommand.self,
         ReplayCommand.self,
+        SimulateCommand.self,
     ]
 
     static var usage: String {
