@@ -129,8 +129,15 @@ func localize(_ pairs: [JudgedPair], symptom: Symptom, rules: Rules, topology: T
         }
         guard own || reporters.count >= rules.minIndependentReporters else { return nil }
         let share = Double(covered.count) / Double(covered.count + vote.healthy)
+        // A component that is down drops every pair through it: healthy pairs through it clear
+        // it of being down, though not of being lossy.
+        let allDead = covered.allSatisfy { pairs[$0].verdict == .dead }
+        if allDead && share < 0.9 { return nil }
         if share >= rules.minBadShare { return share }
         if symptom == .latency {
+            // Partial slowness is a link's way of failing (some ECMP flows, one bad lane); a switch
+            // or a host slows all it carries.
+            guard case .link = component else { return nil }
             // A gray fault on some of a link's flows (ECMP hashing, one bad lane) leaves the share
             // low: blame it anyway when its slow pairs are far more than background noise makes.
             let judged = covered.count + vote.healthy
@@ -184,8 +191,8 @@ func localize(_ pairs: [JudgedPair], symptom: Symptom, rules: Rules, topology: T
 }
 
 /// Several rails of one node failing together is the node failing (architecture note 1: one node,
-/// not its eight rails): at least half its rails, and at least two, blamed through their endpoints
-/// or their access links, turn into one node blame.
+/// not its eight rails): more than half its rails, and at least two, blamed through their
+/// endpoints or their access links, turn into one node blame.
 private func mergingEndpointsIntoNodes(_ blamed: [Blame], topology: Topology) -> [Blame] {
     func railNode(_ component: Component) -> NodeName? {
         switch component {
@@ -204,7 +211,7 @@ private func mergingEndpointsIntoNodes(_ blamed: [Blame], topology: Topology) ->
     var merged: [NodeName: Blame] = [:]
     for (node, rails) in byNode {
         let railCount = topology.node(node)?.rails.count ?? 0
-        guard rails.count >= 2, 2 * rails.count >= railCount else { continue }
+        guard rails.count >= 2, 2 * rails.count > railCount else { continue }
         let ownBlame = blamed.first { $0.component == .node(node) }
         let parts = rails + (ownBlame.map { [$0] } ?? [])
         merged[node] = Blame(
