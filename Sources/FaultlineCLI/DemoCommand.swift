@@ -1,7 +1,10 @@
 // `faultline demo`: until the fleet demo lands (agents on loopback, the correlator, quarantine),
-// it shows the piece everything else rests on: probe RTTs sketched per pair and window, shipped as
-// protobuf bytes, decoded and merged at the correlator, with the answers checked against exact ones.
+// it shows the two pieces everything else rests on: probe RTTs sketched per pair and window, shipped
+// as protobuf bytes and decoded at the correlator; then a simulated fleet with injected faults
+// through the engine, which names the broken components.
 
+import Engine
+import Foundation
 import QuantileSketch
 import Simulation
 
@@ -77,13 +80,42 @@ struct DemoCommand: Command {
         } catch {
             throw CommandError.data(error.description)
         }
+        try runFleet(io: io)
         io.write(
             """
 
-            This is the sketch layer only. The full demo (agents on loopback addresses, the correlator
-            localizing an injected fault, and the quarantine that follows) is still to come.
+            This is the sketch and the engine on a simulated fleet. The full demo (agents on loopback
+            addresses, the correlator service, and the quarantine that follows) is still to come.
 
             """)
+    }
+
+    /// A 16-node fleet with three injected faults, window by window through the engine.
+    static let fleetScenario = """
+        {"name": "demo", "seed": 7,
+         "topology": {"nodes": 16, "rails": 4, "nodesPerLeaf": 4, "spines": 2},
+         "windowSeconds": 10, "windows": 10, "probesPerPair": 20,
+         "noise": {"pairOffsetSigma": 0.1, "spikeProbability": 0.002, "spikeFactor": 5,
+                   "hostNoise": {"probability": 0.005, "factor": 3, "share": 0.3}, "backgroundLoss": 0.0001},
+         "faults": [
+           {"kind": "endpoint", "target": "gpu-0005/2", "effect": "dead", "start": 2, "end": 10},
+           {"kind": "accessLink", "target": "gpu-0009/1~leaf-s2-r1", "effect": "lossy", "loss": 0.05, "start": 2, "end": 10},
+           {"kind": "fabricLink", "target": "leaf-s1-r3~spine-01", "effect": "slow", "factor": 3, "start": 3, "end": 10}
+         ]}
+        """
+
+    private func runFleet(io: some CommandIO) throws(CommandError) {
+        io.write("\nA simulated fleet: 16 nodes × 4 rails, 10 windows of 10 s, three faults injected.\n\n")
+        let result: SimulationResult
+        do {
+            let scenario = try Scenario(json: Data(Self.fleetScenario.utf8))
+            let simulator = try FleetSimulator(
+                scenario: scenario, topology: scenario.loadTopology(relativeTo: nil))
+            result = simulator.run()
+        } catch {
+            throw CommandError.data("the demo scenario: \(error)")
+        }
+        io.write(result.text)
     }
 
     private func label(_ q: Double) -> String {
