@@ -2,13 +2,15 @@
 // through a component as the evidence that clears it. See docs/localization.md for why this shape.
 //
 // Per symptom (latency, loss), every judged pair votes for the components on its route: a bad pair
-// against, a healthy pair for. A component is a candidate when at least `minBadShare` of its votes
-// are bad, and when its bad evidence comes from its own node or from enough independent reporters.
-// Then greedily, the candidate that explains the most still-unexplained bad pairs is blamed, until
-// none explains any. A node that explains its eight rails wins over eight endpoints (it covers more);
-// an endpoint whose loopback and intra-host pairs are healthy loses to its access link (it has
-// healthy votes the link does not); a link loses to the switch beside it only when the switch's
-// other links carry bad pairs too.
+// (slow; or for loss, any probe lost) against, a healthy pair for. Then greedily, the component
+// whose still-unexplained bad pairs best justify it is blamed, scored by those pairs times its bad
+// share, until none is justified. Justified means: evidence from its own node or from enough
+// independent reporters, and either a bad share of at least `minBadShare`, or, for gray faults
+// that touch few pairs, far more lost probes (or, for links, slow pairs) than the window's
+// background could give. A component blamed only with dead pairs needs nearly all its pairs dead.
+// Rails of one node blamed together become the node. An endpoint whose loopback and intra-host
+// pairs are healthy loses to its access link (it has healthy votes the link does not); a link loses
+// to the switch beside it only when the switch's other links carry bad pairs too.
 
 import FleetModel
 import Foundation
