@@ -56,6 +56,9 @@ public struct Engine: Sendable {
     private var closingStarts: Int64? { nextToClose ?? pending.keys.min() }
     /// Each pair's recent healthy p50s, newest last (at most `historyLength`).
     private var pairHistory: [PairKey: [Double]] = [:]
+    /// Each pair's route through the topology, as last reported: recomputing it every window was a
+    /// quarter of the engine's time. One entry per pair, so it grows with pairs, not with time.
+    private var pathCache: [PairKey: (route: [SwitchName]?, path: ProbePath)] = [:]
     private var tracker = FindingTracker()
 
     private static let historyLength = 8
@@ -180,12 +183,18 @@ public struct Engine: Sendable {
                 counters.pairsUnknownEndpoint += 1
                 continue
             }
+            let key = PairKey(src: pair.src, dst: pair.dst)
             let path: ProbePath
-            do {
-                path = try topology.path(from: pair.src, to: pair.dst, route: pair.path)
-            } catch {
-                counters.pairsInvalidPath += 1
-                continue
+            if let cached = pathCache[key], cached.route == pair.path {
+                path = cached.path
+            } else {
+                do {
+                    path = try topology.path(from: pair.src, to: pair.dst, route: pair.path)
+                } catch {
+                    counters.pairsInvalidPath += 1
+                    continue
+                }
+                pathCache[key] = (pair.path, path)
             }
             var quantiles: [Double]?
             if pair.sent > pair.lost {
