@@ -181,6 +181,12 @@ struct OptionParser {
     }
 
     func value(_ name: String) -> String? { values[name] }
+
+    /// The value of an option the command cannot do without.
+    func required(_ name: String) throws(CommandError) -> String {
+        guard let value = values[name] else { throw CommandError.usage("--\(name) is required") }
+        return value
+    }
     func flag(_ name: String) -> Bool { flags.contains(name) }
 
     /// A number option, validated by `isValid` (described by `expectation` in the error).

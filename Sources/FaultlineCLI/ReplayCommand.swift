@@ -33,12 +33,8 @@ struct ReplayCommand: Command {
 
     init(arguments: [String]) throws(CommandError) {
         let options = try OptionParser(arguments, valued: ["topology", "input", "rules"], flags: ["json"])
-        guard let topology = options.value("topology") else {
-            throw CommandError.usage("--topology is required")
-        }
-        guard let input = options.value("input") else { throw CommandError.usage("--input is required") }
-        topologyPath = topology
-        inputPath = input
+        topologyPath = try options.required("topology")
+        inputPath = try options.required("input")
         rulesPath = options.value("rules")
         json = options.flag("json")
     }

@@ -33,10 +33,7 @@ struct SimulateCommand: Command {
 
     init(arguments: [String]) throws(CommandError) {
         let options = try OptionParser(arguments, valued: ["scenario", "emit", "rules"], flags: ["json"])
-        guard let scenarioPath = options.value("scenario") else {
-            throw CommandError.usage("--scenario is required")
-        }
-        self.scenarioPath = scenarioPath
+        scenarioPath = try options.required("scenario")
         emitPath = options.value("emit")
         if emitPath == "-" || emitPath?.isEmpty == true {
             throw CommandError.usage("--emit needs a file name (standard output carries the score)")

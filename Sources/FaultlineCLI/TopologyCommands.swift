@@ -38,9 +38,7 @@ struct TopologyGenerateCommand: Command {
         let options = try OptionParser(
             arguments, valued: ["nodes", "rails", "nodes-per-leaf", "spines", "output"],
             aliases: ["o": "output"])
-        for required in ["nodes", "rails", "nodes-per-leaf", "spines"] where options.value(required) == nil {
-            throw CommandError.usage("--\(required) is required")
-        }
+        for name in ["nodes", "rails", "nodes-per-leaf", "spines"] { _ = try options.required(name) }
         shape = Topology.Shape(
             nodes: try options.integer("nodes", default: 0, in: 1...1_000_000),
             rails: try options.integer("rails", default: 0, in: 1...EndpointID.rails.count),
