@@ -37,6 +37,9 @@ public struct EngineCounters: Sendable, Equatable {
     /// Pairs whose sketch did not decode, or whose count disagreed with `sent - lost`.
     public var pairsInvalidSketch = 0
     public var pairsJudged = 0
+    /// Reporters whose latency pairs a window left out: their own control pairs slow while their
+    /// peers reached them at full speed (a stalled prober host, `noisyReporters`).
+    public var noisyReporterWindows = 0
     public var windowsClosed = 0
 
     public init() {}
@@ -154,9 +157,14 @@ public struct Engine: Sendable {
         }
         counters.pairsJudged += judged.count
 
+        let noisy = noisyReporters(judged, rules: rules)
+        counters.noisyReporterWindows += noisy.count
         var blamed: [FindingTracker.Key: FindingTracker.Observation] = [:]
         for symptom in [Symptom.latency, .loss] {
-            for blame in localize(judged, symptom: symptom, rules: rules, topology: topology) {
+            for blame in localize(
+                judged, symptom: symptom, rules: rules, topology: topology,
+                ignoredReporters: symptom == .latency ? noisy : [])
+            {
                 let key = FindingTracker.Key(component: blame.component, symptom: symptom)
                 blamed[key] = observation(of: blame, baselines: classBaselines)
             }
@@ -257,13 +265,16 @@ public struct Engine: Sendable {
             }
             return .object(entry)
         }
-        let evidence: [String: JSONValue] = [
+        var evidence: [String: JSONValue] = [
             "symptom": .string(blame.symptom.rawValue), "badPairs": .number(Double(blame.badPairs)),
             "healthyPairs": .number(Double(blame.healthyPairs)),
             "explainedPairs": .number(Double(blame.explained.count)),
             "reporters": .number(Double(blame.reporters)), "badShare": rounded(blame.share),
             "examples": .array(examples),
         ]
+        if !blame.ambiguousWith.isEmpty {
+            evidence["ambiguousWith"] = .array(blame.ambiguousWith.map { .string($0.description) })
+        }
         return FindingTracker.Observation(
             faultClass: faultClass, isHard: blame.symptom == .loss && dead, confidence: confidence,
             evidence: evidence)

@@ -24,6 +24,9 @@ struct Blame: Sendable {
     let badPairs: Int
     let healthyPairs: Int
     let reporters: Int
+    /// Components that explained exactly the same pairs just as well, sorted: the window could not
+    /// tell them from this one.
+    var ambiguousWith: [Component] = []
     var share: Double { Double(badPairs) / Double(badPairs + healthyPairs) }
 }
 
@@ -37,33 +40,39 @@ private struct Votes {
 }
 
 /// The fleet's background loss rate in a window: the mean loss rate of the reporting endpoints
-/// (over their pairs that are not dead), leaving out the lossiest tenth so that the faults being
-/// looked for do not raise their own bar. At least 1e-5, so that one lost probe in a lossless
-/// fleet is not significant.
-func backgroundLossRate(_ pairs: [JudgedPair]) -> Double {
+/// (over their `counted` pairs that are not dead), leaving out the lossiest tenth so that the
+/// faults being looked for do not raise their own bar. At least 1e-5, so that one lost probe in a
+/// lossless fleet is not significant.
+func backgroundLossRate(_ pairs: [JudgedPair], counted: [Bool]) -> Double {
     var perSource: [EndpointID: (sent: Int, lost: Int)] = [:]
-    for pair in pairs where pair.verdict != .dead && pair.observation.sent > 0 {
+    for (index, pair) in pairs.enumerated()
+    where counted[index] && pair.verdict != .dead && pair.observation.sent > 0 {
         perSource[pair.observation.src, default: (0, 0)].sent += pair.observation.sent
         perSource[pair.observation.src, default: (0, 0)].lost += pair.observation.lost
     }
-    let rates = perSource.values.map { Double($0.lost) / Double($0.sent) }.sorted()
-    let kept = rates.prefix(max(1, rates.count - rates.count / 10))
-    let mean = kept.isEmpty ? 0 : kept.reduce(0, +) / Double(kept.count)
-    return max(1e-5, mean)
+    let rates = perSource.values.map { Double($0.lost) / Double($0.sent) }
+    return max(1e-5, trimmedMean(rates))
 }
 
-/// The share of a window's judged pairs that are slow without a fault: the mean over reporting
-/// endpoints of their slow share, leaving out the slowest tenth; at least 1e-3.
-func backgroundSlowShare(_ pairs: [JudgedPair], rules: Rules) -> Double {
+/// The share of a window's judged pairs that are slow without a fault (`isSlow` says which count):
+/// the mean over reporting endpoints of the slow share of their `counted` pairs, leaving out the
+/// slowest tenth; at least 1e-3.
+func backgroundSlowShare(
+    _ pairs: [JudgedPair], counted: [Bool], rules: Rules, isSlow: (JudgedPair) -> Bool
+) -> Double {
     var perSource: [EndpointID: (judged: Int, slow: Int)] = [:]
-    for pair in pairs where pair.observation.samples >= rules.minSamples {
+    for (index, pair) in pairs.enumerated() where counted[index] && pair.observation.samples >= rules.minSamples {
         perSource[pair.observation.src, default: (0, 0)].judged += 1
-        if pair.verdict == .slow { perSource[pair.observation.src, default: (0, 0)].slow += 1 }
+        if isSlow(pair) { perSource[pair.observation.src, default: (0, 0)].slow += 1 }
     }
-    let shares = perSource.values.map { Double($0.slow) / Double($0.judged) }.sorted()
-    let kept = shares.prefix(max(1, shares.count - shares.count / 10))
-    let mean = kept.isEmpty ? 0 : kept.reduce(0, +) / Double(kept.count)
-    return max(1e-3, mean)
+    let shares = perSource.values.map { Double($0.slow) / Double($0.judged) }
+    return max(1e-3, trimmedMean(shares))
+}
+
+/// The mean of the values without their largest tenth; 0 for none.
+private func trimmedMean(_ values: [Double]) -> Double {
+    let kept = values.sorted().prefix(max(1, values.count - values.count / 10))
+    return kept.isEmpty ? 0 : kept.reduce(0, +) / Double(kept.count)
 }
 
 /// P(X ≥ k) for X ~ Poisson(mean): how likely background loss alone is to lose `k` probes.
@@ -81,6 +90,37 @@ func poissonTail(atLeast k: Int, mean: Double) -> Double {
     return max(0, 1 - below)
 }
 
+/// Reporters whose own measurements are not to be trusted on latency in this window: a node whose
+/// control pairs (its loopbacks and intra-host pairs) are mostly slow while the pairs other nodes
+/// probe *toward* it are mostly healthy. That is the prober's host stalling (a CPU hiccup, a noisy
+/// neighbour, its agent descheduled), not its NIC or the fabric: a slow NIC or node slows probes in
+/// both directions. Its latency pairs are left out of the window's localization (R-Pingmesh's
+/// false positives from host noise); its loss pairs still count.
+func noisyReporters(_ pairs: [JudgedPair], rules: Rules) -> [NodeName] {
+    var control: [NodeName: (judged: Int, slow: Int)] = [:]
+    var incoming: [NodeName: (judged: Int, slow: Int)] = [:]
+    for pair in pairs where pair.observation.samples >= rules.minSamples {
+        let observation = pair.observation
+        let slow = pair.verdict == .slow ? 1 : 0
+        switch observation.path.pathClass {
+        case .loopback, .intraHost:
+            control[observation.reporter, default: (0, 0)].judged += 1
+            control[observation.reporter, default: (0, 0)].slow += slow
+        case .sameLeaf, .crossLeaf:
+            incoming[observation.dst.node, default: (0, 0)].judged += 1
+            incoming[observation.dst.node, default: (0, 0)].slow += slow
+        }
+    }
+    return control.keys.sorted().filter { node in
+        let own = control[node]!
+        guard let toward = incoming[node], toward.judged >= rules.minIndependentReporters + 1,
+            Double(own.slow) >= rules.minBadShare * Double(own.judged)
+        else { return false }
+        // Incoming pairs no worse than a quarter slow: the node answers its peers at full speed.
+        return 4 * toward.slow <= toward.judged
+    }
+}
+
 /// Whether `component` belongs to the node that reported a pair (its endpoints or itself).
 private func isOwn(_ component: Component, of reporter: NodeName) -> Bool {
     switch component {
@@ -91,10 +131,15 @@ private func isOwn(_ component: Component, of reporter: NodeName) -> Bool {
 }
 
 /// The blamed components for one symptom, most explanatory first.
-func localize(_ pairs: [JudgedPair], symptom: Symptom, rules: Rules, topology: Topology) -> [Blame] {
+/// `ignoredReporters`: nodes whose pairs do not vote (sorted; `noisyReporters` for latency).
+func localize(
+    _ pairs: [JudgedPair], symptom: Symptom, rules: Rules, topology: Topology,
+    ignoredReporters: [NodeName] = []
+) -> [Blame] {
     var votes: [Component: Votes] = [:]
     var badIndexes: [Int] = []
-    for (index, pair) in pairs.enumerated() {
+    let ignored = Set(ignoredReporters)
+    for (index, pair) in pairs.enumerated() where !ignored.contains(pair.observation.reporter) {
         let bad = pair.isBad(for: symptom)
         guard bad || pair.isHealthy(for: symptom, rules: rules) else { continue }
         if bad { badIndexes.append(index) }
@@ -115,8 +160,23 @@ func localize(_ pairs: [JudgedPair], symptom: Symptom, rules: Rules, topology: T
     }
     guard !badIndexes.isEmpty else { return [] }
 
-    let background = backgroundLossRate(pairs)
-    let backgroundSlow = backgroundSlowShare(pairs, rules: rules)
+    // The background is what the window's pairs show without a fault: leave out the ignored
+    // reporters, and the bad pairs of every component that the share test alone would blame (its
+    // own node or enough reporters, and most of its pairs bad), so that a fully broken link does
+    // not raise the bar that a partly broken one must clear.
+    var counted = pairs.map { !ignored.contains($0.observation.reporter) }
+    for vote in votes.values where !vote.bad.isEmpty {
+        let share = Double(vote.bad.count) / Double(vote.bad.count + vote.healthy)
+        guard share >= rules.minBadShare,
+            vote.ownEvidence || vote.remoteReporters.count >= rules.minIndependentReporters
+        else { continue }
+        for index in vote.bad { counted[index] = false }
+    }
+    let background = backgroundLossRate(pairs, counted: counted)
+    let backgroundSlow = backgroundSlowShare(pairs, counted: counted, rules: rules) { $0.verdict == .slow }
+    let backgroundSlowAtMedian = backgroundSlowShare(pairs, counted: counted, rules: rules) {
+        $0.isSlowAtMedian
+    }
 
     /// Whether the still-unexplained bad pairs through a component justify blaming it: enough of
     /// its votes bad, or (loss) its probes losing far more than background loss could; and the
@@ -137,16 +197,26 @@ func localize(_ pairs: [JudgedPair], symptom: Symptom, rules: Rules, topology: T
         if allDead && share < 0.9 { return nil }
         if share >= rules.minBadShare { return share }
         if symptom == .latency {
-            // Partial slowness is a link's way of failing (some ECMP flows, one bad lane); a switch
-            // or a host slows all it carries.
-            guard case .link = component else { return nil }
-            // A gray fault on some of a link's flows (ECMP hashing, one bad lane) leaves the share
-            // low: blame it anyway when its slow pairs are far more than background noise makes.
-            let judged = covered.count + vote.healthy
-            guard covered.count >= rules.minLostProbes,
-                poissonTail(atLeast: covered.count, mean: backgroundSlow * Double(judged)) < 1e-6
-            else { return nil }
-            return share
+            // Partial slowness is the network's way of failing: a link's bad lane slows the ECMP
+            // flows hashed onto it, a switch's bad ASIC port group or buffer some of the flows it
+            // carries. A host slows everything, and its own pairs say so (the share test above).
+            switch component {
+            case .link, .switch: break
+            case .endpoint, .node: return nil
+            }
+            // Such a fault leaves the share low: blame it anyway when its slow pairs are far more
+            // than background noise makes. The greedy score (covered × share) still prefers a fully
+            // slow link over the switch that carries it among many healthy flows.
+            // Counted twice: all slow pairs against the background's, and the pairs slow at their
+            // median against the background's of those, which spikes and tail noise hardly touch:
+            // three of a link's eight flows three times slower stand out there, not in the first.
+            let judged = Double(covered.count + vote.healthy)
+            let slowAtMedian = covered.count { pairs[$0].isSlowAtMedian }
+            let significant = [(covered.count, backgroundSlow), (slowAtMedian, backgroundSlowAtMedian)]
+                .contains { count, rate in
+                    count >= rules.minLostProbes && poissonTail(atLeast: count, mean: rate * judged) < 1e-6
+                }
+            return significant ? share : nil
         }
         // Gray loss (1–5%) leaves most pairs of 20 probes without a loss, so the share test misses
         // it: judge the probes in aggregate instead, against the background.
@@ -166,18 +236,30 @@ func localize(_ pairs: [JudgedPair], symptom: Symptom, rules: Rules, topology: T
     var remaining = votes.keys.filter { !votes[$0]!.bad.isEmpty }.sorted()
     while !unexplained.isEmpty {
         var best: (component: Component, covered: [Int], share: Double, score: Double)?
+        var tied: [Component] = []
         for component in remaining {
             let covered = votes[component]!.bad.filter { unexplained.contains($0) }
             guard !covered.isEmpty, let share = justification(component, covered: covered) else { continue }
-            // The most explained, weighted by how concentrated the evidence is (a link's lossy
-            // flows beat the spine that carries them among many healthy ones); then the smaller
+            // The most explained, weighted by how concentrated the evidence is: a link's lossy
+            // flows beat the spine that carries them among many healthy ones. For latency, by the
+            // square of it: two slow access links (all their flows slow) beat the leaf between
+            // them (half of its flows slow), while a switch slow on half of all its flows still
+            // beats each of its links. Not for loss: a lossy pair is a draw (5% loss leaves a
+            // third of 20-probe pairs clean), and squaring that noise would let an access link's
+            // luckier share beat the lossy endpoint whose loopback it lacks. Then the smaller
             // kind, then the name.
-            let score = Double(covered.count) * share
+            let score = Double(covered.count) * (symptom == .latency ? share * share : share)
             if let current = best {
                 if score < current.score { continue }
-                if score == current.score && !(component < current.component) { continue }
+                if score == current.score && !(component < current.component) {
+                    // Another component that explains exactly the same pairs as well: nothing in
+                    // this window can tell them apart (links in series), so the finding says so.
+                    if covered == current.covered { tied.append(component) }
+                    continue
+                }
             }
             best = (component, covered, share, score)
+            tied = []
         }
         guard let chosen = best else { break }
         let vote = votes[chosen.component]!
@@ -185,7 +267,8 @@ func localize(_ pairs: [JudgedPair], symptom: Symptom, rules: Rules, topology: T
             Blame(
                 component: chosen.component, symptom: symptom, explained: chosen.covered.map { pairs[$0] },
                 badPairs: chosen.covered.count, healthyPairs: vote.healthy,
-                reporters: Set(chosen.covered.map { pairs[$0].observation.reporter }).count))
+                reporters: Set(chosen.covered.map { pairs[$0].observation.reporter }).count,
+                ambiguousWith: tied))
         unexplained.subtract(chosen.covered)
         remaining.removeAll { $0 == chosen.component }
     }

@@ -53,6 +53,9 @@ struct JudgedPair: Sendable {
     let verdict: Verdict
     /// How far past its threshold: 1 means just at it (0 for healthy pairs).
     let score: Double
+    /// Slow at its median, not only in its tail: what a pair's own lane or port being slow does,
+    /// and what a probe's rare spike (its p99 of 20 samples is its slowest one) does not.
+    var isSlowAtMedian = false
 
     /// Whether the pair counts for a symptom at all: bad for it, healthy for it, or neither.
     func isBad(for symptom: Symptom) -> Bool {
@@ -109,19 +112,25 @@ func judge(
         return JudgedPair(observation: pair, verdict: judged ? .healthy : .unjudged, score: 0)
     }
     let classRules = rules.pathClasses[pair.path.pathClass]!
-    var score = 0.0
+    var medianScore = 0.0
+    var tailScore = 0.0
     if let baseline {
         let p50Limit = max(
             baseline.medianP50 * classRules.slowP50Ratio, baseline.medianP50 + classRules.minExcessMicros)
         let p99Limit = max(
             baseline.medianP99 * classRules.slowP99Ratio, baseline.medianP99 + classRules.minExcessMicros)
-        score = max(score, p50 / p50Limit, p99 / p99Limit)
+        medianScore = p50 / p50Limit
+        tailScore = p99 / p99Limit
     }
     // Its own history catches a pair that is slow for itself though still inside its class's band.
     if let ownP50, let baseline, p50 > baseline.medianP50 {
-        score = max(score, p50 / max(ownP50 * classRules.slowP50Ratio, ownP50 + classRules.minExcessMicros))
+        medianScore = max(
+            medianScore, p50 / max(ownP50 * classRules.slowP50Ratio, ownP50 + classRules.minExcessMicros))
     }
-    if classRules.ceilingP50Micros > 0 { score = max(score, p50 / classRules.ceilingP50Micros) }
-    if classRules.ceilingP99Micros > 0 { score = max(score, p99 / classRules.ceilingP99Micros) }
-    return JudgedPair(observation: pair, verdict: score > 1 ? .slow : .healthy, score: score > 1 ? score : 0)
+    if classRules.ceilingP50Micros > 0 { medianScore = max(medianScore, p50 / classRules.ceilingP50Micros) }
+    if classRules.ceilingP99Micros > 0 { tailScore = max(tailScore, p99 / classRules.ceilingP99Micros) }
+    let score = max(medianScore, tailScore)
+    var judged = JudgedPair(observation: pair, verdict: score > 1 ? .slow : .healthy, score: score > 1 ? score : 0)
+    judged.isSlowAtMedian = medianScore > 1
+    return judged
 }

@@ -349,6 +349,55 @@ private struct PinglistPlanner {
         sameRailPass(target)
         if options.crossRailFallback { anyRailPass(target) }
         repair()
+        if options.crossRailFallback { separateTwinLinks() }
+    }
+
+    /// Pairs a link's flows must have that avoid its twin (below) for the two to be told apart.
+    static let pairsAvoidingTwin = 2
+
+    /// Gives every leaf–spine link flows of its own. When a rail has two leaves, every same-rail
+    /// pair through `leaf-s1-r3~spine-00` also crosses `leaf-s0-r3~spine-00`: the two links are
+    /// twins that no set of results can tell apart (a dead one blames both or, by name, the wrong
+    /// one). For each link whose pairs nearly all cross one other link, adds pairs over the same
+    /// spine toward leaves of other rails until `pairsAvoidingTwin` of its pairs avoid the twin.
+    mutating func separateTwinLinks() {
+        var partners = [[Int]](repeating: [], count: slotLeaf.count)
+        for edge in edgeA.indices {
+            partners[edgeSlotA[edge]].append(edgeSlotB[edge])
+            partners[edgeSlotB[edge]].append(edgeSlotA[edge])
+        }
+        let cap = degreeCap
+        for slot in slotLeaf.indices where !partners[slot].isEmpty {
+            // The link most of this one's pairs also cross, and how many avoid it.
+            var counts: [Int: Int] = [:]
+            for partner in partners[slot] { counts[partner, default: 0] += 1 }
+            let twin = counts.max { ($0.value, -$0.key) < ($1.value, -$1.key) }!.key
+            var avoiding = partners[slot].count - counts[twin]!
+            guard avoiding < Self.pairsAvoidingTwin else { continue }
+            let leaf = slotLeaf[slot]
+            let spine = slotSpine[slot]
+            let members = spineMembers[spine]
+            let start = random.below(members.count)
+            search: for t in 0..<members.count {
+                let other = members[(start + t) % members.count]
+                guard other.leaf != leaf, other.slot != twin else { continue }
+                // The least used endpoints first, so the extra pairs spread over the leaves.
+                let xs = leafEndpoints[leaf].filter { degree[$0] < cap }.sorted { degree[$0] < degree[$1] }
+                let ys = leafEndpoints[other.leaf].filter { degree[$0] < cap }.sorted { degree[$0] < degree[$1] }
+                for x in xs {
+                    for y in ys where endpointNode[y] != endpointNode[x] {
+                        let key = x < y ? UInt64(x) << 32 | UInt64(y) : UInt64(y) << 32 | UInt64(x)
+                        guard usedPairs.insert(key).inserted else { continue }
+                        addEdge(x, y, spine: spine, slot, other.slot)
+                        partners[slot].append(other.slot)
+                        partners[other.slot].append(slot)
+                        avoiding += 1
+                        if avoiding >= Self.pairsAvoidingTwin { break search }
+                        continue search  // the next pair toward another leaf
+                    }
+                }
+            }
+        }
     }
 
     mutating func sameRailPass(_ target: [Int]) {

@@ -74,6 +74,7 @@ extension SimulationResult {
             "pairsInvalidPath": count(counters.pairsInvalidPath),
             "pairsUnknownEndpoint": count(counters.pairsUnknownEndpoint),
             "windowsClosed": count(counters.windowsClosed),
+            "noisyReporterWindows": count(counters.noisyReporterWindows),
         ])
         var lines = [
             "{\"scenario\": \(JSONValue.string(scenario.name).jsonText), \"seed\": \(scenario.seed), "
@@ -106,7 +107,7 @@ extension SimulationResult {
             \(grouped(reports)) reports
             engine: \(grouped(counters.pairsJudged)) pairs judged; \(counters.pairsInvalidSketch) invalid sketches, \
             \(counters.pairsInvalidPath) invalid paths, \(counters.pairsUnknownEndpoint) unknown endpoints, \
-            \(counters.reportsLate) late reports
+            \(counters.reportsLate) late reports; \(counters.noisyReporterWindows) noisy reporter-windows
 
 
             """

@@ -21,6 +21,9 @@ struct Fleet {
     var fault: (Set<Component>) -> (factor: Double, loss: Double) = { _ in (1, 0) }
     /// Nodes that send no report (a dead node also answers nothing: give it loss 1 via `fault`).
     var silent: Set<String> = []
+    /// Nodes whose host stalls: every probe they send (their own pairs only) takes this many times
+    /// as long, while probes other nodes send them are answered at full speed.
+    var stalledHosts: [String: Double] = [:]
 
     init(nodes: Int = 8, rails: Int = 2, nodesPerLeaf: Int = 4, spines: Int = 2) throws {
         topology = try Topology.railOptimized(
@@ -58,7 +61,8 @@ struct Fleet {
                 for dst in dsts {
                     let route = route(src, dst)
                     let path = try! topology.path(from: src, to: dst, route: route)
-                    let (factor, loss) = fault(Set(path.components))
+                    var (factor, loss) = fault(Set(path.components))
+                    factor *= stalledHosts[node.name.rawValue] ?? 1
                     var sketch = try! QuantileSketch()
                     var lost = 0
                     for _ in 0..<probes {
@@ -171,6 +175,37 @@ struct EngineTests {
         let victim = Component.link(LinkID("leaf-s0-r0~spine-00")!)
         fleet.fault = { components in components.contains(victim) ? (4, 0) : (1, 0) }
         #expect(opened(fleet.run(windows: 5)) == ["leaf-s0-r0~spine-00 link.degraded"])
+    }
+
+    @Test func aStalledProberHostIsNotBlamedWhileItsPeersReachItAtFullSpeed() throws {
+        var fleet = try Fleet(nodes: 8, rails: 4)
+        fleet.stalledHosts = ["gpu-0003": 4]
+        var engine = Engine(topology: fleet.topology, rules: .defaults, windowSeconds: 10)
+        #expect(fleet.run(windows: 6, engine: &engine).isEmpty)
+        #expect(engine.counters.noisyReporterWindows == 6)
+        // The same node slow in both directions is the node (aSlowNodeIsOneFindingNotOnePerRail).
+    }
+
+    @Test func aSpineSlowOnHalfItsFlowsIsTheSpineNotItsLinks() throws {
+        var fleet = try Fleet(nodes: 32, rails: 2, nodesPerLeaf: 4, spines: 2)
+        let victim = Component.switch(SwitchName("spine-01")!)
+        fleet.fault = { components in
+            // Half of the flows, chosen by the pair (as ECMP hashes flows onto a bad port group).
+            let pair = components.map(\.description).sorted().joined(separator: " ")
+            return components.contains(victim) && pair.hashValueStable % 2 == 0 ? (3, 0) : (1, 0)
+        }
+        #expect(opened(fleet.run(windows: 5)) == ["spine-01 switch.degraded"])
+    }
+
+    @Test func linksInSeriesAreReportedAsAmbiguous() throws {
+        // Two leaves per rail and same-rail pairs only: every pair through one of a spine's links
+        // of a rail crosses the other too, so a dead one cannot be told from its twin.
+        var fleet = try Fleet(nodes: 8, rails: 2, nodesPerLeaf: 4, spines: 2)
+        let victim = Component.link(LinkID("leaf-s1-r0~spine-00")!)
+        fleet.fault = { components in components.contains(victim) ? (1, 1) : (1, 0) }
+        let lines = fleet.run(windows: 3)
+        #expect(opened(lines) == ["leaf-s0-r0~spine-00 link.down"])
+        #expect(lines.first?.contains("\"ambiguousWith\": [\"leaf-s1-r0~spine-00\"]") == true, "\(lines)")
     }
 
     @Test func aDeadNodeIsUnreachable() throws {

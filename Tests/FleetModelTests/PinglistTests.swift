@@ -231,6 +231,46 @@ struct PinglistTests {
         }
     }
 
+    @Test("a rail with two leaves: each leaf–spine link gets pairs that avoid its twin")
+    func twinLinksGetPairsOfTheirOwn() throws {
+        for shape in [
+            Topology.Shape(nodes: 8, rails: 2, nodesPerLeaf: 4, spines: 2),
+            .init(nodes: 16, rails: 4, nodesPerLeaf: 8, spines: 2),
+            .init(nodes: 64, rails: 8, nodesPerLeaf: 32, spines: 4),
+        ] {
+            let topology = try Topology.railOptimized(shape)
+            /// Per leaf–spine link, the other leaf–spine link of each pair crossing it.
+            func partners(_ list: Pinglist) throws -> [LinkID: [LinkID]] {
+                var result: [LinkID: [LinkID]] = [:]
+                for pair in list.pairs where pair.pathClass == .crossLeaf {
+                    let path = try topology.path(from: pair.src, to: pair.dst, route: topology.route(of: pair))
+                    let fabricLinks = path.components.compactMap { component -> LinkID? in
+                        guard case .link(let id) = component, id.rawValue.hasPrefix("leaf-") else { return nil }
+                        return id
+                    }
+                    try #require(fabricLinks.count == 2, "\(pair)")
+                    result[fabricLinks[0], default: []].append(fabricLinks[1])
+                    result[fabricLinks[1], default: []].append(fabricLinks[0])
+                }
+                return result
+            }
+            /// The fewest pairs of any link that avoid the link most of its pairs also cross.
+            func fewestAvoidingTwin(_ list: Pinglist) throws -> Int {
+                try partners(list).values.map { others in
+                    let mostShared = Dictionary(grouping: others) { $0 }.values.map(\.count).max()!
+                    return others.count - mostShared
+                }.min()!
+            }
+            let list = topology.pinglist()
+            try expectSound(topology, list)
+            #expect(list.uncoveredLinks == [], "\(shape)")
+            #expect(try fewestAvoidingTwin(list) >= 2, "\(shape)")
+            // Same-rail pairs alone leave every link's pairs on its twin: what the pass repairs.
+            let strict = topology.pinglist(PinglistOptions(crossRailFallback: false))
+            #expect(try fewestAvoidingTwin(strict) == 0, "\(shape)")
+        }
+    }
+
     @Test func oneScalableUnitNeedsCrossRailPairs() throws {
         // Every rail has one leaf: same-rail pairs never leave it, so only other rails reach the spines.
         let topology = try fabric(16, rails: 8, perLeaf: 16, spines: 4)
