@@ -25,6 +25,10 @@ public enum FaultlineCommand {
         RulesShowCommand.self,
         ReplayCommand.self,
         SimulateCommand.self,
+        DbCheckCommand.self,
+        DbMigrateCommand.self,
+        DbPruneCommand.self,
+        DbStatsCommand.self,
     ]
 
     static var usage: String {
