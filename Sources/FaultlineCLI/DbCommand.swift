@@ -1,10 +1,19 @@
-// `faultline db check | migrate | prune | stats`: look after the correlator's SQLite store from the
-// command line — integrity and migrations, applying migrations, pruning by retention, and counts.
+// `faultline db check | migrate | prune | stats | import | export`: look after the correlator's
+// SQLite store from the command line — integrity and migrations, applying migrations, pruning by
+// retention, counts, and moving reports between NDJSON files and the event log.
 
 import CSQLite3
 import FleetModel
 import Foundation
 import Store
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The options every `db` command shares: the file and `--json`.
 private struct DbOptions {
@@ -249,6 +258,133 @@ struct DbStatsCommand: Command {
                   bytes     \(statistics.bytes)
 
                 """)
+        }
+    }
+}
+
+struct DbImportCommand: Command {
+    static let name = "db import"
+    static let summary = "append a file of reports (NDJSON) to a store's event log"
+    static let usage = "db import --db FILE --input REPORTS.ndjson [--acknowledge] [--json]"
+    static let help = """
+        Validates each report (wire-v1.md §3) and appends it to the store's event log the way the
+        service does: one transaction per report, committed before the next is read. A report whose
+        node and window are stored already is a duplicate: accepted again when its content is the same,
+        a conflict (the stored one stays) when not. The store is created and migrated when needed.
+        Invalid reports and conflicts are printed on stderr as FILE:LINE: reason and make the status
+        65 once the rest are in.
+
+        options:
+          --db FILE        the store (created if missing)
+          --input FILE     the reports, one JSON object per line
+          --acknowledge    print "OUTCOME NODE WINDOW" for each report once it is committed
+          --json           a summary object: {"stored", "duplicates", "conflicts", "invalid"}
+        """
+
+    private let options: DbOptions
+    let inputPath: String
+    let acknowledge: Bool
+
+    init(arguments: [String]) throws(CommandError) {
+        let parsed = try OptionParser(arguments, valued: ["db", "input"], flags: ["acknowledge", "json"])
+        options = DbOptions(path: try parsed.required("db"), json: parsed.flag("json"))
+        inputPath = try parsed.required("input")
+        acknowledge = parsed.flag("acknowledge")
+    }
+
+    func run(io: some CommandIO) throws(CommandError) {
+        try requireExistingFile(inputPath)
+        guard let file = fopen(inputPath, "r") else {
+            throw CommandError.noInput("cannot open \(inputPath): \(String(cString: strerror(errno)))")
+        }
+        defer { fclose(file) }
+        let store = try withStoreErrors(creating: true) { try Store(path: options.path, mode: .create) }
+        var counts = (stored: 0, duplicates: 0, conflicts: 0, invalid: 0)
+        var line: UnsafeMutablePointer<CChar>?
+        var capacity = 0
+        defer { free(line) }
+        var lineNumber = 0
+        while true {
+            let length = getline(&line, &capacity, file)
+            if length < 0 {
+                if ferror(file) != 0 { throw CommandError.io("cannot read \(inputPath): \(String(cString: strerror(errno)))") }
+                break
+            }
+            lineNumber += 1
+            let bytes = Data(bytes: line!, count: length)
+            if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D || $0 == 0x0A }) { continue }
+            let report: Report
+            do {
+                report = try Report(json: bytes)
+            } catch {
+                io.writeError("\(inputPath):\(lineNumber): \(error)\n")
+                counts.invalid += 1
+                continue
+            }
+            // The wall clock, read here at the edge: when the report was received.
+            let now = Timestamp(secondsSinceEpoch: Int64(Date().timeIntervalSince1970))
+            let outcome = try withStoreErrors { try store.append(report, receivedAt: now) }
+            switch outcome {
+            case .stored: counts.stored += 1
+            case .duplicateSame: counts.duplicates += 1
+            case .conflict:
+                counts.conflicts += 1
+                io.writeError(
+                    "\(inputPath):\(lineNumber): conflict: \(report.node) already reported \(report.windowStart) with different content\n")
+            }
+            if acknowledge { io.write("\(outcome.rawValue) \(report.node) \(report.windowStart)\n") }
+        }
+        if options.json {
+            io.write(
+                "{\"stored\": \(counts.stored), \"duplicates\": \(counts.duplicates), \"conflicts\": \(counts.conflicts), \"invalid\": \(counts.invalid)}\n")
+        } else if !acknowledge {
+            io.write(
+                "\(options.path): \(counts.stored) stored, \(counts.duplicates) duplicates, \(counts.conflicts) conflicts, \(counts.invalid) invalid\n")
+        }
+        if counts.conflicts + counts.invalid > 0 {
+            throw CommandError.data("\(counts.invalid) invalid reports and \(counts.conflicts) conflicts in \(inputPath)")
+        }
+    }
+}
+
+struct DbExportCommand: Command {
+    static let name = "db export"
+    static let summary = "print a store's reports as NDJSON, in (window, node) order, for replay"
+    static let usage = "db export --db FILE [--from TIME] [--to TIME]"
+    static let help = """
+        Prints the stored reports as wire-v1 JSON lines, ordered by window start, then node: the input
+        `faultline replay --input -` reads. --from and --to (RFC 3339 UTC) keep the windows that start
+        in [from, to).
+
+        options:
+          --db FILE     the store (must exist and be migrated)
+          --from TIME   the first window start to print
+          --to TIME     print windows that start before this
+        """
+
+    private let options: DbOptions
+    let from: Timestamp?
+    let to: Timestamp?
+
+    init(arguments: [String]) throws(CommandError) {
+        let parsed = try OptionParser(arguments, valued: ["db", "from", "to"])
+        options = DbOptions(path: try parsed.required("db"), json: false)
+        func time(_ name: String) throws(CommandError) -> Timestamp? {
+            guard let text = parsed.value(name) else { return nil }
+            guard let time = Timestamp(rfc3339: text) else {
+                throw CommandError.usage("--\(name) must be RFC 3339 UTC like 2026-11-21T10:00:00Z, got '\(text)'")
+            }
+            return time
+        }
+        from = try time("from")
+        to = try time("to")
+    }
+
+    func run(io: some CommandIO) throws(CommandError) {
+        try requireExistingFile(options.path)
+        try withStoreErrors {
+            let store = try Store(path: options.path, mode: .existing, migrate: false)
+            try store.forEachReportLine(from: from, to: to) { io.write($0 + "\n") }
         }
     }
 }

@@ -29,6 +29,8 @@ public enum FaultlineCommand {
         DbMigrateCommand.self,
         DbPruneCommand.self,
         DbStatsCommand.self,
+        DbImportCommand.self,
+        DbExportCommand.self,
     ]
 
     static var usage: String {

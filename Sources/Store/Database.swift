@@ -45,6 +45,14 @@ public struct DatabaseError: Error, Sendable, Equatable, CustomStringConvertible
         return names[resultCode] ?? "SQLite result \(resultCode)"
     }
 
+    /// The error of the call on `connection` that just returned `code`.
+    init(connection: OpaquePointer, code: Int32, function: String, sql: String?, path: String) {
+        let extended = sqlite3_extended_errcode(connection)
+        self.init(
+            extendedResultCode: extended & 0xFF == code & 0xFF ? extended : code,
+            message: String(cString: sqlite3_errmsg(connection)), sql: sql, function: function, path: path)
+    }
+
     public var description: String {
         var text = "\(path): \(function) failed: \(message) (\(codeName), code \(extendedResultCode))"
         if resultCode == SQLITE_NOTADB { text = "\(path) is not an SQLite database (\(function): \(message))" }
@@ -107,16 +115,9 @@ public final class Database {
         sqlite3_close_v2(handle)
     }
 
-    /// The error for the last failed call on this connection.
-    func error(_ code: Int32, function: String, sql: String?) -> DatabaseError {
-        DatabaseError(
-            extendedResultCode: sqlite3_extended_errcode(handle) == SQLITE_OK ? code : sqlite3_extended_errcode(handle),
-            message: String(cString: sqlite3_errmsg(handle)), sql: sql, function: function, path: path)
-    }
-
     /// Prepares a new statement (the caller owns it).
     public func prepare(_ sql: String) throws(DatabaseError) -> Statement {
-        try Statement(database: self, sql: sql)
+        try Statement(connection: handle, path: path, sql: sql)
     }
 
     /// A prepared statement kept for reuse, reset and with its bindings cleared.

@@ -22,16 +22,20 @@ public final class Statement {
     /// The SQL it was prepared from.
     public let sql: String
     private let handle: OpaquePointer
-    /// Keeps the connection open while the statement lives (statements finalize first).
-    private let database: Database
+    /// The connection's handle, not the `Database`: a statement must not keep its connection's owner
+    /// alive (the connection caches statements). `sqlite3_close_v2` keeps the connection open until
+    /// its last statement is finalized, so a statement that outlives its `Database` stays valid.
+    private let connection: OpaquePointer
+    private let path: String
 
-    init(database: Database, sql: String) throws(DatabaseError) {
-        self.database = database
+    init(connection: OpaquePointer, path: String, sql: String) throws(DatabaseError) {
+        self.connection = connection
+        self.path = path
         self.sql = sql
         var statement: OpaquePointer?
-        let code = sqlite3_prepare_v3(database.handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
+        let code = sqlite3_prepare_v3(connection, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
         guard code == SQLITE_OK, let statement else {
-            throw database.error(code, function: "sqlite3_prepare_v3", sql: sql)
+            throw DatabaseError(connection: connection, code: code, function: "sqlite3_prepare_v3", sql: sql, path: path)
         }
         handle = statement
     }
@@ -52,7 +56,7 @@ public final class Statement {
             throw DatabaseError(
                 extendedResultCode: SQLITE_RANGE,
                 message: "\(values.count) values for \(sqlite3_bind_parameter_count(handle)) parameters",
-                sql: sql, function: "sqlite3_bind", path: database.path)
+                sql: sql, function: "sqlite3_bind", path: path)
         }
         for (offset, value) in values.enumerated() { try bind(value, at: Int32(offset + 1)) }
     }
@@ -73,7 +77,7 @@ public final class Statement {
                     faultline_sqlite_transient())
             }
         }
-        guard code == SQLITE_OK else { throw database.error(code, function: "sqlite3_bind", sql: sql) }
+        guard code == SQLITE_OK else { throw DatabaseError(connection: connection, code: code, function: "sqlite3_bind", sql: sql, path: path) }
     }
 
     /// Steps once: true when a row is ready to read, false when done.
@@ -83,7 +87,7 @@ public final class Statement {
         case SQLITE_ROW: return true
         case SQLITE_DONE: return false
         default:
-            let error = database.error(code, function: "sqlite3_step", sql: sql)
+            let error = DatabaseError(connection: connection, code: code, function: "sqlite3_step", sql: sql, path: path)
             sqlite3_reset(handle)
             throw error
         }

@@ -550,14 +550,16 @@ public final class Store {
 
     // MARK: Statistics
 
+    /// Row counts, and the bytes on disk: the database file plus its write-ahead log (which holds
+    /// recent commits until a checkpoint copies them into the file).
     public func statistics() throws -> StoreStatistics {
         func count(_ table: String) throws -> Int { Int(try database.singleInt("SELECT count(*) FROM \(table)") ?? 0) }
-        let pages = try database.singleInt("PRAGMA page_count") ?? 0
-        let pageSize = try database.singleInt("PRAGMA page_size") ?? 0
-        let walSize = (try? FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int) ?? 0
+        func size(_ file: String) -> Int64 {
+            Int64((try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0)
+        }
         return StoreStatistics(
             reports: try count("reports"), windows: try count("windows"), findings: try count("findings"),
-            bytes: pages * pageSize + Int64(walSize))
+            bytes: size(path) + size(path + "-wal"))
     }
 }
 

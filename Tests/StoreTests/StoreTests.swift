@@ -271,3 +271,34 @@ struct StoreTests {
                 == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
     }
 }
+
+@Suite("store: connection lifetime")
+struct ConnectionLifetimeTests {
+    @Test("a dropped store closes its connection: nothing keeps it alive, and the WAL is checkpointed away")
+    func closesOnDeinit() throws {
+        let temporary = try TemporaryDatabase()
+        defer { temporary.remove() }
+        weak var weakDatabase: Database?
+        do {
+            let store = try Store(path: temporary.path)
+            weakDatabase = store.database
+            _ = try store.append(try sampleReport(), receivedAt: Timestamp(secondsSinceEpoch: 0))
+            _ = try store.reports()  // cached and uncached statements both used
+            #expect(FileManager.default.fileExists(atPath: temporary.path + "-wal"))
+        }
+        #expect(weakDatabase == nil)
+        #expect(!FileManager.default.fileExists(atPath: temporary.path + "-wal"))
+        #expect(try Store(path: temporary.path, mode: .existing, migrate: false).reports().count == 1)
+    }
+
+    @Test("a statement that outlives its database stays usable until it goes")
+    func statementOutlivesDatabase() throws {
+        let temporary = try TemporaryDatabase()
+        defer { temporary.remove() }
+        var database: Database? = try Database(path: temporary.path)
+        let statement = try database!.prepare("SELECT 40 + 2")
+        database = nil
+        #expect(try statement.step())
+        #expect(statement.int(0) == 42)
+    }
+}
