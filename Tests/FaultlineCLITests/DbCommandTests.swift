@@ -1,12 +1,19 @@
-// `faultline db check | migrate | prune | stats` in process: a fresh temporary store per test, JSON
-// output parsed, and the exit statuses for a missing file (66), a file that is not SQLite (65),
-// unknown migrations (65) and bad options (64).
+// `faultline db check | migrate | prune | stats | import | export` in process: a fresh temporary
+// store per test, JSON output parsed, and the exit statuses for a missing file (66), a file that is
+// not SQLite (65), unknown migrations (65) and bad options (64); replay through the store gives the
+// same findings; and, with the built binary, reports acknowledged by an import killed with SIGKILL
+// are all in the store.
 
 import FleetModel
 import Foundation
 import QuantileSketch
+import Simulation
 import Store
 import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @testable import FaultlineCLI
 
@@ -199,5 +206,119 @@ struct DbCommandTests {
         let (status, _, err) = run(["db", command])
         #expect(status == .usage)
         #expect(err.contains("--db is required"))
+    }
+}
+
+/// The repository's scenarios/ directory.
+private let scenariosDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("scenarios")
+
+@Suite("db import and export")
+struct DbImportExportTests {
+    @Test("reports imported in any order export in (window, node) order, byte for byte, and replay the same")
+    func importExportReplay() throws {
+        let temporary = try DbDirectory()
+        defer { temporary.remove() }
+        let scenarioURL = scenariosDirectory.appendingPathComponent("small-16.json")
+        let scenario = try Scenario(json: Data(contentsOf: scenarioURL))
+        let simulator = try FleetSimulator(
+            scenario: scenario, topology: scenario.loadTopology(relativeTo: scenariosDirectory))
+        let topologyPath = temporary.directory + "/topology.json"
+        try simulator.topology.jsonData().write(to: URL(fileURLWithPath: topologyPath))
+        let sorted = (0..<scenario.windows).flatMap { simulator.reports(window: $0) }.map(\.jsonLine)
+        var generator = SeededGenerator(seed: 7)
+        let shuffled = sorted.shuffled(using: &generator)
+        let input = temporary.directory + "/shuffled.ndjson"
+        try Data(shuffled.map { $0 + "\n" }.joined().utf8).write(to: URL(fileURLWithPath: input))
+
+        let imported = run(["db", "import", "--db", temporary.path, "--input", input, "--json"])
+        #expect(imported.0 == .success, "\(imported.err)")
+        #expect(imported.out == "{\"stored\": \(sorted.count), \"duplicates\": 0, \"conflicts\": 0, \"invalid\": 0}\n")
+        let exported = run(["db", "export", "--db", temporary.path])
+        #expect(exported.0 == .success)
+        #expect(exported.out == sorted.map { $0 + "\n" }.joined())
+
+        let exportPath = temporary.directory + "/exported.ndjson"
+        try Data(exported.out.utf8).write(to: URL(fileURLWithPath: exportPath))
+        let direct = run(["replay", "--topology", topologyPath, "--input", input, "--json"])
+        let viaStore = run(["replay", "--topology", topologyPath, "--input", exportPath, "--json"])
+        #expect(direct.0 == .success && viaStore.0 == .success)
+        #expect(!direct.out.isEmpty)  // the scenario's faults are found
+        #expect(viaStore.out == direct.out)
+
+        // A window range.
+        let start = simulator.windowStart(3)
+        let middle = run([
+            "db", "export", "--db", temporary.path, "--from", start.description, "--to", simulator.windowStart(5).description,
+        ])
+        let expected = (3..<5).flatMap { simulator.reports(window: $0) }.map { $0.jsonLine + "\n" }.joined()
+        #expect(middle.out == expected)
+    }
+
+    @Test("import accepts a retried report, and names the line of a conflict or an invalid report (65)")
+    func importDuplicatesAndConflicts() throws {
+        let temporary = try DbDirectory()
+        defer { temporary.remove() }
+        let first = try report("gpu-a", 1_795_000_000)
+        var changed = first
+        changed.pairs[0].lost = 1
+        let lines = [first.jsonLine, first.jsonLine, "", changed.jsonLine, "{\"version\": 2}", try report("gpu-b", 1_795_000_000).jsonLine]
+        let input = temporary.directory + "/reports.ndjson"
+        try Data(lines.joined(separator: "\n").utf8).write(to: URL(fileURLWithPath: input))
+        let (status, out, err) = run(["db", "import", "--db", temporary.path, "--input", input, "--acknowledge"])
+        #expect(status == .dataError)
+        #expect(out == """
+            stored gpu-a 2026-11-18T11:06:40Z
+            duplicate-same gpu-a 2026-11-18T11:06:40Z
+            conflict gpu-a 2026-11-18T11:06:40Z
+            stored gpu-b 2026-11-18T11:06:40Z
+
+            """)
+        #expect(err.contains("\(input):4: conflict: gpu-a already reported 2026-11-18T11:06:40Z with different content\n"))
+        #expect(err.contains("\(input):5: node: missing\n"))
+        #expect(try Store(path: temporary.path, mode: .existing, migrate: false).reports() == [first, try report("gpu-b", 1_795_000_000)])
+    }
+
+    @Test("every report acknowledged before an import is killed with SIGKILL is in the store, intact")
+    func acknowledgedReportsSurviveKill() async throws {
+        let temporary = try DbDirectory()
+        defer { temporary.remove() }
+        // Enough reports that the import is still running when it is killed.
+        let count = 20_000
+        let input = temporary.directory + "/reports.ndjson"
+        let text = try (0..<count).map { i in
+            try report("gpu-\(i % 100)", 1_795_000_000 + Int64(i / 100) * 10).jsonLine + "\n"
+        }.joined()
+        try Data(text.utf8).write(to: URL(fileURLWithPath: input))
+
+        let process = Process()
+        process.executableURL = try faultlineExecutable()
+        process.arguments = ["db", "import", "--db", temporary.path, "--input", input, "--acknowledge"]
+        let outPipe = Pipe()
+        process.standardOutput = outPipe
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        var received = Data()
+        let reader = outPipe.fileHandleForReading
+        while received.filter({ $0 == UInt8(ascii: "\n") }).count < 300 {
+            let chunk = reader.availableData
+            if chunk.isEmpty { break }  // the child finished (or died) first
+            received += chunk
+        }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        #expect(process.terminationReason == .uncaughtSignal, "the import ended before it was killed")
+        received += reader.readDataToEndOfFile()
+
+        // Only whole lines are acknowledgements.
+        let acknowledged = String(decoding: received, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+            .dropLast().map(String.init)
+        #expect(acknowledged.count >= 300)
+        #expect(acknowledged.count < count)
+        let store = try Store(path: temporary.path, mode: .existing, migrate: false)
+        let stored = Set(try store.reports().map { "stored \($0.node) \($0.windowStart)" })
+        #expect(acknowledged.allSatisfy { stored.contains($0) })
+        #expect(stored.count >= acknowledged.count)
+        #expect(try store.database.singleText("PRAGMA integrity_check") == "ok")
     }
 }
