@@ -1,6 +1,6 @@
 // The compact binary form of a report's pairs in the event log (docs/store.md, "Event log
-// encoding"): a table of the names used, then each pair as varints, with its sketch as raw protobuf
-// bytes rather than base64. Decoding validates everything and gives back the very `Report.Pair`s
+// encoding"): a table of the names used, then each pair as varints, with its sketch as protobuf
+// bytes rather than base64, and its bin counts as varints rather than doubles. Decoding validates everything and gives back the very `Report.Pair`s
 // that were encoded, so replay from the store sees what the agent sent.
 
 import FleetModel
@@ -16,9 +16,11 @@ import Foundation
 ///   src             name index, rail
 ///   dst             name index, rail
 ///   sent, lost, errors   zigzag varints
-///   flags           1 byte: 1 = sketch as raw protobuf bytes, 2 = sketch as text (kept verbatim
-///                   when its base64 is not canonical), 4 = path present
-///   sketch          length, bytes                 (when flag 1 or 2)
+///   flags           1 byte: 8 = sketch in SketchCompaction's form (bin counts as varints),
+///                   1 = sketch as raw protobuf bytes (when compaction cannot reproduce them),
+///                   2 = sketch as text (kept verbatim when its base64 is not canonical);
+///                   at most one of 8, 1, 2; and 4 = path present
+///   sketch          length, bytes                 (when flag 8, 1 or 2)
 ///   path            count, name indexes           (when flag 4)
 /// ```
 /// Names are numbered in order of first use, so the encoding of a report is a function of the report.
@@ -27,6 +29,8 @@ public enum PairsEncoding {
     static let flagRawSketch: UInt8 = 1
     static let flagTextSketch: UInt8 = 2
     static let flagPath: UInt8 = 4
+    static let flagCompactSketch: UInt8 = 8
+    static let sketchFlags = flagRawSketch | flagTextSketch | flagCompactSketch
 
     /// The pairs' compact bytes.
     public static func encode(_ pairs: [Report.Pair]) -> [UInt8] {
@@ -53,8 +57,13 @@ public enum PairsEncoding {
             var sketchBytes: [UInt8]?
             if let text = pair.rttMicros {
                 if let raw = Data(base64Encoded: text), raw.base64EncodedString() == text {
-                    flags |= flagRawSketch
-                    sketchBytes = [UInt8](raw)
+                    if let compact = SketchCompaction.compact([UInt8](raw)) {
+                        flags |= flagCompactSketch
+                        sketchBytes = compact
+                    } else {
+                        flags |= flagRawSketch
+                        sketchBytes = [UInt8](raw)
+                    }
                 } else {
                     flags |= flagTextSketch
                     sketchBytes = Array(text.utf8)
@@ -115,16 +124,18 @@ public enum PairsEncoding {
             let lost = try reader.zigzag()
             let errors = try reader.zigzag()
             let flags = try reader.byte()
-            guard flags & ~(flagRawSketch | flagTextSketch | flagPath) == 0,
-                flags & (flagRawSketch | flagTextSketch) != (flagRawSketch | flagTextSketch)
-            else { throw EncodingError("bad pair flags \(flags)") }
+            guard flags & ~(sketchFlags | flagPath) == 0, (flags & sketchFlags).nonzeroBitCount <= 1 else {
+                throw EncodingError("bad pair flags \(flags)")
+            }
             var sketch: String?
-            if flags & (flagRawSketch | flagTextSketch) != 0 {
+            if flags & sketchFlags != 0 {
                 let length = try reader.count(limit: bytes.count)
-                let raw = try reader.bytes(length)
-                sketch =
-                    flags & flagRawSketch != 0
-                    ? Data(raw).base64EncodedString() : String(decoding: raw, as: UTF8.self)
+                let stored = try reader.bytes(length)
+                switch flags & sketchFlags {
+                case flagCompactSketch: sketch = Data(try SketchCompaction.expand(Array(stored))).base64EncodedString()
+                case flagRawSketch: sketch = Data(stored).base64EncodedString()
+                default: sketch = String(decoding: stored, as: UTF8.self)
+                }
             }
             var path: [SwitchName]?
             if flags & flagPath != 0 {
