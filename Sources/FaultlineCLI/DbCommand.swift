@@ -55,7 +55,9 @@ private func withStoreErrors<T>(creating: Bool = false, _ body: () throws -> T) 
     }
 }
 
-private func jsonStrings(_ names: [String]) -> String { "[" + names.map(jsonString).joined(separator: ", ") + "]" }
+private func jsonStrings(_ names: [String]) -> String {
+    "[" + names.map(jsonString).joined(separator: ", ") + "]"
+}
 
 struct DbCheckCommand: Command {
     static let name = "db check"
@@ -109,7 +111,8 @@ struct DbCheckCommand: Command {
         }
         if !status.isConsistent {
             throw CommandError.data(
-                "\(options.path) records migrations this build does not know: \(status.unknown.joined(separator: ", "))")
+                "\(options.path) records migrations this build does not know: \(status.unknown.joined(separator: ", "))"
+            )
         }
     }
 }
@@ -143,7 +146,8 @@ struct DbMigrateCommand: Command {
         }
         if options.json {
             io.write(
-                "{\"path\": \(jsonString(options.path)), \"applied\": \(jsonStrings(applied)), \"migrations\": \(total)}\n")
+                "{\"path\": \(jsonString(options.path)), \"applied\": \(jsonStrings(applied)), \"migrations\": \(total)}\n"
+            )
         } else if applied.isEmpty {
             io.write("\(options.path): up to date (\(total) migrations)\n")
         } else {
@@ -178,7 +182,8 @@ struct DbPruneCommand: Command {
 
     init(arguments: [String]) throws(CommandError) {
         let parsed = try OptionParser(
-            arguments, valued: ["db", "raw-retention", "aggregate-retention", "now", "batch"], flags: ["json"])
+            arguments, valued: ["db", "raw-retention", "aggregate-retention", "now", "batch"], flags: ["json"]
+        )
         options = DbOptions(path: try parsed.required("db"), json: parsed.flag("json"))
         func duration(_ name: String, default value: Int64) throws(CommandError) -> Int64 {
             guard let text = parsed.value(name) else { return value }
@@ -192,7 +197,8 @@ struct DbPruneCommand: Command {
             aggregateSeconds: try duration("aggregate-retention", default: Retention.defaultAggregateSeconds))
         if let text = parsed.value("now") {
             guard let time = Timestamp(rfc3339: text) else {
-                throw CommandError.usage("--now must be RFC 3339 UTC like 2026-11-21T10:00:00Z, got '\(text)'")
+                throw CommandError.usage(
+                    "--now must be RFC 3339 UTC like 2026-11-21T10:00:00Z, got '\(text)'")
             }
             now = time
         } else {
@@ -212,7 +218,8 @@ struct DbPruneCommand: Command {
             let fields = result.removed.map { "\(jsonString($0.table)): \($0.rows)" }
             io.write("{\(fields.joined(separator: ", ")), \"transactions\": \(result.transactions)}\n")
         } else {
-            var text = "\(options.path): removed \(result.totalRows) rows in \(result.transactions) transactions (now \(now))\n"
+            var text =
+                "\(options.path): removed \(result.totalRows) rows in \(result.transactions) transactions (now \(now))\n"
             for (table, rows) in result.removed { text += "  \(table.padding(toLength: 16))  \(rows)\n" }
             io.write(text)
         }
@@ -281,6 +288,9 @@ struct DbImportCommand: Command {
           --json           a summary object: {"stored", "duplicates", "conflicts", "invalid"}
         """
 
+    /// A report line longer than this is refused (a report of the largest realistic fleet is far smaller).
+    static let maxLineBytes = 64 << 20
+
     private let options: DbOptions
     let inputPath: String
     let acknowledge: Bool
@@ -307,10 +317,17 @@ struct DbImportCommand: Command {
         while true {
             let length = getline(&line, &capacity, file)
             if length < 0 {
-                if ferror(file) != 0 { throw CommandError.io("cannot read \(inputPath): \(String(cString: strerror(errno)))") }
+                if ferror(file) != 0 {
+                    throw CommandError.io("cannot read \(inputPath): \(String(cString: strerror(errno)))")
+                }
                 break
             }
             lineNumber += 1
+            guard length <= DbImportCommand.maxLineBytes else {
+                io.writeError("\(inputPath):\(lineNumber): longer than \(DbImportCommand.maxLineBytes) bytes\n")
+                counts.invalid += 1
+                continue
+            }
             let bytes = Data(bytes: line!, count: length)
             if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D || $0 == 0x0A }) { continue }
             let report: Report
@@ -330,19 +347,23 @@ struct DbImportCommand: Command {
             case .conflict:
                 counts.conflicts += 1
                 io.writeError(
-                    "\(inputPath):\(lineNumber): conflict: \(report.node) already reported \(report.windowStart) with different content\n")
+                    "\(inputPath):\(lineNumber): conflict: \(report.node) already reported \(report.windowStart) with different content\n"
+                )
             }
             if acknowledge { io.write("\(outcome.rawValue) \(report.node) \(report.windowStart)\n") }
         }
         if options.json {
             io.write(
-                "{\"stored\": \(counts.stored), \"duplicates\": \(counts.duplicates), \"conflicts\": \(counts.conflicts), \"invalid\": \(counts.invalid)}\n")
+                "{\"stored\": \(counts.stored), \"duplicates\": \(counts.duplicates), \"conflicts\": \(counts.conflicts), \"invalid\": \(counts.invalid)}\n"
+            )
         } else if !acknowledge {
             io.write(
-                "\(options.path): \(counts.stored) stored, \(counts.duplicates) duplicates, \(counts.conflicts) conflicts, \(counts.invalid) invalid\n")
+                "\(options.path): \(counts.stored) stored, \(counts.duplicates) duplicates, \(counts.conflicts) conflicts, \(counts.invalid) invalid\n"
+            )
         }
         if counts.conflicts + counts.invalid > 0 {
-            throw CommandError.data("\(counts.invalid) invalid reports and \(counts.conflicts) conflicts in \(inputPath)")
+            throw CommandError.data(
+                "\(counts.invalid) invalid reports and \(counts.conflicts) conflicts in \(inputPath)")
         }
     }
 }
@@ -372,7 +393,8 @@ struct DbExportCommand: Command {
         func time(_ name: String) throws(CommandError) -> Timestamp? {
             guard let text = parsed.value(name) else { return nil }
             guard let time = Timestamp(rfc3339: text) else {
-                throw CommandError.usage("--\(name) must be RFC 3339 UTC like 2026-11-21T10:00:00Z, got '\(text)'")
+                throw CommandError.usage(
+                    "--\(name) must be RFC 3339 UTC like 2026-11-21T10:00:00Z, got '\(text)'")
             }
             return time
         }

@@ -36,9 +36,12 @@ public struct DatabaseError: Error, Sendable, Equatable, CustomStringConvertible
             SQLITE_ERROR: "SQLITE_ERROR", SQLITE_INTERNAL: "SQLITE_INTERNAL", SQLITE_PERM: "SQLITE_PERM",
             SQLITE_ABORT: "SQLITE_ABORT", SQLITE_BUSY: "SQLITE_BUSY", SQLITE_LOCKED: "SQLITE_LOCKED",
             SQLITE_NOMEM: "SQLITE_NOMEM", SQLITE_READONLY: "SQLITE_READONLY",
-            SQLITE_INTERRUPT: "SQLITE_INTERRUPT", SQLITE_IOERR: "SQLITE_IOERR", SQLITE_CORRUPT: "SQLITE_CORRUPT",
-            SQLITE_NOTFOUND: "SQLITE_NOTFOUND", SQLITE_FULL: "SQLITE_FULL", SQLITE_CANTOPEN: "SQLITE_CANTOPEN",
-            SQLITE_PROTOCOL: "SQLITE_PROTOCOL", SQLITE_SCHEMA: "SQLITE_SCHEMA", SQLITE_TOOBIG: "SQLITE_TOOBIG",
+            SQLITE_INTERRUPT: "SQLITE_INTERRUPT", SQLITE_IOERR: "SQLITE_IOERR",
+            SQLITE_CORRUPT: "SQLITE_CORRUPT",
+            SQLITE_NOTFOUND: "SQLITE_NOTFOUND", SQLITE_FULL: "SQLITE_FULL",
+            SQLITE_CANTOPEN: "SQLITE_CANTOPEN",
+            SQLITE_PROTOCOL: "SQLITE_PROTOCOL", SQLITE_SCHEMA: "SQLITE_SCHEMA",
+            SQLITE_TOOBIG: "SQLITE_TOOBIG",
             SQLITE_CONSTRAINT: "SQLITE_CONSTRAINT", SQLITE_MISMATCH: "SQLITE_MISMATCH",
             SQLITE_MISUSE: "SQLITE_MISUSE", SQLITE_RANGE: "SQLITE_RANGE", SQLITE_NOTADB: "SQLITE_NOTADB",
         ]
@@ -55,7 +58,11 @@ public struct DatabaseError: Error, Sendable, Equatable, CustomStringConvertible
 
     public var description: String {
         var text = "\(path): \(function) failed: \(message) (\(codeName), code \(extendedResultCode))"
-        if resultCode == SQLITE_NOTADB { text = "\(path) is not an SQLite database (\(function): \(message))" }
+        if resultCode == SQLITE_NOTADB {
+            text = "\(path) is not an SQLite database (\(function): \(message))"
+        } else if resultCode == SQLITE_CORRUPT {
+            text = "\(path) is damaged: \(function) failed: \(message) (\(codeName), code \(extendedResultCode))"
+        }
         if let sql { text += "; SQL: \(sql)" }
         return text
     }
@@ -82,16 +89,21 @@ public final class Database {
 
     /// Opens `path` in WAL mode (`synchronous=NORMAL`) with a busy timeout and foreign keys on.
     /// Fails with the file named when it cannot be opened or is not an SQLite database.
-    public init(path: String, mode: OpenMode = .create, busyTimeoutMilliseconds: Int32 = 5_000) throws(DatabaseError) {
+    public init(
+        path: String, mode: OpenMode = .create, busyTimeoutMilliseconds: Int32 = 5_000
+    ) throws(DatabaseError) {
         self.path = path
         var connection: OpaquePointer?
         var flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX
         if mode == .create { flags |= SQLITE_OPEN_CREATE }
         let code = sqlite3_open_v2(path, &connection, flags, nil)
         guard code == SQLITE_OK, let connection else {
-            let message = connection.map { String(cString: sqlite3_errmsg($0)) } ?? String(cString: sqlite3_errstr(code))
+            let message =
+                connection.map { String(cString: sqlite3_errmsg($0)) }
+                ?? String(cString: sqlite3_errstr(code))
             sqlite3_close_v2(connection)
-            throw DatabaseError(extendedResultCode: code, message: message, function: "sqlite3_open_v2", path: path)
+            throw DatabaseError(
+                extendedResultCode: code, message: message, function: "sqlite3_open_v2", path: path)
         }
         handle = connection
         sqlite3_extended_result_codes(handle, 1)
@@ -100,7 +112,8 @@ public final class Database {
         let journalMode = try singleText("PRAGMA journal_mode = WAL")
         guard journalMode?.lowercased() == "wal" else {
             throw DatabaseError(
-                extendedResultCode: SQLITE_ERROR, message: "journal_mode is \(journalMode ?? "unknown"), not wal",
+                extendedResultCode: SQLITE_ERROR,
+                message: "journal_mode is \(journalMode ?? "unknown"), not wal",
                 sql: "PRAGMA journal_mode = WAL", function: "sqlite3_step", path: path)
         }
         // WAL + NORMAL: a commit is in the WAL (the OS's page cache) when `COMMIT` returns, so it

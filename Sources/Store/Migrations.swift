@@ -149,7 +149,9 @@ public enum Migrations {
             self.unknown = unknown
         }
 
-        public var isConsistent: Bool { unknown.isEmpty && Array(all.prefix(applied.count).map(\.name)) == applied }
+        public var isConsistent: Bool {
+            unknown.isEmpty && Array(all.prefix(applied.count).map(\.name)) == applied
+        }
     }
 
     public static func status(of database: Database) throws(DatabaseError) -> Status {
@@ -165,12 +167,15 @@ public enum Migrations {
     @discardableResult
     public static func migrate(_ database: Database) throws -> [String] {
         let status = try status(of: database)
-        guard status.isConsistent else { throw StoreError.unknownMigrations(path: database.path, status.unknown) }
+        guard status.isConsistent else {
+            throw StoreError.unknownMigrations(path: database.path, status.unknown)
+        }
         var done: [String] = []
         for migration in all where status.pending.contains(migration.name) {
             try database.transaction {
                 try database.execute(
-                    "CREATE TABLE IF NOT EXISTS \(ledgerTable) (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)")
+                    "CREATE TABLE IF NOT EXISTS \(ledgerTable) (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)"
+                )
                 try database.execute(migration.sql)
                 try database.run("INSERT INTO \(ledgerTable) (name) VALUES (?)", [.text(migration.name)])
             }

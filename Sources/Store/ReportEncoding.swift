@@ -94,7 +94,9 @@ public enum PairsEncoding {
     /// valid encoding.
     public static func decode(_ bytes: [UInt8]) throws(EncodingError) -> [Report.Pair] {
         var reader = ByteReader(bytes)
-        guard try reader.byte() == formatVersion else { throw EncodingError("unknown pairs format \(bytes[0])") }
+        guard try reader.byte() == formatVersion else {
+            throw EncodingError("unknown pairs format \(bytes[0])")
+        }
         let nameCount = try reader.count(limit: bytes.count)
         var names: [String] = []
         names.reserveCapacity(nameCount)
@@ -103,7 +105,9 @@ public enum PairsEncoding {
             names.append(String(decoding: try reader.bytes(length), as: UTF8.self))
         }
         func name(_ index: Int) throws(EncodingError) -> String {
-            guard index < names.count else { throw EncodingError("name index \(index) out of \(names.count)") }
+            guard index < names.count else {
+                throw EncodingError("name index \(index) out of \(names.count)")
+            }
             return names[index]
         }
         func endpoint() throws(EncodingError) -> EndpointID {
@@ -132,7 +136,8 @@ public enum PairsEncoding {
                 let length = try reader.count(limit: bytes.count)
                 let stored = try reader.bytes(length)
                 switch flags & sketchFlags {
-                case flagCompactSketch: sketch = Data(try SketchCompaction.expand(Array(stored))).base64EncodedString()
+                case flagCompactSketch:
+                    sketch = Data(try SketchCompaction.expand(Array(stored))).base64EncodedString()
                 case flagRawSketch: sketch = Data(stored).base64EncodedString()
                 default: sketch = String(decoding: stored, as: UTF8.self)
                 }
@@ -152,9 +157,12 @@ public enum PairsEncoding {
             }
             pairs.append(
                 Report.Pair(
-                    src: src, dst: dst, sent: sent, lost: lost, errors: errors, rttMicros: sketch, path: path))
+                    src: src, dst: dst, sent: sent, lost: lost, errors: errors, rttMicros: sketch, path: path)
+            )
         }
-        guard reader.isAtEnd else { throw EncodingError("\(bytes.count - reader.offset) bytes after the last pair") }
+        guard reader.isAtEnd else {
+            throw EncodingError("\(bytes.count - reader.offset) bytes after the last pair")
+        }
         return pairs
     }
 }
@@ -209,7 +217,9 @@ struct ByteReader {
     /// A varint that must be below `limit`.
     mutating func count(limit: Int) throws(EncodingError) -> Int {
         let value = try varint()
-        guard value < UInt64(limit) else { throw EncodingError("value \(value) at byte \(offset) over \(limit - 1)") }
+        guard value < UInt64(limit) else {
+            throw EncodingError("value \(value) at byte \(offset) over \(limit - 1)")
+        }
         return Int(value)
     }
 

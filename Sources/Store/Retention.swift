@@ -48,7 +48,8 @@ public struct PruneResult: Sendable, Equatable {
     public func rows(_ table: String) -> Int { removed.first { $0.table == table }?.rows ?? 0 }
 
     public static func == (lhs: PruneResult, rhs: PruneResult) -> Bool {
-        lhs.removed.map(\.table) == rhs.removed.map(\.table) && lhs.removed.map(\.rows) == rhs.removed.map(\.rows)
+        lhs.removed.map(\.table) == rhs.removed.map(\.table)
+            && lhs.removed.map(\.rows) == rhs.removed.map(\.rows)
             && lhs.transactions == rhs.transactions && lhs.largestTransaction == rhs.largestTransaction
     }
 }
@@ -62,7 +63,9 @@ extension Store {
     /// concurrent writer (another connection) waits at most one small transaction; the service calls
     /// this on its own queue between ingests.
     @discardableResult
-    public func prune(retention: Retention, now: Timestamp, batchSize: Int = defaultPruneBatch) throws -> PruneResult {
+    public func prune(
+        retention: Retention, now: Timestamp, batchSize: Int = defaultPruneBatch
+    ) throws -> PruneResult {
         precondition(batchSize > 0, "batchSize must be positive")
         let rawCutoff = now.secondsSinceEpoch - retention.rawSeconds
         let aggregateCutoff = now.secondsSinceEpoch - retention.aggregateSeconds

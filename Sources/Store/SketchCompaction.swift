@@ -87,7 +87,9 @@ enum SketchCompaction {
                         var bits: UInt64 = 0
                         for shift in 0..<8 { bits |= UInt64(packed[index + shift]) << UInt64(8 * shift) }
                         let count = Double(bitPattern: bits)
-                        guard count >= 0, count <= maxExactCount, count == count.rounded(.towardZero) else { return nil }
+                        guard count >= 0, count <= maxExactCount, count == count.rounded(.towardZero) else {
+                            return nil
+                        }
                         appendVarint(UInt64(count), to: &fields)
                         index += 8
                     }
@@ -114,7 +116,9 @@ enum SketchCompaction {
                 appendVarint(UInt64(count) * 8, to: &out)
                 for _ in 0..<count {
                     let value = try reader.varint()
-                    guard value <= UInt64(maxExactCount) else { throw EncodingError("bin count \(value) over 2^53") }
+                    guard value <= UInt64(maxExactCount) else {
+                        throw EncodingError("bin count \(value) over 2^53")
+                    }
                     let bits = Double(value).bitPattern
                     for shift in 0..<8 { out.append(UInt8(truncatingIfNeeded: bits >> UInt64(8 * shift))) }
                 }
@@ -126,7 +130,9 @@ enum SketchCompaction {
     }
 
     /// Copies one field's value as the wire carries it.
-    private static func copyValue(wireType: UInt64, from reader: inout ByteReader, to out: inout [UInt8]) throws(EncodingError) {
+    private static func copyValue(
+        wireType: UInt64, from reader: inout ByteReader, to out: inout [UInt8]
+    ) throws(EncodingError) {
         switch wireType {
         case wireVarint: appendVarint(try reader.varint(), to: &out)
         case wireFixed64: out += try reader.bytes(8)

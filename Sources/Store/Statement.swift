@@ -35,7 +35,8 @@ public final class Statement {
         var statement: OpaquePointer?
         let code = sqlite3_prepare_v3(connection, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
         guard code == SQLITE_OK, let statement else {
-            throw DatabaseError(connection: connection, code: code, function: "sqlite3_prepare_v3", sql: sql, path: path)
+            throw DatabaseError(
+                connection: connection, code: code, function: "sqlite3_prepare_v3", sql: sql, path: path)
         }
         handle = statement
     }
@@ -73,11 +74,15 @@ public final class Statement {
             code = bytes.withUnsafeBytes { raw in
                 // A zero-length blob still needs a non-null pointer to be a blob, not NULL.
                 sqlite3_bind_blob64(
-                    handle, index, raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1), sqlite3_uint64(raw.count),
+                    handle, index, raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1),
+                    sqlite3_uint64(raw.count),
                     faultline_sqlite_transient())
             }
         }
-        guard code == SQLITE_OK else { throw DatabaseError(connection: connection, code: code, function: "sqlite3_bind", sql: sql, path: path) }
+        guard code == SQLITE_OK else {
+            throw DatabaseError(
+                connection: connection, code: code, function: "sqlite3_bind", sql: sql, path: path)
+        }
     }
 
     /// Steps once: true when a row is ready to read, false when done.
@@ -87,7 +92,8 @@ public final class Statement {
         case SQLITE_ROW: return true
         case SQLITE_DONE: return false
         default:
-            let error = DatabaseError(connection: connection, code: code, function: "sqlite3_step", sql: sql, path: path)
+            let error = DatabaseError(
+                connection: connection, code: code, function: "sqlite3_step", sql: sql, path: path)
             sqlite3_reset(handle)
             throw error
         }

@@ -89,7 +89,9 @@ public struct ClassAggregate: Sendable, Equatable {
     /// The merge of the class's pair sketches.
     public var sketch: QuantileSketch?
 
-    public init(window: Timestamp, pathClass: PathClass, pairCount: Int, sent: Int, lost: Int, sketch: QuantileSketch?) {
+    public init(
+        window: Timestamp, pathClass: PathClass, pairCount: Int, sent: Int, lost: Int, sketch: QuantileSketch?
+    ) {
         self.window = window
         self.pathClass = pathClass
         self.pairCount = pairCount
@@ -108,7 +110,10 @@ public struct NodeState: Sendable, Equatable {
     public var lastReportWindow: Timestamp?
     public var reason: String?
 
-    public init(node: NodeName, state: String, since: Timestamp, lastReportWindow: Timestamp? = nil, reason: String? = nil) {
+    public init(
+        node: NodeName, state: String, since: Timestamp, lastReportWindow: Timestamp? = nil,
+        reason: String? = nil
+    ) {
         self.node = node
         self.state = state
         self.since = since
@@ -154,7 +159,9 @@ public final class Store {
         } else {
             let status = try Migrations.status(of: database)
             guard status.isConsistent else { throw StoreError.unknownMigrations(path: path, status.unknown) }
-            guard status.pending.isEmpty else { throw StoreError.pendingMigrations(path: path, status.pending) }
+            guard status.pending.isEmpty else {
+                throw StoreError.pendingMigrations(path: path, status.pending)
+            }
         }
     }
 
@@ -212,7 +219,9 @@ public final class Store {
 
     /// Calls `body` with each stored report in (window start, node) order, optionally only those
     /// whose window starts in `from..<to`. Reads one row at a time; `body` may use the store.
-    public func forEachReport(from: Timestamp? = nil, to: Timestamp? = nil, _ body: (Report) throws -> Void) throws {
+    public func forEachReport(
+        from: Timestamp? = nil, to: Timestamp? = nil, _ body: (Report) throws -> Void
+    ) throws {
         let statement = try database.prepare(
             """
             SELECT id, window_start, node, window_seconds, agent_version, transport, pairs, health
@@ -227,7 +236,9 @@ public final class Store {
     }
 
     /// The reports `forEachReport` visits, as wire-v1 JSON lines (no newline).
-    public func forEachReportLine(from: Timestamp? = nil, to: Timestamp? = nil, _ body: (String) throws -> Void) throws {
+    public func forEachReportLine(
+        from: Timestamp? = nil, to: Timestamp? = nil, _ body: (String) throws -> Void
+    ) throws {
         try forEachReport(from: from, to: to) { try body($0.jsonLine) }
     }
 
@@ -244,7 +255,9 @@ public final class Store {
             .corruptRow(path: path, table: "reports", rowID: id, reason: reason)
         }
         guard let node = NodeName(row.string(2) ?? "") else { throw corrupt("bad node") }
-        guard let transport = Report.Transport(rawValue: row.string(5) ?? "") else { throw corrupt("bad transport") }
+        guard let transport = Report.Transport(rawValue: row.string(5) ?? "") else {
+            throw corrupt("bad transport")
+        }
         let pairs: [Report.Pair]
         do {
             pairs = try PairsEncoding.decode(row.bytes(6) ?? [])
@@ -253,7 +266,8 @@ public final class Store {
         }
         var health: [String: JSONValue] = [:]
         if let text = row.string(7) {
-            guard let decoded = try? JSONDecoder().decode([String: JSONValue].self, from: Data(text.utf8)) else {
+            guard let decoded = try? JSONDecoder().decode([String: JSONValue].self, from: Data(text.utf8))
+            else {
                 throw corrupt("health is not a JSON object")
             }
             health = decoded
@@ -305,7 +319,8 @@ public final class Store {
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                     [
-                        .integer(pair.window.secondsSinceEpoch), .text(pair.src.description), .text(pair.dst.description),
+                        .integer(pair.window.secondsSinceEpoch), .text(pair.src.description),
+                        .text(pair.dst.description),
                         .text(pair.verdict), .int(pair.sent), .int(pair.lost), real(pair.p50Micros),
                         real(pair.p99Micros), real(pair.baselineP50Micros), real(pair.baselineP99Micros),
                     ])
@@ -325,8 +340,11 @@ public final class Store {
         defer { statement.reset() }
         var pairs: [UnhealthyPairRecord] = []
         while try statement.step() {
-            guard let src = EndpointID(statement.string(1) ?? ""), let dst = EndpointID(statement.string(2) ?? "") else {
-                throw StoreError.corruptRow(path: path, table: "unhealthy_pairs", rowID: 0, reason: "bad endpoint")
+            guard let src = EndpointID(statement.string(1) ?? ""),
+                let dst = EndpointID(statement.string(2) ?? "")
+            else {
+                throw StoreError.corruptRow(
+                    path: path, table: "unhealthy_pairs", rowID: 0, reason: "bad endpoint")
             }
             pairs.append(
                 UnhealthyPairRecord(
@@ -370,7 +388,9 @@ public final class Store {
             func corrupt(_ reason: String) -> StoreError {
                 .corruptRow(path: path, table: "class_aggregates", rowID: statement.int64(0), reason: reason)
             }
-            guard let pathClass = PathClass(rawValue: statement.string(1) ?? "") else { throw corrupt("bad path class") }
+            guard let pathClass = PathClass(rawValue: statement.string(1) ?? "") else {
+                throw corrupt("bad path class")
+            }
             var sketch: QuantileSketch?
             if let bytes = statement.bytes(5) {
                 do {
@@ -382,7 +402,8 @@ public final class Store {
             aggregates.append(
                 ClassAggregate(
                     window: Timestamp(secondsSinceEpoch: statement.int64(0)), pathClass: pathClass,
-                    pairCount: statement.int(2), sent: statement.int(3), lost: statement.int(4), sketch: sketch))
+                    pairCount: statement.int(2), sent: statement.int(3), lost: statement.int(4),
+                    sketch: sketch))
         }
         return aggregates
     }
@@ -403,7 +424,8 @@ public final class Store {
                 if finding.event == .opened, findingID != nil {
                     // Opened again while open: close the earlier record where the new one starts.
                     try database.run(
-                        "UPDATE findings SET closed_window = ? WHERE id = ?", [.integer(window), .optionalInt(findingID)])
+                        "UPDATE findings SET closed_window = ? WHERE id = ?",
+                        [.integer(window), .optionalInt(findingID)])
                     findingID = nil
                 }
                 if findingID == nil {
@@ -451,8 +473,12 @@ public final class Store {
             func corrupt(_ reason: String) -> StoreError {
                 .corruptRow(path: path, table: "finding_events", rowID: statement.int64(0), reason: reason)
             }
-            guard let event = Finding.Event(rawValue: statement.string(2) ?? "") else { throw corrupt("bad event") }
-            guard let component = Self.component(kind: statement.string(4) ?? "", name: statement.string(3) ?? "")
+            guard let event = Finding.Event(rawValue: statement.string(2) ?? "") else {
+                throw corrupt("bad event")
+            }
+            guard
+                let component = Self.component(
+                    kind: statement.string(4) ?? "", name: statement.string(3) ?? "")
             else { throw corrupt("bad component") }
             guard
                 let evidence = try? JSONDecoder().decode(
@@ -460,8 +486,10 @@ public final class Store {
             else { throw corrupt("evidence is not a JSON object") }
             findings.append(
                 Finding(
-                    window: Timestamp(secondsSinceEpoch: statement.int64(1)), event: event, component: component,
-                    faultClass: statement.string(5) ?? "", confidence: statement.double(6), evidence: evidence))
+                    window: Timestamp(secondsSinceEpoch: statement.int64(1)), event: event,
+                    component: component,
+                    faultClass: statement.string(5) ?? "", confidence: statement.double(6), evidence: evidence
+                ))
         }
         return findings
     }
@@ -503,11 +531,13 @@ public final class Store {
         var states: [NodeState] = []
         while try statement.step() {
             guard let node = NodeName(statement.string(0) ?? "") else {
-                throw StoreError.corruptRow(path: path, table: "node_states", rowID: 0, reason: "bad node name")
+                throw StoreError.corruptRow(
+                    path: path, table: "node_states", rowID: 0, reason: "bad node name")
             }
             states.append(
                 NodeState(
-                    node: node, state: statement.string(1) ?? "", since: Timestamp(secondsSinceEpoch: statement.int64(2)),
+                    node: node, state: statement.string(1) ?? "",
+                    since: Timestamp(secondsSinceEpoch: statement.int64(2)),
                     lastReportWindow: statement.int64OrNil(3).map { Timestamp(secondsSinceEpoch: $0) },
                     reason: statement.string(4)))
         }
@@ -519,7 +549,9 @@ public final class Store {
     /// Records `text` as the rules or topology in force from `effectiveFrom` on, unless the same text
     /// is already the latest of its kind; returns its SHA-256.
     @discardableResult
-    public func recordConfiguration(_ kind: ConfigurationRecord.Kind, text: String, effectiveFrom: Timestamp) throws -> String {
+    public func recordConfiguration(
+        _ kind: ConfigurationRecord.Kind, text: String, effectiveFrom: Timestamp
+    ) throws -> String {
         let hash = SHA256.hex(Array(text.utf8))
         try database.transaction {
             let latest = try database.singleText(
@@ -534,7 +566,9 @@ public final class Store {
     }
 
     /// The rules or topology in force at `time` (the latest effective at or before it).
-    public func configuration(_ kind: ConfigurationRecord.Kind, at time: Timestamp) throws -> ConfigurationRecord? {
+    public func configuration(
+        _ kind: ConfigurationRecord.Kind, at time: Timestamp
+    ) throws -> ConfigurationRecord? {
         let statement = try database.cachedStatement(
             """
             SELECT effective_from, sha256, text FROM configurations WHERE kind = ? AND effective_from <= ?
@@ -553,7 +587,9 @@ public final class Store {
     /// Row counts, and the bytes on disk: the database file plus its write-ahead log (which holds
     /// recent commits until a checkpoint copies them into the file).
     public func statistics() throws -> StoreStatistics {
-        func count(_ table: String) throws -> Int { Int(try database.singleInt("SELECT count(*) FROM \(table)") ?? 0) }
+        func count(_ table: String) throws -> Int {
+            Int(try database.singleInt("SELECT count(*) FROM \(table)") ?? 0)
+        }
         func size(_ file: String) -> Int64 {
             Int64((try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0)
         }

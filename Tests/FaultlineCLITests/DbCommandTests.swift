@@ -11,11 +11,11 @@ import Simulation
 import Store
 import Testing
 
+@testable import FaultlineCLI
+
 #if canImport(Glibc)
 import Glibc
 #endif
-
-@testable import FaultlineCLI
 
 /// A fresh temporary directory with a database path in it; `remove()` deletes both.
 private struct DbDirectory {
@@ -23,7 +23,8 @@ private struct DbDirectory {
     var path: String { directory + "/faultline.db" }
 
     init() throws {
-        directory = FileManager.default.temporaryDirectory
+        directory =
+            FileManager.default.temporaryDirectory
             .appendingPathComponent("faultline-db-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
     }
@@ -39,7 +40,10 @@ private func report(_ node: String, _ start: Int64) throws -> Report {
     return Report(
         node: NodeName(node)!, windowStart: Timestamp(secondsSinceEpoch: start), windowSeconds: 10,
         agentVersion: "0.3.0", transport: .udp,
-        pairs: [.init(src: src, dst: src, sent: 4, lost: 0, rttMicros: Data(sketch.encoded()).base64EncodedString())])
+        pairs: [
+            .init(
+                src: src, dst: src, sent: 4, lost: 0, rttMicros: Data(sketch.encoded()).base64EncodedString())
+        ])
 }
 
 /// The one JSON object of `text` (exactly one line).
@@ -57,7 +61,10 @@ struct DbCommandTests {
         let first = run(["db", "migrate", "--db", temporary.path])
         #expect(first.0 == .success)
         #expect(first.err == "")
-        #expect(first.out == "\(temporary.path): applied \(Migrations.all.map(\.name).joined(separator: ", ")) (\(Migrations.all.count) migrations)\n")
+        #expect(
+            first.out
+                == "\(temporary.path): applied \(Migrations.all.map(\.name).joined(separator: ", ")) (\(Migrations.all.count) migrations)\n"
+        )
         let second = run(["db", "migrate", "--db", temporary.path, "--json"])
         #expect(second.0 == .success)
         let object = try jsonObject(second.out)
@@ -81,7 +88,9 @@ struct DbCommandTests {
         #expect(before.0 == .success)
         #expect(before.out.contains("migrations: 0 applied, \(Migrations.all.count) pending\n"))
         #expect(run(["db", "migrate", "--db", temporary.path]).0 == .success)
-        #expect(try Migrations.applied(in: Database(path: temporary.path, mode: .existing)) == Migrations.all.map(\.name))
+        #expect(
+            try Migrations.applied(in: Database(path: temporary.path, mode: .existing))
+                == Migrations.all.map(\.name))
     }
 
     @Test("db stats --json counts reports, windows and findings and gives the size")
@@ -90,8 +99,11 @@ struct DbCommandTests {
         defer { temporary.remove() }
         do {
             let store = try Store(path: temporary.path)
-            for (node, start) in [("gpu-a", 1_795_000_000), ("gpu-b", 1_795_000_000), ("gpu-a", 1_795_000_010)] {
-                _ = try store.append(try report(node, Int64(start)), receivedAt: Timestamp(secondsSinceEpoch: 0))
+            for (node, start) in [
+                ("gpu-a", 1_795_000_000), ("gpu-b", 1_795_000_000), ("gpu-a", 1_795_000_010),
+            ] {
+                _ = try store.append(
+                    try report(node, Int64(start)), receivedAt: Timestamp(secondsSinceEpoch: 0))
             }
         }
         let (status, out, err) = run(["db", "stats", "--db", temporary.path, "--json"])
@@ -113,14 +125,17 @@ struct DbCommandTests {
         do {
             let store = try Store(path: temporary.path)
             for window in 0..<6 {
-                _ = try store.append(try report("gpu-a", 1_795_000_000 + Int64(window) * 3600), receivedAt: Timestamp(secondsSinceEpoch: 0))
+                _ = try store.append(
+                    try report("gpu-a", 1_795_000_000 + Int64(window) * 3600),
+                    receivedAt: Timestamp(secondsSinceEpoch: 0))
             }
         }
         // now = first window + 5 h; raw retention 2 h: the windows at +0 h, +1 h and +2 h go
         // (+3 h is exactly at the cutoff and stays).
         let now = Timestamp(secondsSinceEpoch: 1_795_000_000 + 5 * 3600).description
         let (status, out, err) = run([
-            "db", "prune", "--db", temporary.path, "--raw-retention", "2h", "--aggregate-retention", "90d", "--now", now,
+            "db", "prune", "--db", temporary.path, "--raw-retention", "2h", "--aggregate-retention", "90d",
+            "--now", now,
             "--batch", "2", "--json",
         ])
         #expect(status == .success, "\(err)")
@@ -133,9 +148,12 @@ struct DbCommandTests {
         #expect(stats["windows"] as? Int == 6)
     }
 
-    @Test("db prune rejects a bad duration or time with status 64", arguments: [
-        ["--raw-retention", "72"], ["--aggregate-retention", "3w"], ["--now", "yesterday"], ["--batch", "0"],
-    ])
+    @Test(
+        "db prune rejects a bad duration or time with status 64",
+        arguments: [
+            ["--raw-retention", "72"], ["--aggregate-retention", "3w"], ["--now", "yesterday"],
+            ["--batch", "0"],
+        ])
     func pruneUsage(options: [String]) {
         let (status, out, err) = run(["db", "prune", "--db", "/nonexistent/x.db"] + options)
         #expect(status == .usage)
@@ -143,7 +161,9 @@ struct DbCommandTests {
         #expect(err.contains("--\(options[0].dropFirst(2))"), "\(err)")
     }
 
-    @Test("check, stats and prune on a missing file exit 66 and create nothing", arguments: ["check", "stats", "prune"])
+    @Test(
+        "check, stats and prune on a missing file exit 66 and create nothing",
+        arguments: ["check", "stats", "prune"])
     func missingFile(command: String) throws {
         let temporary = try DbDirectory()
         defer { temporary.remove() }
@@ -154,7 +174,9 @@ struct DbCommandTests {
         #expect(!FileManager.default.fileExists(atPath: temporary.path))
     }
 
-    @Test("a file that is not SQLite is a clear error naming the file, status 65", arguments: ["check", "stats", "migrate", "prune"])
+    @Test(
+        "a file that is not SQLite is a clear error naming the file, status 65",
+        arguments: ["check", "stats", "migrate", "prune"])
     func notSQLite(command: String) throws {
         let temporary = try DbDirectory()
         defer { temporary.remove() }
@@ -163,7 +185,8 @@ struct DbCommandTests {
         let (status, out, err) = run(["db", command, "--db", temporary.path])
         #expect(status == .dataError)
         #expect(out == "")
-        #expect(err.hasPrefix("faultline db \(command): \(temporary.path) is not an SQLite database"), "\(err)")
+        #expect(
+            err.hasPrefix("faultline db \(command): \(temporary.path) is not an SQLite database"), "\(err)")
         #expect(try Data(contentsOf: URL(fileURLWithPath: temporary.path)) == text)  // left as it was
     }
 
@@ -233,7 +256,9 @@ struct DbImportExportTests {
 
         let imported = run(["db", "import", "--db", temporary.path, "--input", input, "--json"])
         #expect(imported.0 == .success, "\(imported.err)")
-        #expect(imported.out == "{\"stored\": \(sorted.count), \"duplicates\": 0, \"conflicts\": 0, \"invalid\": 0}\n")
+        #expect(
+            imported.out
+                == "{\"stored\": \(sorted.count), \"duplicates\": 0, \"conflicts\": 0, \"invalid\": 0}\n")
         let exported = run(["db", "export", "--db", temporary.path])
         #expect(exported.0 == .success)
         #expect(exported.out == sorted.map { $0 + "\n" }.joined())
@@ -249,7 +274,8 @@ struct DbImportExportTests {
         // A window range.
         let start = simulator.windowStart(3)
         let middle = run([
-            "db", "export", "--db", temporary.path, "--from", start.description, "--to", simulator.windowStart(5).description,
+            "db", "export", "--db", temporary.path, "--from", start.description, "--to",
+            simulator.windowStart(5).description,
         ])
         let expected = (3..<5).flatMap { simulator.reports(window: $0) }.map { $0.jsonLine + "\n" }.joined()
         #expect(middle.out == expected)
@@ -262,21 +288,32 @@ struct DbImportExportTests {
         let first = try report("gpu-a", 1_795_000_000)
         var changed = first
         changed.pairs[0].lost = 1
-        let lines = [first.jsonLine, first.jsonLine, "", changed.jsonLine, "{\"version\": 2}", try report("gpu-b", 1_795_000_000).jsonLine]
+        let lines = [
+            first.jsonLine, first.jsonLine, "", changed.jsonLine, "{\"version\": 2}",
+            try report("gpu-b", 1_795_000_000).jsonLine,
+        ]
         let input = temporary.directory + "/reports.ndjson"
         try Data(lines.joined(separator: "\n").utf8).write(to: URL(fileURLWithPath: input))
-        let (status, out, err) = run(["db", "import", "--db", temporary.path, "--input", input, "--acknowledge"])
+        let (status, out, err) = run([
+            "db", "import", "--db", temporary.path, "--input", input, "--acknowledge",
+        ])
         #expect(status == .dataError)
-        #expect(out == """
-            stored gpu-a 2026-11-18T11:06:40Z
-            duplicate-same gpu-a 2026-11-18T11:06:40Z
-            conflict gpu-a 2026-11-18T11:06:40Z
-            stored gpu-b 2026-11-18T11:06:40Z
+        #expect(
+            out == """
+                stored gpu-a 2026-11-18T11:06:40Z
+                duplicate-same gpu-a 2026-11-18T11:06:40Z
+                conflict gpu-a 2026-11-18T11:06:40Z
+                stored gpu-b 2026-11-18T11:06:40Z
 
-            """)
-        #expect(err.contains("\(input):4: conflict: gpu-a already reported 2026-11-18T11:06:40Z with different content\n"))
+                """)
+        #expect(
+            err.contains(
+                "\(input):4: conflict: gpu-a already reported 2026-11-18T11:06:40Z with different content\n"))
         #expect(err.contains("\(input):5: node: missing\n"))
-        #expect(try Store(path: temporary.path, mode: .existing, migrate: false).reports() == [first, try report("gpu-b", 1_795_000_000)])
+        #expect(
+            try Store(path: temporary.path, mode: .existing, migrate: false).reports() == [
+                first, try report("gpu-b", 1_795_000_000),
+            ])
     }
 
     @Test("every report acknowledged before an import is killed with SIGKILL is in the store, intact")
@@ -311,8 +348,10 @@ struct DbImportExportTests {
         received += reader.readDataToEndOfFile()
 
         // Only whole lines are acknowledgements.
-        let acknowledged = String(decoding: received, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
-            .dropLast().map(String.init)
+        let acknowledged = String(decoding: received, as: UTF8.self).split(
+            separator: "\n", omittingEmptySubsequences: false
+        )
+        .dropLast().map(String.init)
         #expect(acknowledged.count >= 300)
         #expect(acknowledged.count < count)
         let store = try Store(path: temporary.path, mode: .existing, migrate: false)
@@ -320,5 +359,30 @@ struct DbImportExportTests {
         #expect(acknowledged.allSatisfy { stored.contains($0) })
         #expect(stored.count >= acknowledged.count)
         #expect(try store.database.singleText("PRAGMA integrity_check") == "ok")
+    }
+}
+
+@Suite("db check on a damaged store")
+struct DbCorruptionTests {
+    @Test("a store with a page overwritten fails check with status 65 and names the file")
+    func corruptedPage() throws {
+        let temporary = try DbDirectory()
+        defer { temporary.remove() }
+        do {
+            let store = try Store(path: temporary.path)
+            for window in 0..<200 {
+                _ = try store.append(
+                    try report("gpu-\(window % 7)", 1_795_000_000 + Int64(window) * 10),
+                    receivedAt: Timestamp(secondsSinceEpoch: 0))
+            }
+        }  // closed: the WAL is checkpointed into the file
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: temporary.path)))
+        #expect(bytes.count > 20 * 4096)
+        // Overwrite pages 8 to 15 (b-tree pages of the log and its index) with a pattern.
+        for offset in (8 * 4096)..<(16 * 4096) { bytes[offset] = UInt8(truncatingIfNeeded: offset &* 31) }
+        try Data(bytes).write(to: URL(fileURLWithPath: temporary.path))
+        let (status, _, err) = run(["db", "check", "--db", temporary.path])
+        #expect(status == .dataError)
+        #expect(err.contains(temporary.path), "\(err)")
     }
 }

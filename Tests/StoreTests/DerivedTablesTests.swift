@@ -35,9 +35,12 @@ struct DerivedTablesTests {
         try withStore { store, _ in
             let pairs = [
                 UnhealthyPairRecord(
-                    window: at(0), src: endpoint("gpu-a/1"), dst: endpoint("gpu-b/1"), verdict: "slow", sent: 20,
+                    window: at(0), src: endpoint("gpu-a/1"), dst: endpoint("gpu-b/1"), verdict: "slow",
+                    sent: 20,
                     lost: 0, p50Micros: 30, p99Micros: 80, baselineP50Micros: 9, baselineP99Micros: 14),
-                UnhealthyPairRecord(window: at(0), src: endpoint("gpu-a/2"), dst: endpoint("gpu-c/2"), verdict: "dead", sent: 20, lost: 20),
+                UnhealthyPairRecord(
+                    window: at(0), src: endpoint("gpu-a/2"), dst: endpoint("gpu-c/2"), verdict: "dead",
+                    sent: 20, lost: 20),
             ]
             try store.record(unhealthyPairs: pairs)
             #expect(try store.unhealthyPairs(from: at(0), to: at(10)) == pairs)
@@ -49,8 +52,10 @@ struct DerivedTablesTests {
                 try merged.merge(try QuantileSketch(decoding: Data(base64Encoded: text)!))
             }
             let aggregates = [
-                ClassAggregate(window: at(0), pathClass: .crossLeaf, pairCount: 3, sent: 150, lost: 0, sketch: merged),
-                ClassAggregate(window: at(0), pathClass: .loopback, pairCount: 0, sent: 0, lost: 0, sketch: nil),
+                ClassAggregate(
+                    window: at(0), pathClass: .crossLeaf, pairCount: 3, sent: 150, lost: 0, sketch: merged),
+                ClassAggregate(
+                    window: at(0), pathClass: .loopback, pairCount: 0, sent: 0, lost: 0, sketch: nil),
             ]
             try store.record(classAggregates: aggregates)
             let back = try store.classAggregates(from: at(0), to: at(10))
@@ -67,11 +72,13 @@ struct DerivedTablesTests {
         let link = Component.link(LinkID("gpu-a/3~leaf-1")!)
         func finding(_ offset: Int64, _ event: Finding.Event, _ confidence: Double) -> Finding {
             Finding(
-                window: at(offset), event: event, component: link, faultClass: "link.loss", confidence: confidence,
+                window: at(offset), event: event, component: link, faultClass: "link.loss",
+                confidence: confidence,
                 evidence: ["pairs": .array([.string("gpu-a/3 -> gpu-b/3")]), "loss": .number(0.25)])
         }
         let stream = [
-            finding(0, .opened, 0.9), finding(10, .updated, 0.95), finding(20, .closed, 0.95), finding(40, .opened, 0.8),
+            finding(0, .opened, 0.9), finding(10, .updated, 0.95), finding(20, .closed, 0.95),
+            finding(40, .opened, 0.8),
         ]
         try withStore { store, _ in
             try store.record(findings: Array(stream.prefix(2)))
@@ -88,7 +95,9 @@ struct DerivedTablesTests {
     @Test("node states and the rules and topology in force")
     func nodeStatesAndConfiguration() throws {
         try withStore { store, _ in
-            let a = NodeState(node: NodeName("gpu-b")!, state: "quarantined", since: at(0), lastReportWindow: at(10), reason: "node.unreachable")
+            let a = NodeState(
+                node: NodeName("gpu-b")!, state: "quarantined", since: at(0), lastReportWindow: at(10),
+                reason: "node.unreachable")
             let b = NodeState(node: NodeName("gpu-a")!, state: "healthy", since: at(0))
             try store.setNodeState(a)
             try store.setNodeState(b)
@@ -98,9 +107,11 @@ struct DerivedTablesTests {
             try store.setNodeState(released)
             #expect(try store.nodeStates() == [b, released])
 
-            let first = try store.recordConfiguration(.rules, text: "[grace]\nwindows = 1\n", effectiveFrom: at(0))
+            let first = try store.recordConfiguration(
+                .rules, text: "[grace]\nwindows = 1\n", effectiveFrom: at(0))
             #expect(first == SHA256.hex(Array("[grace]\nwindows = 1\n".utf8)))
-            try store.recordConfiguration(.rules, text: "[grace]\nwindows = 1\n", effectiveFrom: at(50))  // unchanged: kept once
+            // The same text again: kept once.
+            try store.recordConfiguration(.rules, text: "[grace]\nwindows = 1\n", effectiveFrom: at(50))
             try store.recordConfiguration(.rules, text: "[grace]\nwindows = 2\n", effectiveFrom: at(100))
             try store.recordConfiguration(.topology, text: "{\"version\": 1}", effectiveFrom: at(0))
             #expect(try store.configuration(.rules, at: at(-1)) == nil)
@@ -112,18 +123,22 @@ struct DerivedTablesTests {
         }
     }
 
-    @Test("prune removes exactly the reports older than raw retention, in transactions of at most the batch size")
+    @Test(
+        "prune removes exactly the reports older than raw retention, in transactions of at most the batch size"
+    )
     func pruneRawReports() throws {
         try withStore { store, _ in
             // 30 windows of 10 s × 3 nodes: window starts base … base+290.
             for window in 0..<30 {
                 for node in ["gpu-a", "gpu-b", "gpu-c"] {
-                    _ = try store.append(try sampleReport(node: node, start: base + Int64(window) * 10), receivedAt: at(0))
+                    _ = try store.append(
+                        try sampleReport(node: node, start: base + Int64(window) * 10), receivedAt: at(0))
                 }
             }
             // Retention 100 s at now = base+255: the cutoff is base+155, so windows 0…15 (16 × 3 reports) go.
             let result = try store.prune(
-                retention: Retention(rawSeconds: 100, aggregateSeconds: 1_000_000), now: at(255), batchSize: 7)
+                retention: Retention(rawSeconds: 100, aggregateSeconds: 1_000_000), now: at(255), batchSize: 7
+            )
             #expect(result.rows("reports") == 48)
             #expect(result.transactions == 7)  // ⌈48 / 7⌉
             #expect(result.largestTransaction == 7)
@@ -133,7 +148,10 @@ struct DerivedTablesTests {
             #expect(left.allSatisfy { $0.windowStart.secondsSinceEpoch >= base + 155 })
             #expect(try store.windows().count == 30)  // aggregates are kept longer
             // Pruning again at the same time removes nothing.
-            #expect(try store.prune(retention: Retention(rawSeconds: 100, aggregateSeconds: 1_000_000), now: at(255)).totalRows == 0)
+            #expect(
+                try store.prune(
+                    retention: Retention(rawSeconds: 100, aggregateSeconds: 1_000_000), now: at(255)
+                ).totalRows == 0)
         }
     }
 
@@ -143,21 +161,32 @@ struct DerivedTablesTests {
             for window in Int64(0)..<10 {
                 try store.closeWindow(start: at(window * 10), seconds: 10, closedAt: at(window * 10 + 20))
                 try store.record(classAggregates: [
-                    ClassAggregate(window: at(window * 10), pathClass: .sameLeaf, pairCount: 1, sent: 20, lost: 0, sketch: nil)
+                    ClassAggregate(
+                        window: at(window * 10), pathClass: .sameLeaf, pairCount: 1, sent: 20, lost: 0,
+                        sketch: nil)
                 ])
                 try store.record(unhealthyPairs: [
-                    UnhealthyPairRecord(window: at(window * 10), src: endpoint("gpu-a/1"), dst: endpoint("gpu-b/1"), verdict: "slow", sent: 20, lost: 0)
+                    UnhealthyPairRecord(
+                        window: at(window * 10), src: endpoint("gpu-a/1"), dst: endpoint("gpu-b/1"),
+                        verdict: "slow", sent: 20, lost: 0)
                 ])
             }
             let old = Component.node(NodeName("gpu-old")!)
             let open = Component.node(NodeName("gpu-open")!)
             try store.record(findings: [
-                Finding(window: at(0), event: .opened, component: old, faultClass: "node.unreachable", confidence: 1, evidence: [:]),
-                Finding(window: at(0), event: .opened, component: open, faultClass: "node.unreachable", confidence: 1, evidence: [:]),
-                Finding(window: at(20), event: .closed, component: old, faultClass: "node.unreachable", confidence: 1, evidence: [:]),
+                Finding(
+                    window: at(0), event: .opened, component: old, faultClass: "node.unreachable",
+                    confidence: 1, evidence: [:]),
+                Finding(
+                    window: at(0), event: .opened, component: open, faultClass: "node.unreachable",
+                    confidence: 1, evidence: [:]),
+                Finding(
+                    window: at(20), event: .closed, component: old, faultClass: "node.unreachable",
+                    confidence: 1, evidence: [:]),
             ])
             // Aggregate retention 50 s at now = base+100: cutoff base+50, windows 0…40 go (5 of 10).
-            let result = try store.prune(retention: Retention(rawSeconds: 10, aggregateSeconds: 50), now: at(100), batchSize: 2)
+            let result = try store.prune(
+                retention: Retention(rawSeconds: 10, aggregateSeconds: 50), now: at(100), batchSize: 2)
             #expect(result.rows("windows") == 5)
             #expect(result.rows("class_aggregates") == 5)
             #expect(result.rows("unhealthy_pairs") == 5)

@@ -42,7 +42,9 @@ struct SketchCompactionTests {
             let bytes = sketch.encoded()
             let compact = try #require(SketchCompaction.compact(bytes), "seed \(seed)")
             #expect(try SketchCompaction.expand(compact) == bytes, "seed \(seed)")
-            if count >= 20 { #expect(compact.count * 2 < bytes.count, "seed \(seed): \(compact.count) of \(bytes.count)") }
+            if count >= 20 {
+                #expect(compact.count * 2 < bytes.count, "seed \(seed): \(compact.count) of \(bytes.count)")
+            }
         }
     }
 
@@ -59,10 +61,12 @@ struct SketchCompactionTests {
     @Test("what compaction cannot reproduce is refused, and the pair keeps its raw bytes")
     func refusals() throws {
         // A Store (field 2) with contiguousBinCounts holding 1.5: not a whole number.
-        let fractional: [UInt8] = [0x12, 0x0A, 0x12, 0x08] + withUnsafeBytes(of: (1.5).bitPattern.littleEndian, Array.init)
+        let fractional: [UInt8] =
+            [0x12, 0x0A, 0x12, 0x08] + withUnsafeBytes(of: (1.5).bitPattern.littleEndian, Array.init)
         #expect(SketchCompaction.compact(fractional) == nil)
         // -0.0 is a whole number but would come back as +0.0.
-        let negativeZero: [UInt8] = [0x12, 0x0A, 0x12, 0x08] + withUnsafeBytes(of: (-0.0).bitPattern.littleEndian, Array.init)
+        let negativeZero: [UInt8] =
+            [0x12, 0x0A, 0x12, 0x08] + withUnsafeBytes(of: (-0.0).bitPattern.littleEndian, Array.init)
         #expect(SketchCompaction.compact(negativeZero) == nil)
         // A non-minimal varint (field 4 zeroCount is fixed64; use field 5 varint 1 written in two bytes).
         #expect(SketchCompaction.compact([0x28, 0x81, 0x00]) == nil)
@@ -78,7 +82,8 @@ struct SketchCompactionTests {
 
     @Test("expanding garbage fails with a reason, never traps")
     func expandGarbage() throws {
-        let compact = try #require(SketchCompaction.compact(try QuantileSketch(relativeAccuracy: 0.01).encoded() + [0x20, 0x05]))
+        let compact = try #require(
+            SketchCompaction.compact(try QuantileSketch(relativeAccuracy: 0.01).encoded() + [0x20, 0x05]))
         for cut in 0..<compact.count {
             _ = try? SketchCompaction.expand(Array(compact.prefix(cut)))
         }

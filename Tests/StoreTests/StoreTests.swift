@@ -16,7 +16,8 @@ struct StoreTests {
     func roundTrip() throws {
         try withStore { store, _ in
             let report = try sampleReport()
-            #expect(try store.append(report, receivedAt: Timestamp(secondsSinceEpoch: 1_795_000_011)) == .stored)
+            #expect(
+                try store.append(report, receivedAt: Timestamp(secondsSinceEpoch: 1_795_000_011)) == .stored)
             let back = try store.reports()
             #expect(back == [report])
             #expect(back.first?.jsonLine == report.jsonLine)
@@ -29,7 +30,9 @@ struct StoreTests {
         }
     }
 
-    @Test("the log stores sketches as bytes with varint counts: smaller than the protobuf, let alone its base64")
+    @Test(
+        "the log stores sketches as bytes with varint counts: smaller than the protobuf, let alone its base64"
+    )
     func compactEncoding() throws {
         let report = try sampleReport()
         let encoded = PairsEncoding.encode(report.pairs)
@@ -91,18 +94,25 @@ struct StoreTests {
             let starts: [Int64] = [1_795_000_020, 1_795_000_000, 1_795_000_010]
             for start in starts {
                 for node in ["gpu-c", "gpu-a", "gpu-b"] {
-                    _ = try store.append(try sampleReport(node: node, start: start), receivedAt: Timestamp(secondsSinceEpoch: start))
+                    _ = try store.append(
+                        try sampleReport(node: node, start: start),
+                        receivedAt: Timestamp(secondsSinceEpoch: start))
                 }
             }
             let all = try store.reports()
-            #expect(all.map { "\($0.windowStart.secondsSinceEpoch % 100) \($0.node)" } == [
-                "0 gpu-a", "0 gpu-b", "0 gpu-c", "10 gpu-a", "10 gpu-b", "10 gpu-c", "20 gpu-a", "20 gpu-b", "20 gpu-c",
-            ])
+            #expect(
+                all.map { "\($0.windowStart.secondsSinceEpoch % 100) \($0.node)" } == [
+                    "0 gpu-a", "0 gpu-b", "0 gpu-c", "10 gpu-a", "10 gpu-b", "10 gpu-c", "20 gpu-a",
+                    "20 gpu-b", "20 gpu-c",
+                ])
             let middle = try store.reports(
-                from: Timestamp(secondsSinceEpoch: 1_795_000_010), to: Timestamp(secondsSinceEpoch: 1_795_000_020))
+                from: Timestamp(secondsSinceEpoch: 1_795_000_010),
+                to: Timestamp(secondsSinceEpoch: 1_795_000_020))
             #expect(middle.map(\.node.rawValue) == ["gpu-a", "gpu-b", "gpu-c"])
             var lines: [String] = []
-            try store.forEachReportLine(from: Timestamp(secondsSinceEpoch: 1_795_000_020)) { lines.append($0) }
+            try store.forEachReportLine(from: Timestamp(secondsSinceEpoch: 1_795_000_020)) {
+                lines.append($0)
+            }
             #expect(lines.count == 3)
             let reparsed = try Report.parseLines(Data(lines.joined(separator: "\n").utf8), name: "store")
             #expect(reparsed == Array(all.suffix(3)))
@@ -141,8 +151,11 @@ struct StoreTests {
         try withStore { store, _ in
             // Sabotage the second statement of append (the windows upsert).
             try store.database.execute(
-                "CREATE TRIGGER refuse BEFORE INSERT ON windows BEGIN SELECT RAISE(ABORT, 'no windows today'); END")
-            #expect(throws: DatabaseError.self) { try store.append(try sampleReport(), receivedAt: Timestamp(secondsSinceEpoch: 0)) }
+                "CREATE TRIGGER refuse BEFORE INSERT ON windows BEGIN SELECT RAISE(ABORT, 'no windows today'); END"
+            )
+            #expect(throws: DatabaseError.self) {
+                try store.append(try sampleReport(), receivedAt: Timestamp(secondsSinceEpoch: 0))
+            }
             #expect(try store.statistics().reports == 0)
         }
     }
@@ -169,7 +182,8 @@ struct StoreTests {
                 Issue.record("insert succeeded")
             } catch let error as DatabaseError {
                 #expect(error.resultCode == SQLITE_CONSTRAINT)
-                #expect(error.extendedResultCode == 2067)  // SQLITE_CONSTRAINT_UNIQUE, a macro Swift cannot import
+                // SQLITE_CONSTRAINT_UNIQUE, a macro Swift cannot import.
+                #expect(error.extendedResultCode == 2067)
                 #expect(error.sql == "INSERT INTO u VALUES (?)")
                 #expect(error.codeName == "SQLITE_CONSTRAINT")
             }
@@ -214,7 +228,9 @@ struct StoreTests {
         }
         // A new connection sees the same; a store opens without migrating.
         let store = try Store(path: temporary.path, mode: .existing, migrate: false)
-        #expect(try Migrations.status(of: store.database) == Migrations.Status(applied: names, pending: [], unknown: []))
+        #expect(
+            try Migrations.status(of: store.database)
+                == Migrations.Status(applied: names, pending: [], unknown: []))
         let statistics = try store.statistics()
         #expect(statistics.reports == 0 && statistics.windows == 0 && statistics.findings == 0)
         #expect(statistics.bytes > 0)
@@ -246,7 +262,8 @@ struct StoreTests {
         try database.execute("CREATE TABLE windows (x INTEGER)")
         #expect(throws: DatabaseError.self) { try Migrations.migrate(database) }
         #expect(try Migrations.applied(in: database) == [Migrations.all[0].name])
-        #expect(try database.singleInt("SELECT count(*) FROM sqlite_schema WHERE name = 'unhealthy_pairs'") == 0)
+        #expect(
+            try database.singleInt("SELECT count(*) FROM sqlite_schema WHERE name = 'unhealthy_pairs'") == 0)
     }
 
     @Test("a stored report is committed when append returns: another connection sees it")
@@ -261,8 +278,11 @@ struct StoreTests {
 
     @Test("SHA-256 matches the FIPS 180-4 test vectors")
     func sha256() {
-        #expect(SHA256.hex(Array("".utf8)) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-        #expect(SHA256.hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(
+            SHA256.hex(Array("".utf8)) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(
+            SHA256.hex(Array("abc".utf8))
+                == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         #expect(
             SHA256.hex(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8))
                 == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
