@@ -324,7 +324,8 @@ struct DbImportCommand: Command {
             }
             lineNumber += 1
             guard length <= DbImportCommand.maxLineBytes else {
-                io.writeError("\(inputPath):\(lineNumber): longer than \(DbImportCommand.maxLineBytes) bytes\n")
+                io.writeError(
+                    "\(inputPath):\(lineNumber): longer than \(DbImportCommand.maxLineBytes) bytes\n")
                 counts.invalid += 1
                 continue
             }

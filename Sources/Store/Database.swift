@@ -61,7 +61,8 @@ public struct DatabaseError: Error, Sendable, Equatable, CustomStringConvertible
         if resultCode == SQLITE_NOTADB {
             text = "\(path) is not an SQLite database (\(function): \(message))"
         } else if resultCode == SQLITE_CORRUPT {
-            text = "\(path) is damaged: \(function) failed: \(message) (\(codeName), code \(extendedResultCode))"
+            text =
+                "\(path) is damaged: \(function) failed: \(message) (\(codeName), code \(extendedResultCode))"
         }
         if let sql { text += "; SQL: \(sql)" }
         return text
