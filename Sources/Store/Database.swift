@@ -82,6 +82,9 @@ public final class Database {
         case existing
     }
 
+    /// The size a WAL file is cut back to after a checkpoint, when a burst made it grow beyond.
+    public static let walSizeLimitBytes = 64 << 20
+
     /// The file, as given.
     public let path: String
     let handle: OpaquePointer
@@ -122,6 +125,8 @@ public final class Database {
         // commits before a checkpoint. docs/store.md says why that is the right trade here.
         try execute("PRAGMA synchronous = NORMAL")
         try execute("PRAGMA foreign_keys = ON")
+        // After a checkpoint, a WAL that grew past this is truncated back (bounded disk use).
+        try execute("PRAGMA journal_size_limit = \(Self.walSizeLimitBytes)")
     }
 
     deinit {

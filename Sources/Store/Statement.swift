@@ -15,6 +15,7 @@ public enum SQLValue: Sendable, Equatable {
     public static func int(_ value: Int) -> SQLValue { .integer(Int64(value)) }
     public static func optionalText(_ value: String?) -> SQLValue { value.map { .text($0) } ?? .null }
     public static func optionalInt(_ value: Int64?) -> SQLValue { value.map { .integer($0) } ?? .null }
+    public static func data(_ value: Data) -> SQLValue { .blob([UInt8](value)) }
 }
 
 /// One prepared statement of one `Database`. Not `Sendable`: it belongs to its connection's owner.

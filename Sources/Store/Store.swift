@@ -179,42 +179,67 @@ public final class Store {
         return SHA256.digest(content)
     }
 
+    /// A report in the form the log stores, computed outside the transaction.
+    private struct EncodedReport {
+        let report: Report
+        let pairs: [UInt8]
+        let health: String?
+        let hash: [UInt8]
+
+        init(_ report: Report) {
+            self.report = report
+            pairs = PairsEncoding.encode(report.pairs)
+            health = report.health.isEmpty ? nil : JSONValue.object(report.health).jsonText
+            hash = Store.contentHash(report: report, pairs: pairs, health: health)
+        }
+    }
+
     /// Stores one report, unless its node and window are stored already: then the outcome says
     /// whether the content is the same (accept again) or not (conflict; the first one stays).
     /// A `.stored` report is committed when this returns: it survives the process being killed.
     public func append(_ report: Report, receivedAt: Timestamp) throws -> AppendOutcome {
-        let pairs = PairsEncoding.encode(report.pairs)
-        let health = report.health.isEmpty ? nil : JSONValue.object(report.health).jsonText
-        let hash = Self.contentHash(report: report, pairs: pairs, health: health)
-        return try database.transaction { () throws -> AppendOutcome in
-            let existing = try database.cachedStatement(
-                "SELECT content_hash FROM reports WHERE window_start = ? AND node = ?")
-            try existing.bind([.integer(report.windowStart.secondsSinceEpoch), .text(report.node.rawValue)])
-            if try existing.step() {
-                let same = existing.bytes(0) == hash
-                existing.reset()
-                return same ? .duplicateSame : .conflict
-            }
+        let encoded = EncodedReport(report)
+        return try database.transaction { try insert(encoded, receivedAt: receivedAt) }
+    }
+
+    /// Stores several reports in one transaction (an agent's spool flush, one NDJSON body): one
+    /// commit for all, so cheaper per report than `append` one by one. The outcomes are in the
+    /// reports' order; a report whose node and window came earlier in the same batch is a duplicate
+    /// or conflict of that one. All are committed when this returns; if it throws, none is stored.
+    public func append(contentsOf reports: [Report], receivedAt: Timestamp) throws -> [AppendOutcome] {
+        let encoded = reports.map(EncodedReport.init)
+        return try database.transaction { try encoded.map { try insert($0, receivedAt: receivedAt) } }
+    }
+
+    private func insert(_ encoded: EncodedReport, receivedAt: Timestamp) throws -> AppendOutcome {
+        let report = encoded.report
+        let existing = try database.cachedStatement(
+            "SELECT content_hash FROM reports WHERE window_start = ? AND node = ?")
+        try existing.bind([.integer(report.windowStart.secondsSinceEpoch), .text(report.node.rawValue)])
+        if try existing.step() {
+            let same = existing.bytes(0) == encoded.hash
             existing.reset()
-            try database.run(
-                """
-                INSERT INTO reports (window_start, node, window_seconds, agent_version, transport, pair_count,
-                    pairs, health, content_hash, received_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-                [
-                    .integer(report.windowStart.secondsSinceEpoch), .text(report.node.rawValue),
-                    .int(report.windowSeconds), .text(report.agentVersion), .text(report.transport.rawValue),
-                    .int(report.pairs.count), .blob(pairs), .optionalText(health), .blob(hash),
-                    .integer(receivedAt.secondsSinceEpoch),
-                ])
-            try database.run(
-                """
-                INSERT INTO windows (window_start, window_seconds, report_count) VALUES (?, ?, 1)
-                ON CONFLICT (window_start) DO UPDATE SET report_count = report_count + 1
-                """, [.integer(report.windowStart.secondsSinceEpoch), .int(report.windowSeconds)])
-            return .stored
+            return same ? .duplicateSame : .conflict
         }
+        existing.reset()
+        try database.run(
+            """
+            INSERT INTO reports (window_start, node, window_seconds, agent_version, transport, pair_count,
+                pairs, health, content_hash, received_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            [
+                .integer(report.windowStart.secondsSinceEpoch), .text(report.node.rawValue),
+                .int(report.windowSeconds), .text(report.agentVersion), .text(report.transport.rawValue),
+                .int(report.pairs.count), .blob(encoded.pairs), .optionalText(encoded.health),
+                .blob(encoded.hash), .integer(receivedAt.secondsSinceEpoch),
+            ])
+        try database.run(
+            """
+            INSERT INTO windows (window_start, window_seconds, report_count) VALUES (?, ?, 1)
+            ON CONFLICT (window_start) DO UPDATE SET report_count = report_count + 1
+            """, [.integer(report.windowStart.secondsSinceEpoch), .int(report.windowSeconds)])
+        return .stored
     }
 
     /// Calls `body` with each stored report in (window start, node) order, optionally only those

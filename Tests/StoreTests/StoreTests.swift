@@ -322,3 +322,51 @@ struct ConnectionLifetimeTests {
         #expect(statement.int(0) == 42)
     }
 }
+
+@Suite("store: batches")
+struct BatchAppendTests {
+    @Test("a batch is stored in one transaction; duplicates within it and against the store are told apart")
+    func batch() throws {
+        try withStore { store, _ in
+            let a = try sampleReport(node: "gpu-a")
+            let b = try sampleReport(node: "gpu-b")
+            var conflicting = b
+            conflicting.agentVersion = "0.3.1"
+            let received = Timestamp(secondsSinceEpoch: 1_795_000_011)
+            #expect(try store.append(a, receivedAt: received) == .stored)
+            let outcomes = try store.append(contentsOf: [a, b, b, conflicting], receivedAt: received)
+            #expect(outcomes == [.duplicateSame, .stored, .duplicateSame, .conflict])
+            #expect(try store.reports() == [a, b])
+            #expect(try store.windows().map(\.reportCount) == [2])
+        }
+    }
+
+    @Test("a batch that fails part-way stores none of it")
+    func batchIsAtomic() throws {
+        try withStore { store, _ in
+            try store.database.execute(
+                """
+                CREATE TRIGGER refuse_c BEFORE INSERT ON reports WHEN NEW.node = 'gpu-c'
+                BEGIN SELECT RAISE(ABORT, 'not gpu-c'); END
+                """)
+            let reports = try ["gpu-a", "gpu-b", "gpu-c"].map { try sampleReport(node: $0) }
+            #expect(throws: DatabaseError.self) {
+                _ = try store.append(contentsOf: reports, receivedAt: Timestamp(secondsSinceEpoch: 0))
+            }
+            #expect(try store.statistics().reports == 0)
+            #expect(try store.windows().isEmpty)
+        }
+    }
+
+    @Test("the connection runs in WAL mode with NORMAL sync, foreign keys on and a bounded WAL")
+    func pragmas() throws {
+        try withStore { store, _ throws in
+            let database = store.database
+            #expect(try database.singleText("PRAGMA journal_mode") == "wal")
+            #expect(try database.singleInt("PRAGMA synchronous") == 1)  // NORMAL
+            #expect(try database.singleInt("PRAGMA foreign_keys") == 1)
+            #expect(try database.singleInt("PRAGMA journal_size_limit") == Int64(Database.walSizeLimitBytes))
+            #expect(try database.singleInt("PRAGMA busy_timeout") == 5000)
+        }
+    }
+}
