@@ -12,9 +12,13 @@ public enum SQLValue: Sendable, Equatable {
     case text(String)
     case blob([UInt8])
 
+    /// An `Int` as an SQLite integer.
     public static func int(_ value: Int) -> SQLValue { .integer(Int64(value)) }
+    /// Text, or NULL for nil.
     public static func optionalText(_ value: String?) -> SQLValue { value.map { .text($0) } ?? .null }
+    /// An integer, or NULL for nil.
     public static func optionalInt(_ value: Int64?) -> SQLValue { value.map { .integer($0) } ?? .null }
+    /// `Data` as a blob.
     public static func data(_ value: Data) -> SQLValue { .blob([UInt8](value)) }
 }
 
@@ -103,18 +107,25 @@ public final class Statement {
     /// Whether column `index` (0-based) of the current row is NULL.
     public func isNull(_ index: Int32) -> Bool { sqlite3_column_type(handle, index) == SQLITE_NULL }
 
+    /// Column `index` (0-based) of the current row as an integer (`sqlite3_column_int64`; NULL reads 0).
     public func int64(_ index: Int32) -> Int64 { sqlite3_column_int64(handle, index) }
+    /// Column `index` as an integer, nil for NULL.
     public func int64OrNil(_ index: Int32) -> Int64? { isNull(index) ? nil : int64(index) }
+    /// Column `index` as an `Int`.
     public func int(_ index: Int32) -> Int { Int(sqlite3_column_int64(handle, index)) }
+    /// Column `index` as a double (`sqlite3_column_double`; NULL reads 0).
     public func double(_ index: Int32) -> Double { sqlite3_column_double(handle, index) }
+    /// Column `index` as a double, nil for NULL.
     public func doubleOrNil(_ index: Int32) -> Double? { isNull(index) ? nil : double(index) }
 
+    /// Column `index` as UTF-8 text (`sqlite3_column_text`), nil for NULL.
     public func string(_ index: Int32) -> String? {
         guard let text = sqlite3_column_text(handle, index) else { return nil }
         let count = Int(sqlite3_column_bytes(handle, index))
         return String(decoding: UnsafeBufferPointer(start: text, count: count), as: UTF8.self)
     }
 
+    /// Column `index` as bytes (`sqlite3_column_blob`), nil for NULL.
     public func bytes(_ index: Int32) -> [UInt8]? {
         if isNull(index) { return nil }
         let count = Int(sqlite3_column_bytes(handle, index))
@@ -122,6 +133,7 @@ public final class Statement {
         return [UInt8](UnsafeRawBufferPointer(start: pointer, count: count))
     }
 
+    /// Column `index` as `Data`, nil for NULL.
     public func data(_ index: Int32) -> Data? { bytes(index).map { Data($0) } }
 }
 
