@@ -68,7 +68,11 @@ func sampleReport(
             .init(src: endpoint(name, 3), dst: endpoint("gpu-c003", 3), sent: 20, lost: 20, rttMicros: nil),
         ],
         health: [
-            "pcie": .object(["aer": .number(3), "link": .string("x16")]),
-            "temps": .array([.number(41.5), .null, .bool(true)]),
+            "pcie": .object([
+                "aer": .number(3), "one": .number(1), "zero": .number(0), "link": .string("x16"),
+            ]),
+            "temps": .array([
+                .number(41.5), .null, .bool(true), .bool(false), .number(-2.5e-7), .number(1e300),
+            ]),
         ])
 }
