@@ -31,9 +31,13 @@ let package = Package(
         .target(name: "Engine", dependencies: ["FleetModel", "QuantileSketch"]),
         // Synthetic data: seeded generators and latency distributions for tests, demo and benchmarks.
         .target(name: "Simulation", dependencies: ["FleetModel", "QuantileSketch", "Engine"]),
+        // The correlator's SQLite store: connection, statements, migrations, the event log and
+        // derived tables.
+        .target(name: "Store", dependencies: ["CSQLite3", "FleetModel", "QuantileSketch", "Engine"]),
         // The command line: every subcommand as a type, parsed by hand.
         .target(
-            name: "FaultlineCLI", dependencies: ["QuantileSketch", "FleetModel", "Engine", "Simulation"]),
+            name: "FaultlineCLI",
+            dependencies: ["QuantileSketch", "FleetModel", "Engine", "Simulation", "Store"]),
         .executableTarget(name: "faultline", dependencies: ["FaultlineCLI"]),
         .executableTarget(name: "FaultlineBench", dependencies: ["QuantileSketch", "Simulation"]),
 
@@ -44,11 +48,14 @@ let package = Package(
         .testTarget(
             name: "FaultlineCLITests",
             dependencies: [
-                "FaultlineCLI", "faultline", "Engine", "FleetModel", "QuantileSketch", "Simulation",
+                "FaultlineCLI", "faultline", "Engine", "FleetModel", "QuantileSketch", "Simulation", "Store",
             ]
         ),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CSQLite3", "CIBVerbs"]),
         .testTarget(name: "FleetModelTests", dependencies: ["FleetModel"]),
+        .testTarget(
+            name: "StoreTests",
+            dependencies: ["Store", "CSQLite3", "FleetModel", "QuantileSketch", "Engine", "Simulation"]),
         .testTarget(
             name: "EngineTests", dependencies: ["Engine", "FleetModel", "QuantileSketch", "Simulation"]),
         .testTarget(

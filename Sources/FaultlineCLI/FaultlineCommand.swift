@@ -25,6 +25,12 @@ public enum FaultlineCommand {
         RulesShowCommand.self,
         ReplayCommand.self,
         SimulateCommand.self,
+        DbCheckCommand.self,
+        DbMigrateCommand.self,
+        DbPruneCommand.self,
+        DbStatsCommand.self,
+        DbImportCommand.self,
+        DbExportCommand.self,
     ]
 
     static var usage: String {

@@ -7,7 +7,7 @@ import Testing
 @testable import FaultlineCLI
 
 /// The `faultline` executable SwiftPM built beside this test binary.
-private func faultlineExecutable() throws -> URL {
+func faultlineExecutable() throws -> URL {
     let testBinary: URL
     #if os(Linux)
     testBinary = URL(

@@ -1,0 +1,238 @@
+// The compact binary form of a report's pairs in the event log (docs/store.md, "Event log
+// encoding"): a table of the names used, then each pair as varints, with its sketch as protobuf
+// bytes rather than base64, and its bin counts as varints rather than doubles. Decoding validates everything and gives back the very `Report.Pair`s
+// that were encoded, so replay from the store sees what the agent sent.
+
+import FleetModel
+import Foundation
+
+/// Encodes and decodes `[Report.Pair]` as the event log stores them.
+///
+/// Layout (all integers unsigned LEB128 varints unless said otherwise):
+/// ```
+/// format            1 byte, = 1
+/// names             count, then each: byte length, UTF-8   (nodes of src/dst, switches of paths)
+/// pairs             count, then each:
+///   src             name index, rail
+///   dst             name index, rail
+///   sent, lost, errors   zigzag varints
+///   flags           1 byte: 8 = sketch in SketchCompaction's form (bin counts as varints),
+///                   1 = sketch as raw protobuf bytes (when compaction cannot reproduce them),
+///                   2 = sketch as text (kept verbatim when its base64 is not canonical);
+///                   at most one of 8, 1, 2; and 4 = path present
+///   sketch          length, bytes                 (when flag 8, 1 or 2)
+///   path            count, name indexes           (when flag 4)
+/// ```
+/// Names are numbered in order of first use, so the encoding of a report is a function of the report.
+public enum PairsEncoding {
+    static let formatVersion: UInt8 = 1
+    static let flagRawSketch: UInt8 = 1
+    static let flagTextSketch: UInt8 = 2
+    static let flagPath: UInt8 = 4
+    static let flagCompactSketch: UInt8 = 8
+    static let sketchFlags = flagRawSketch | flagTextSketch | flagCompactSketch
+
+    /// The pairs' compact bytes.
+    public static func encode(_ pairs: [Report.Pair]) -> [UInt8] {
+        var names: [String] = []
+        var nameIndex: [String: Int] = [:]
+        func index(_ name: String) -> Int {
+            if let known = nameIndex[name] { return known }
+            nameIndex[name] = names.count
+            names.append(name)
+            return names.count - 1
+        }
+        var body: [UInt8] = []
+        body.reserveCapacity(pairs.count * 80)
+        appendVarint(UInt64(pairs.count), to: &body)
+        for pair in pairs {
+            appendVarint(UInt64(index(pair.src.node.rawValue)), to: &body)
+            appendVarint(UInt64(pair.src.rail), to: &body)
+            appendVarint(UInt64(index(pair.dst.node.rawValue)), to: &body)
+            appendVarint(UInt64(pair.dst.rail), to: &body)
+            appendZigzag(Int64(pair.sent), to: &body)
+            appendZigzag(Int64(pair.lost), to: &body)
+            appendZigzag(Int64(pair.errors), to: &body)
+            var flags: UInt8 = 0
+            var sketchBytes: [UInt8]?
+            if let text = pair.rttMicros {
+                if let raw = Data(base64Encoded: text), raw.base64EncodedString() == text {
+                    if let compact = SketchCompaction.compact([UInt8](raw)) {
+                        flags |= flagCompactSketch
+                        sketchBytes = compact
+                    } else {
+                        flags |= flagRawSketch
+                        sketchBytes = [UInt8](raw)
+                    }
+                } else {
+                    flags |= flagTextSketch
+                    sketchBytes = Array(text.utf8)
+                }
+            }
+            if pair.path != nil { flags |= flagPath }
+            body.append(flags)
+            if let sketchBytes {
+                appendVarint(UInt64(sketchBytes.count), to: &body)
+                body += sketchBytes
+            }
+            if let path = pair.path {
+                appendVarint(UInt64(path.count), to: &body)
+                for name in path { appendVarint(UInt64(index(name.rawValue)), to: &body) }
+            }
+        }
+        var out: [UInt8] = [formatVersion]
+        appendVarint(UInt64(names.count), to: &out)
+        for name in names {
+            let bytes = Array(name.utf8)
+            appendVarint(UInt64(bytes.count), to: &out)
+            out += bytes
+        }
+        return out + body
+    }
+
+    /// The pairs back from `bytes`; throws a reason (for the caller to place) when they are not a
+    /// valid encoding.
+    public static func decode(_ bytes: [UInt8]) throws(EncodingError) -> [Report.Pair] {
+        var reader = ByteReader(bytes)
+        guard try reader.byte() == formatVersion else {
+            throw EncodingError("unknown pairs format \(bytes[0])")
+        }
+        let nameCount = try reader.count(limit: bytes.count)
+        var names: [String] = []
+        names.reserveCapacity(nameCount)
+        for _ in 0..<nameCount {
+            let length = try reader.count(limit: 64)
+            names.append(String(decoding: try reader.bytes(length), as: UTF8.self))
+        }
+        func name(_ index: Int) throws(EncodingError) -> String {
+            guard index < names.count else {
+                throw EncodingError("name index \(index) out of \(names.count)")
+            }
+            return names[index]
+        }
+        func endpoint() throws(EncodingError) -> EndpointID {
+            let node = try name(try reader.count(limit: names.count))
+            let rail = try reader.count(limit: EndpointID.rails.upperBound + 1)
+            guard let nodeName = NodeName(node), let id = EndpointID(node: nodeName, rail: rail) else {
+                throw EncodingError("'\(node)/\(rail)' is not an endpoint id")
+            }
+            return id
+        }
+        let pairCount = try reader.count(limit: Report.maxPairs + 1)
+        var pairs: [Report.Pair] = []
+        pairs.reserveCapacity(pairCount)
+        for _ in 0..<pairCount {
+            let src = try endpoint()
+            let dst = try endpoint()
+            let sent = try reader.zigzag()
+            let lost = try reader.zigzag()
+            let errors = try reader.zigzag()
+            let flags = try reader.byte()
+            guard flags & ~(sketchFlags | flagPath) == 0, (flags & sketchFlags).nonzeroBitCount <= 1 else {
+                throw EncodingError("bad pair flags \(flags)")
+            }
+            var sketch: String?
+            if flags & sketchFlags != 0 {
+                let length = try reader.count(limit: bytes.count)
+                let stored = try reader.bytes(length)
+                switch flags & sketchFlags {
+                case flagCompactSketch:
+                    sketch = Data(try SketchCompaction.expand(Array(stored))).base64EncodedString()
+                case flagRawSketch: sketch = Data(stored).base64EncodedString()
+                default: sketch = String(decoding: stored, as: UTF8.self)
+                }
+            }
+            var path: [SwitchName]?
+            if flags & flagPath != 0 {
+                let count = try reader.count(limit: 9)
+                var switches: [SwitchName] = []
+                for _ in 0..<count {
+                    let text = try name(try reader.count(limit: names.count))
+                    guard let switchName = SwitchName(text) else {
+                        throw EncodingError("'\(text)' is not a switch name")
+                    }
+                    switches.append(switchName)
+                }
+                path = switches
+            }
+            pairs.append(
+                Report.Pair(
+                    src: src, dst: dst, sent: sent, lost: lost, errors: errors, rttMicros: sketch, path: path)
+            )
+        }
+        guard reader.isAtEnd else {
+            throw EncodingError("\(bytes.count - reader.offset) bytes after the last pair")
+        }
+        return pairs
+    }
+}
+
+/// Why stored bytes could not be decoded.
+public struct EncodingError: Error, Sendable, Equatable, CustomStringConvertible {
+    public let reason: String
+    init(_ reason: String) { self.reason = reason }
+    public var description: String { reason }
+}
+
+func appendVarint(_ value: UInt64, to bytes: inout [UInt8]) {
+    var rest = value
+    while rest >= 0x80 {
+        bytes.append(UInt8(truncatingIfNeeded: rest) | 0x80)
+        rest >>= 7
+    }
+    bytes.append(UInt8(rest))
+}
+
+func appendZigzag(_ value: Int64, to bytes: inout [UInt8]) {
+    appendVarint(UInt64(bitPattern: (value << 1) ^ (value >> 63)), to: &bytes)
+}
+
+/// Reads varints and byte runs from a buffer, failing (not trapping) on truncation.
+struct ByteReader {
+    private let bytes: [UInt8]
+    private(set) var offset = 0
+
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    var isAtEnd: Bool { offset == bytes.count }
+
+    mutating func byte() throws(EncodingError) -> UInt8 {
+        guard offset < bytes.count else { throw EncodingError("truncated at byte \(offset)") }
+        defer { offset += 1 }
+        return bytes[offset]
+    }
+
+    mutating func varint() throws(EncodingError) -> UInt64 {
+        var value: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            let next = try byte()
+            guard shift < 64 else { throw EncodingError("varint too long at byte \(offset)") }
+            value |= UInt64(next & 0x7F) << shift
+            if next & 0x80 == 0 { return value }
+            shift += 7
+        }
+    }
+
+    /// A varint that must be below `limit`.
+    mutating func count(limit: Int) throws(EncodingError) -> Int {
+        let value = try varint()
+        guard value < UInt64(limit) else {
+            throw EncodingError("value \(value) at byte \(offset) over \(limit - 1)")
+        }
+        return Int(value)
+    }
+
+    mutating func zigzag() throws(EncodingError) -> Int {
+        let raw = try varint()
+        let value = Int64(bitPattern: (raw >> 1) ^ (0 &- (raw & 1)))
+        guard let result = Int(exactly: value) else { throw EncodingError("integer out of range") }
+        return result
+    }
+
+    mutating func bytes(_ count: Int) throws(EncodingError) -> ArraySlice<UInt8> {
+        guard count <= bytes.count - offset else { throw EncodingError("truncated at byte \(offset)") }
+        defer { offset += count }
+        return bytes[offset..<(offset + count)]
+    }
+}

@@ -1,0 +1,147 @@
+// A lossless re-encoding of DDSketch protobuf bytes for the event log: the bin counts, which the wire
+// carries as packed doubles (8 bytes each, wire-v1 §4), are whole numbers, so they are stored as
+// varints (1–2 bytes each) and expanded back to the very same protobuf bytes on read. Everything
+// else in the message is copied as it is. `compact` only answers when `expand` gives back the
+// input byte for byte; otherwise the caller stores the protobuf bytes raw.
+
+/// Compacts and expands DDSketch protobuf messages (wire-v1 §4) without changing a byte of them.
+///
+/// Compact form: a sequence of the message's top-level fields, each its tag (as a varint) then
+/// - a `Store` (fields 2 and 3, length-delimited): the number of its fields, then each field's tag and
+///   - `contiguousBinCounts` (field 2, packed doubles): the number of counts, each as a varint;
+///   - any other field: its value as the wire carried it (varint, 8 or 4 bytes, or length + bytes);
+/// - any other field: its value as the wire carried it.
+enum SketchCompaction {
+    private static let wireVarint: UInt64 = 0
+    private static let wireFixed64: UInt64 = 1
+    private static let wireLengthDelimited: UInt64 = 2
+    private static let wireFixed32: UInt64 = 5
+    /// Counts up to 2^53 are exact in a double.
+    private static let maxExactCount = Double(1 << 53)
+
+    /// The compact form, or nil when the message is not one this form can reproduce exactly.
+    static func compact(_ message: [UInt8]) -> [UInt8]? {
+        var reader = ByteReader(message)
+        var out: [UInt8] = []
+        out.reserveCapacity(message.count / 2)
+        do {
+            while !reader.isAtEnd {
+                let tag = try reader.varint()
+                appendVarint(tag, to: &out)
+                let field = tag >> 3
+                let wireType = tag & 7
+                if wireType == wireLengthDelimited, field == 2 || field == 3 {
+                    let length = try reader.count(limit: message.count + 1)
+                    guard let store = compactStore(Array(try reader.bytes(length))) else { return nil }
+                    out += store
+                } else {
+                    try copyValue(wireType: wireType, from: &reader, to: &out)
+                }
+            }
+        } catch {
+            return nil
+        }
+        // Only a form that gives back exactly these bytes is kept (non-minimal varints, -0.0 or
+        // fractional counts would not survive).
+        guard (try? expand(out)) == message else { return nil }
+        return out
+    }
+
+    /// The protobuf bytes back from the compact form.
+    static func expand(_ compact: [UInt8]) throws(EncodingError) -> [UInt8] {
+        var reader = ByteReader(compact)
+        var out: [UInt8] = []
+        out.reserveCapacity(compact.count * 3)
+        while !reader.isAtEnd {
+            let tag = try reader.varint()
+            appendVarint(tag, to: &out)
+            let field = tag >> 3
+            let wireType = tag & 7
+            if wireType == wireLengthDelimited, field == 2 || field == 3 {
+                let store = try expandStore(&reader, limit: compact.count)
+                appendVarint(UInt64(store.count), to: &out)
+                out += store
+            } else {
+                try copyValue(wireType: wireType, from: &reader, to: &out)
+            }
+        }
+        return out
+    }
+
+    private static func compactStore(_ message: [UInt8]) -> [UInt8]? {
+        var reader = ByteReader(message)
+        var fields: [UInt8] = []
+        var fieldCount = 0
+        do {
+            while !reader.isAtEnd {
+                let tag = try reader.varint()
+                appendVarint(tag, to: &fields)
+                fieldCount += 1
+                if tag == (2 << 3 | wireLengthDelimited) {
+                    let length = try reader.count(limit: message.count + 1)
+                    guard length % 8 == 0 else { return nil }
+                    let packed = try reader.bytes(length)
+                    appendVarint(UInt64(length / 8), to: &fields)
+                    var index = packed.startIndex
+                    while index < packed.endIndex {
+                        var bits: UInt64 = 0
+                        for shift in 0..<8 { bits |= UInt64(packed[index + shift]) << UInt64(8 * shift) }
+                        let count = Double(bitPattern: bits)
+                        guard count >= 0, count <= maxExactCount, count == count.rounded(.towardZero) else {
+                            return nil
+                        }
+                        appendVarint(UInt64(count), to: &fields)
+                        index += 8
+                    }
+                } else {
+                    try copyValue(wireType: tag & 7, from: &reader, to: &fields)
+                }
+            }
+        } catch {
+            return nil
+        }
+        var out: [UInt8] = []
+        appendVarint(UInt64(fieldCount), to: &out)
+        return out + fields
+    }
+
+    private static func expandStore(_ reader: inout ByteReader, limit: Int) throws(EncodingError) -> [UInt8] {
+        let fieldCount = try reader.count(limit: limit + 1)
+        var out: [UInt8] = []
+        for _ in 0..<fieldCount {
+            let tag = try reader.varint()
+            appendVarint(tag, to: &out)
+            if tag == (2 << 3 | wireLengthDelimited) {
+                let count = try reader.count(limit: limit + 1)
+                appendVarint(UInt64(count) * 8, to: &out)
+                for _ in 0..<count {
+                    let value = try reader.varint()
+                    guard value <= UInt64(maxExactCount) else {
+                        throw EncodingError("bin count \(value) over 2^53")
+                    }
+                    let bits = Double(value).bitPattern
+                    for shift in 0..<8 { out.append(UInt8(truncatingIfNeeded: bits >> UInt64(8 * shift))) }
+                }
+            } else {
+                try copyValue(wireType: tag & 7, from: &reader, to: &out)
+            }
+        }
+        return out
+    }
+
+    /// Copies one field's value as the wire carries it.
+    private static func copyValue(
+        wireType: UInt64, from reader: inout ByteReader, to out: inout [UInt8]
+    ) throws(EncodingError) {
+        switch wireType {
+        case wireVarint: appendVarint(try reader.varint(), to: &out)
+        case wireFixed64: out += try reader.bytes(8)
+        case wireFixed32: out += try reader.bytes(4)
+        case wireLengthDelimited:
+            let length = try reader.count(limit: Int(Int32.max))
+            appendVarint(UInt64(length), to: &out)
+            out += try reader.bytes(length)
+        default: throw EncodingError("protobuf wire type \(wireType)")
+        }
+    }
+}

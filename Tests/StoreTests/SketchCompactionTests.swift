@@ -1,0 +1,92 @@
+// The event log's sketch compaction: bin counts as varints instead of doubles, expanded back to the
+// very same protobuf bytes — for our own sketches over many seeds and sizes, for sketches DataDog's
+// Python ddsketch wrote, and refused (so the raw bytes are kept) for anything it cannot reproduce.
+
+import FleetModel
+import Foundation
+import QuantileSketch
+import Simulation
+import Testing
+
+@testable import Store
+
+/// The sketches DataDog's ddsketch wrote (QuantileSketchTests' fixtures), as protobuf bytes.
+private func ddsketchPythonFixtures() throws -> [(name: String, bytes: [UInt8])] {
+    let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("QuantileSketchTests/Fixtures/ddsketch-python.json")
+    struct File: Decodable {
+        struct Fixture: Decodable {
+            let name: String
+            let base64: String
+        }
+        let fixtures: [Fixture]
+    }
+    let file = try JSONDecoder().decode(File.self, from: Data(contentsOf: url))
+    return file.fixtures.map { ($0.name, [UInt8](Data(base64Encoded: $0.base64)!)) }
+}
+
+@Suite("store: sketch compaction")
+struct SketchCompactionTests {
+    @Test("our sketches, 0 to 5,000 samples over many seeds, compact and expand to the same bytes")
+    func ownSketches() throws {
+        for seed in UInt64(1)...60 {
+            var generator = SeededGenerator(seed: seed)
+            let count = [0, 1, 2, 20, 64, 100, 1000, 5000][Int(seed % 8)]
+            var sketch = try QuantileSketch()
+            for _ in 0..<count {
+                let value = 3 * exp(0.6 * (generator.nextUnit() - 0.5) * 4)
+                try sketch.add(seed % 5 == 0 ? -value : value)
+            }
+            if seed % 7 == 0 { try sketch.add(0, count: 3) }  // zero counts
+            if seed % 11 == 0 { try sketch.add(12, count: 1 << 40) }  // a huge bin
+            let bytes = sketch.encoded()
+            let compact = try #require(SketchCompaction.compact(bytes), "seed \(seed)")
+            #expect(try SketchCompaction.expand(compact) == bytes, "seed \(seed)")
+            if count >= 20 {
+                #expect(compact.count * 2 < bytes.count, "seed \(seed): \(compact.count) of \(bytes.count)")
+            }
+        }
+    }
+
+    @Test("sketches DataDog's Python ddsketch wrote compact and expand to the same bytes")
+    func foreignSketches() throws {
+        let fixtures = try ddsketchPythonFixtures()
+        #expect(!fixtures.isEmpty)
+        for fixture in fixtures {
+            let compact = try #require(SketchCompaction.compact(fixture.bytes), "\(fixture.name)")
+            #expect(try SketchCompaction.expand(compact) == fixture.bytes, "\(fixture.name)")
+        }
+    }
+
+    @Test("what compaction cannot reproduce is refused, and the pair keeps its raw bytes")
+    func refusals() throws {
+        // A Store (field 2) with contiguousBinCounts holding 1.5: not a whole number.
+        let fractional: [UInt8] =
+            [0x12, 0x0A, 0x12, 0x08] + withUnsafeBytes(of: (1.5).bitPattern.littleEndian, Array.init)
+        #expect(SketchCompaction.compact(fractional) == nil)
+        // -0.0 is a whole number but would come back as +0.0.
+        let negativeZero: [UInt8] =
+            [0x12, 0x0A, 0x12, 0x08] + withUnsafeBytes(of: (-0.0).bitPattern.littleEndian, Array.init)
+        #expect(SketchCompaction.compact(negativeZero) == nil)
+        // A non-minimal varint (field 4 zeroCount is fixed64; use field 5 varint 1 written in two bytes).
+        #expect(SketchCompaction.compact([0x28, 0x81, 0x00]) == nil)
+        // Truncated and garbage input.
+        #expect(SketchCompaction.compact([0x12, 0x05, 0x01]) == nil)
+        #expect(SketchCompaction.compact([0x0F]) == nil)
+
+        // Through the pairs encoding: the fractional sketch comes back exactly as sent.
+        var report = try sampleReport()
+        report.pairs[0].rttMicros = Data(fractional).base64EncodedString()
+        #expect(try PairsEncoding.decode(PairsEncoding.encode(report.pairs)) == report.pairs)
+    }
+
+    @Test("expanding garbage fails with a reason, never traps")
+    func expandGarbage() throws {
+        let compact = try #require(
+            SketchCompaction.compact(try QuantileSketch(relativeAccuracy: 0.01).encoded() + [0x20, 0x05]))
+        for cut in 0..<compact.count {
+            _ = try? SketchCompaction.expand(Array(compact.prefix(cut)))
+        }
+        #expect(throws: EncodingError.self) { try SketchCompaction.expand([0x12, 0x01, 0x12, 0x05]) }
+    }
+}

@@ -1,0 +1,372 @@
+// The store's behaviour: the event log round-trips reports exactly, duplicates are told apart by
+// content, transactions roll back on throw, migrations apply from an empty file and are recorded,
+// errors keep code, message and SQL, and non-SQLite files fail with their name.
+
+import CSQLite3
+import Engine
+import FleetModel
+import Foundation
+import QuantileSketch
+import Store
+import Testing
+
+@Suite("store")
+struct StoreTests {
+    @Test("a report goes through the log and comes back equal: sketches, path, errors, health")
+    func roundTrip() throws {
+        try withStore { store, _ in
+            let report = try sampleReport()
+            #expect(
+                try store.append(report, receivedAt: Timestamp(secondsSinceEpoch: 1_795_000_011)) == .stored)
+            let back = try store.reports()
+            #expect(back == [report])
+            #expect(back.first?.jsonLine == report.jsonLine)
+            // The sketches decode to the same sketch.
+            for (a, b) in zip(back[0].pairs, report.pairs) where a.rttMicros != nil {
+                let left = try QuantileSketch(decoding: Data(base64Encoded: a.rttMicros!)!)
+                let right = try QuantileSketch(decoding: Data(base64Encoded: b.rttMicros!)!)
+                #expect(left == right)
+            }
+        }
+    }
+
+    @Test(
+        "the log stores sketches as bytes with varint counts: smaller than the protobuf, let alone its base64"
+    )
+    func compactEncoding() throws {
+        let report = try sampleReport()
+        let encoded = PairsEncoding.encode(report.pairs)
+        let base64Bytes = report.pairs.compactMap(\.rttMicros).reduce(0) { $0 + $1.utf8.count }
+        let rawBytes = report.pairs.compactMap(\.rttMicros).reduce(0) { $0 + Data(base64Encoded: $1)!.count }
+        #expect(encoded.count < base64Bytes)
+        #expect(encoded.count < rawBytes)  // bin counts as varints, not doubles
+        #expect(try PairsEncoding.decode(encoded) == report.pairs)
+    }
+
+    @Test("a sketch whose base64 is not canonical is kept verbatim; a bad one too")
+    func nonCanonicalSketchText() throws {
+        var report = try sampleReport()
+        report.pairs[0].rttMicros = "not base64!"
+        report.pairs[1].rttMicros = String(report.pairs[1].rttMicros!.dropLast())  // padding missing
+        try withStore { store, _ in
+            _ = try store.append(report, receivedAt: report.windowStart)
+            #expect(try store.reports() == [report])
+        }
+    }
+
+    @Test("truncated or garbled pair bytes fail to decode with a reason, never trap")
+    func decodeRejectsGarbage() throws {
+        let encoded = PairsEncoding.encode(try sampleReport().pairs)
+        for cut in [0, 1, 5, encoded.count / 2, encoded.count - 1] {
+            #expect(throws: EncodingError.self) { try PairsEncoding.decode(Array(encoded.prefix(cut))) }
+        }
+        #expect(throws: EncodingError.self) { try PairsEncoding.decode(encoded + [0]) }
+        var badVersion = encoded
+        badVersion[0] = 9
+        #expect(throws: EncodingError.self) { try PairsEncoding.decode(badVersion) }
+    }
+
+    @Test("same node and window: identical content is duplicate-same, different content a conflict")
+    func duplicates() throws {
+        try withStore { store, _ in
+            let report = try sampleReport()
+            let received = Timestamp(secondsSinceEpoch: 1_795_000_011)
+            #expect(try store.append(report, receivedAt: received) == .stored)
+            #expect(try store.append(report, receivedAt: received.adding(seconds: 5)) == .duplicateSame)
+            var changed = report
+            changed.pairs[1].lost = 2
+            #expect(try store.append(changed, receivedAt: received) == .conflict)
+            var otherHealth = report
+            otherHealth.health["pcie"] = .null
+            #expect(try store.append(otherHealth, receivedAt: received) == .conflict)
+            // The first one stays; another node or window is new.
+            #expect(try store.reports() == [report])
+            #expect(try store.append(try sampleReport(node: "gpu-a002"), receivedAt: received) == .stored)
+            #expect(try store.append(try sampleReport(start: 1_795_000_010), receivedAt: received) == .stored)
+            #expect(try store.statistics().reports == 3)
+            #expect(try store.windows().map(\.reportCount) == [2, 1])
+        }
+    }
+
+    @Test("the reader yields (windowStart, node) order, within a half-open time range, and wire lines")
+    func readerOrderAndRange() throws {
+        try withStore { store, _ in
+            let starts: [Int64] = [1_795_000_020, 1_795_000_000, 1_795_000_010]
+            for start in starts {
+                for node in ["gpu-c", "gpu-a", "gpu-b"] {
+                    _ = try store.append(
+                        try sampleReport(node: node, start: start),
+                        receivedAt: Timestamp(secondsSinceEpoch: start))
+                }
+            }
+            let all = try store.reports()
+            #expect(
+                all.map { "\($0.windowStart.secondsSinceEpoch % 100) \($0.node)" } == [
+                    "0 gpu-a", "0 gpu-b", "0 gpu-c", "10 gpu-a", "10 gpu-b", "10 gpu-c", "20 gpu-a",
+                    "20 gpu-b", "20 gpu-c",
+                ])
+            let middle = try store.reports(
+                from: Timestamp(secondsSinceEpoch: 1_795_000_010),
+                to: Timestamp(secondsSinceEpoch: 1_795_000_020))
+            #expect(middle.map(\.node.rawValue) == ["gpu-a", "gpu-b", "gpu-c"])
+            var lines: [String] = []
+            try store.forEachReportLine(from: Timestamp(secondsSinceEpoch: 1_795_000_020)) {
+                lines.append($0)
+            }
+            #expect(lines.count == 3)
+            let reparsed = try Report.parseLines(Data(lines.joined(separator: "\n").utf8), name: "store")
+            #expect(reparsed == Array(all.suffix(3)))
+        }
+    }
+
+    @Test("a transaction that throws leaves nothing behind; one that returns commits")
+    func rollbackOnThrow() throws {
+        struct Abort: Error {}
+        try withStore { store, _ in
+            let database = store.database
+            try database.execute("CREATE TABLE t (x INTEGER)")
+            #expect(throws: Abort.self) {
+                try database.transaction {
+                    try database.run("INSERT INTO t VALUES (1)")
+                    throw Abort()
+                }
+            }
+            #expect(!database.isInTransaction)
+            #expect(try database.singleInt("SELECT count(*) FROM t") == 0)
+            try database.transaction { try database.run("INSERT INTO t VALUES (2)") }
+            #expect(try database.singleInt("SELECT sum(x) FROM t") == 2)
+            // A failing statement inside a transaction rolls the whole of it back too.
+            #expect(throws: DatabaseError.self) {
+                try database.transaction {
+                    try database.run("INSERT INTO t VALUES (3)")
+                    try database.run("INSERT INTO missing VALUES (4)")
+                }
+            }
+            #expect(try database.singleInt("SELECT sum(x) FROM t") == 2)
+        }
+    }
+
+    @Test("an append that fails half-way stores nothing")
+    func appendIsAtomic() throws {
+        try withStore { store, _ in
+            // Sabotage the second statement of append (the windows upsert).
+            try store.database.execute(
+                "CREATE TRIGGER refuse BEFORE INSERT ON windows BEGIN SELECT RAISE(ABORT, 'no windows today'); END"
+            )
+            #expect(throws: DatabaseError.self) {
+                try store.append(try sampleReport(), receivedAt: Timestamp(secondsSinceEpoch: 0))
+            }
+            #expect(try store.statistics().reports == 0)
+        }
+    }
+
+    @Test("errors keep the result code, SQLite's message, the SQL and the file")
+    func errorsCarrySQLAndCode() throws {
+        try withStore { store, temporary in
+            let sql = "SELECT nope FROM reports"
+            do {
+                _ = try store.database.prepare(sql)
+                Issue.record("prepare succeeded")
+            } catch let error as DatabaseError {
+                #expect(error.resultCode == SQLITE_ERROR)
+                #expect(error.sql == sql)
+                #expect(error.message.contains("no such column: nope"))
+                #expect(error.function == "sqlite3_prepare_v3")
+                #expect(error.path == temporary.path)
+                #expect(error.description.contains(sql))
+            }
+            try store.database.execute("CREATE TABLE u (x INTEGER UNIQUE)")
+            try store.database.run("INSERT INTO u VALUES (1)")
+            do {
+                try store.database.run("INSERT INTO u VALUES (?)", [.integer(1)])
+                Issue.record("insert succeeded")
+            } catch let error as DatabaseError {
+                #expect(error.resultCode == SQLITE_CONSTRAINT)
+                // SQLITE_CONSTRAINT_UNIQUE, a macro Swift cannot import.
+                #expect(error.extendedResultCode == 2067)
+                #expect(error.sql == "INSERT INTO u VALUES (?)")
+                #expect(error.codeName == "SQLITE_CONSTRAINT")
+            }
+        }
+    }
+
+    @Test("a file that is not SQLite fails on open with an error naming the file")
+    func notADatabase() throws {
+        let temporary = try TemporaryDatabase()
+        defer { temporary.remove() }
+        try Data(repeating: 0x41, count: 4096).write(to: URL(fileURLWithPath: temporary.path))
+        do {
+            _ = try Database(path: temporary.path, mode: .existing)
+            Issue.record("opened a text file as a database")
+        } catch {
+            #expect(error.resultCode == SQLITE_NOTADB)
+            #expect(error.description.contains(temporary.path))
+            #expect(error.description.contains("not an SQLite database"))
+        }
+    }
+
+    @Test("opening a missing file without create fails with SQLITE_CANTOPEN and creates nothing")
+    func missingFile() throws {
+        let temporary = try TemporaryDatabase()
+        defer { temporary.remove() }
+        #expect(throws: DatabaseError.self) { _ = try Database(path: temporary.path, mode: .existing) }
+        #expect(!FileManager.default.fileExists(atPath: temporary.path))
+    }
+
+    @Test("migrations apply to an empty file in order, are recorded by name, and re-running does nothing")
+    func migrations() throws {
+        let temporary = try TemporaryDatabase()
+        defer { temporary.remove() }
+        let names = Migrations.all.map(\.name)
+        do {
+            let database = try Database(path: temporary.path)
+            #expect(try Migrations.status(of: database).pending == names)
+            #expect(try Migrations.migrate(database) == names)
+            #expect(try Migrations.applied(in: database) == names)
+            #expect(try Migrations.migrate(database) == [])
+            #expect(try database.singleText("PRAGMA journal_mode") == "wal")
+        }
+        // A new connection sees the same; a store opens without migrating.
+        let store = try Store(path: temporary.path, mode: .existing, migrate: false)
+        #expect(
+            try Migrations.status(of: store.database)
+                == Migrations.Status(applied: names, pending: [], unknown: []))
+        let statistics = try store.statistics()
+        #expect(statistics.reports == 0 && statistics.windows == 0 && statistics.findings == 0)
+        #expect(statistics.bytes > 0)
+    }
+
+    @Test("a file that lacks migrations is refused without migrate; one with unknown migrations always")
+    func migrationMismatch() throws {
+        let temporary = try TemporaryDatabase()
+        defer { temporary.remove() }
+        do { _ = try Database(path: temporary.path) }  // an empty, valid SQLite file
+        #expect(throws: StoreError.pendingMigrations(path: temporary.path, Migrations.all.map(\.name))) {
+            _ = try Store(path: temporary.path, mode: .existing, migrate: false)
+        }
+        do {
+            let store = try Store(path: temporary.path)
+            try store.database.run("INSERT INTO faultline_migrations (name) VALUES ('9999-from-the-future')")
+        }
+        #expect(throws: StoreError.unknownMigrations(path: temporary.path, ["9999-from-the-future"])) {
+            _ = try Store(path: temporary.path)
+        }
+    }
+
+    @Test("a migration that fails rolls back alone: earlier ones stay recorded")
+    func failingMigrationRollsBack() throws {
+        let temporary = try TemporaryDatabase()
+        defer { temporary.remove() }
+        let database = try Database(path: temporary.path)
+        // Make the second migration fail: a table it creates already exists.
+        try database.execute("CREATE TABLE windows (x INTEGER)")
+        #expect(throws: DatabaseError.self) { try Migrations.migrate(database) }
+        #expect(try Migrations.applied(in: database) == [Migrations.all[0].name])
+        #expect(
+            try database.singleInt("SELECT count(*) FROM sqlite_schema WHERE name = 'unhealthy_pairs'") == 0)
+    }
+
+    @Test("a stored report is committed when append returns: another connection sees it")
+    func committedBeforeReturn() throws {
+        try withStore { store, temporary in
+            let report = try sampleReport()
+            _ = try store.append(report, receivedAt: report.windowStart)
+            let other = try Store(path: temporary.path, mode: .existing, migrate: false)
+            #expect(try other.reports() == [report])
+        }
+    }
+
+    @Test("SHA-256 matches the FIPS 180-4 test vectors")
+    func sha256() {
+        #expect(
+            SHA256.hex(Array("".utf8)) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(
+            SHA256.hex(Array("abc".utf8))
+                == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(
+            SHA256.hex(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8))
+                == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        #expect(
+            SHA256.hex([UInt8](repeating: 0x61, count: 1_000_000))
+                == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    }
+}
+
+@Suite("store: connection lifetime")
+struct ConnectionLifetimeTests {
+    @Test("a dropped store closes its connection: nothing keeps it alive, and the WAL is checkpointed away")
+    func closesOnDeinit() throws {
+        let temporary = try TemporaryDatabase()
+        defer { temporary.remove() }
+        weak var weakDatabase: Database?
+        do {
+            let store = try Store(path: temporary.path)
+            weakDatabase = store.database
+            _ = try store.append(try sampleReport(), receivedAt: Timestamp(secondsSinceEpoch: 0))
+            _ = try store.reports()  // cached and uncached statements both used
+            #expect(FileManager.default.fileExists(atPath: temporary.path + "-wal"))
+        }
+        #expect(weakDatabase == nil)
+        #expect(!FileManager.default.fileExists(atPath: temporary.path + "-wal"))
+        #expect(try Store(path: temporary.path, mode: .existing, migrate: false).reports().count == 1)
+    }
+
+    @Test("a statement that outlives its database stays usable until it goes")
+    func statementOutlivesDatabase() throws {
+        let temporary = try TemporaryDatabase()
+        defer { temporary.remove() }
+        var database: Database? = try Database(path: temporary.path)
+        let statement = try database!.prepare("SELECT 40 + 2")
+        database = nil
+        #expect(try statement.step())
+        #expect(statement.int(0) == 42)
+    }
+}
+
+@Suite("store: batches")
+struct BatchAppendTests {
+    @Test("a batch is stored in one transaction; duplicates within it and against the store are told apart")
+    func batch() throws {
+        try withStore { store, _ in
+            let a = try sampleReport(node: "gpu-a")
+            let b = try sampleReport(node: "gpu-b")
+            var conflicting = b
+            conflicting.agentVersion = "0.3.1"
+            let received = Timestamp(secondsSinceEpoch: 1_795_000_011)
+            #expect(try store.append(a, receivedAt: received) == .stored)
+            let outcomes = try store.append(contentsOf: [a, b, b, conflicting], receivedAt: received)
+            #expect(outcomes == [.duplicateSame, .stored, .duplicateSame, .conflict])
+            #expect(try store.reports() == [a, b])
+            #expect(try store.windows().map(\.reportCount) == [2])
+        }
+    }
+
+    @Test("a batch that fails part-way stores none of it")
+    func batchIsAtomic() throws {
+        try withStore { store, _ in
+            try store.database.execute(
+                """
+                CREATE TRIGGER refuse_c BEFORE INSERT ON reports WHEN NEW.node = 'gpu-c'
+                BEGIN SELECT RAISE(ABORT, 'not gpu-c'); END
+                """)
+            let reports = try ["gpu-a", "gpu-b", "gpu-c"].map { try sampleReport(node: $0) }
+            #expect(throws: DatabaseError.self) {
+                _ = try store.append(contentsOf: reports, receivedAt: Timestamp(secondsSinceEpoch: 0))
+            }
+            #expect(try store.statistics().reports == 0)
+            #expect(try store.windows().isEmpty)
+        }
+    }
+
+    @Test("the connection runs in WAL mode with NORMAL sync, foreign keys on and a bounded WAL")
+    func pragmas() throws {
+        try withStore { store, _ throws in
+            let database = store.database
+            #expect(try database.singleText("PRAGMA journal_mode") == "wal")
+            #expect(try database.singleInt("PRAGMA synchronous") == 1)  // NORMAL
+            #expect(try database.singleInt("PRAGMA foreign_keys") == 1)
+            #expect(try database.singleInt("PRAGMA journal_size_limit") == Int64(Database.walSizeLimitBytes))
+            #expect(try database.singleInt("PRAGMA busy_timeout") == 5000)
+        }
+    }
+}
