@@ -34,6 +34,8 @@ let package = Package(
         // The command line: every subcommand as a type, parsed by hand.
         .target(
             name: "FaultlineCLI", dependencies: ["QuantileSketch", "FleetModel", "Engine", "Simulation"]),
+        // POSIX sockets, the HTTP/1.1 server and a blocking client. Imports nothing of ours.
+        .target(name: "Net"),
         .executableTarget(name: "faultline", dependencies: ["FaultlineCLI"]),
         .executableTarget(name: "FaultlineBench", dependencies: ["QuantileSketch", "Simulation"]),
 
@@ -49,6 +51,7 @@ let package = Package(
         ),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CSQLite3", "CIBVerbs"]),
         .testTarget(name: "FleetModelTests", dependencies: ["FleetModel"]),
+        .testTarget(name: "NetTests", dependencies: ["Net"]),
         .testTarget(
             name: "EngineTests", dependencies: ["Engine", "FleetModel", "QuantileSketch", "Simulation"]),
         .testTarget(
