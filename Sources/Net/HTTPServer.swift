@@ -124,9 +124,12 @@ public final class HTTPServer: Sendable {
             $0.phase = .running
             $0.boundAddress = address
         }
-        let transfer = Transfer(value: listener)
+        let handoff = Handoff(listener)
         threads.enter()
-        let thread = Thread { [self] in acceptLoop(transfer.value) }
+        let thread = Thread { [self] in
+            acceptLoop(handoff.take())  // the listener closes as this statement ends
+            threads.leave()
+        }
         thread.name = "http-accept"
         thread.start()
         return address
@@ -159,7 +162,6 @@ public final class HTTPServer: Sendable {
     // MARK: accepting
 
     private func acceptLoop(_ listener: Socket) {
-        defer { threads.leave() }
         let limits = configuration.limits
         while true {
             var fds = [
@@ -201,9 +203,13 @@ public final class HTTPServer: Sendable {
                 connection.shutdownWrite()
                 continue
             }
-            let transfer = Transfer(value: connection)
+            let handoff = Handoff(connection)
             threads.enter()
-            let thread = Thread { [self] in serve(transfer.value) }
+            let thread = Thread { [self] in
+                serve(handoff.take())  // the connection closes as this statement ends
+                count { $0.connectionsOpen -= 1 }
+                threads.leave()
+            }
             thread.name = "http-connection"
             thread.stackSize = configuration.threadStackBytes
             thread.start()
@@ -213,10 +219,6 @@ public final class HTTPServer: Sendable {
     // MARK: one connection
 
     private func serve(_ socket: Socket) {
-        defer {
-            count { $0.connectionsOpen -= 1 }
-            threads.leave()
-        }
         do {
             try converse(socket)
         } catch {

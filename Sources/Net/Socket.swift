@@ -127,8 +127,18 @@ final class WakePipe: Sendable {
     }
 }
 
-/// Moves a value with a single owner (a `Socket`) to the thread that will own it from then on. The
-/// sender must not touch it afterwards; that is the whole contract, hence unchecked.
-struct Transfer<Value>: @unchecked Sendable {
-    let value: Value
+/// Moves a value with a single owner (a `Socket`) to the thread that will own it from then on: the
+/// sender puts it in and never touches it again, the receiving thread takes it out once, so the box
+/// keeps no reference (the socket closes when its new owner lets go, not when the box goes). That
+/// contract is what makes it sendable, hence unchecked; thread start orders the two accesses.
+final class Handoff<Value>: @unchecked Sendable {
+    private var value: Value?
+
+    init(_ value: Value) { self.value = value }
+
+    func take() -> Value {
+        guard let value else { preconditionFailure("handed-off value taken twice") }
+        self.value = nil
+        return value
+    }
 }

@@ -39,6 +39,9 @@ private func testRouter(gate: Gate = Gate(), queue: WorkQueue? = nil) -> Router 
         gate.release.wait()
         return .text(200, "released")
     }
+    router.get("/big") { _ in HTTPResponse(status: 200, body: [UInt8](repeating: 42, count: 32 << 20)) }
+    router.get("/refuse") { _ in throw HTTPError(422, "node is not in the topology", field: "node") }
+    router.get("/crash") { _ in throw CocoaError(.fileNoSuchFile) }
     if let queue {
         router.post("/ingest", on: .workQueue(queue)) { _ in
             gate.entered.signal()
@@ -348,6 +351,42 @@ private func eventually(within limit: Duration = .seconds(3), _ condition: () ->
         #expect(stopped.wait(timeout: .now() + 3) == .success)
         #expect(server.counters.connectionsOpen == 0)
         #expect(throws: HTTPClientError.self) { try HTTPClient(connectingTo: address) }
+    }
+
+    @Test func handlerErrorsAreJSON() throws {
+        try withServer { server, address in
+            let client = try HTTPClient(connectingTo: address)
+            let refused = try client.send("GET", "/refuse")
+            #expect(refused.status == 422)
+            #expect(jsonObject(refused) == ["error": "node is not in the topology", "field": "node"])
+            let crashed = try client.send("GET", "/crash")
+            #expect(crashed.status == 500)
+            #expect(jsonObject(crashed) == ["error": "internal error"])
+            #expect(server.counters.handlerErrors == 1)
+            #expect(try client.send("GET", "/hello").status == 200)
+        }
+    }
+
+    @Test func bodyAtTheLimitIsAcceptedAndBytesAreCounted() throws {
+        try withServer { server, address in
+            let client = try HTTPClient(connectingTo: address)
+            let body = (0..<4096).map { UInt8($0 % 251) }
+            let response = try client.send("POST", "/echo", body: body)
+            #expect(response.body == body)
+            #expect(server.counters.bytesIn > 4096)
+            #expect(eventually { server.counters.bytesOut > 4096 })
+        }
+    }
+
+    @Test func clientThatDoesNotReadIsCutOffAfterTheWriteTimeout() throws {
+        var limits = testLimits()
+        limits.writeTimeout = .milliseconds(300)
+        try withServer(limits: limits) { server, address in
+            let client = try HTTPClient(connectingTo: address)
+            try client.write("GET /big HTTP/1.1\r\nHost: t\r\n\r\n")  // 32 MiB that nobody reads
+            #expect(eventually(within: .seconds(5)) { server.counters.writeTimeouts == 1 })
+            #expect(eventually { server.counters.connectionsOpen == 0 })
+        }
     }
 
     @Test func expectContinueGetsAnInterimResponse() throws {
