@@ -291,6 +291,7 @@ public final class HTTPServer: Sendable {
                     count { $0.readTimeouts += 1 }
                     let error = HTTPError(408, "request not complete within \(limits.readTimeout)")
                     _ = try send(.error(error), connection: "close", head: false, on: socket)
+                    try lingeringClose(socket)
                 }
                 return
             case .ready:
