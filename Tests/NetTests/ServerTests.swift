@@ -353,6 +353,46 @@ private func eventually(within limit: Duration = .seconds(3), _ condition: () ->
         #expect(throws: HTTPClientError.self) { try HTTPClient(connectingTo: address) }
     }
 
+    @Test func gracefulStopFinishesARequestStillArriving() throws {
+        var limits = testLimits()
+        limits.readTimeout = .seconds(5)
+        let server = try HTTPServer(
+            configuration: .init(limits: limits, sendsDate: false), router: testRouter())
+        let address = try server.start()
+        let client = try HTTPClient(connectingTo: address)
+        try client.write("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nhalf-")
+        #expect(eventually { server.counters.bytesIn > 0 })
+        let stopped = DispatchSemaphore(value: 0)
+        onThread {
+            server.stop()
+            stopped.signal()
+        }
+        #expect(stopped.wait(timeout: .now() + 0.3) == .timedOut)
+        try client.write("done!")
+        let response = try client.readResponse()
+        #expect(response.text == "half-done!")
+        #expect(response.headers["Connection"] == "close")
+        #expect(stopped.wait(timeout: .now() + 3) == .success)
+    }
+
+    @Test func garbageGetsAnErrorAndTheServerCarriesOn() throws {
+        try withServer { server, address in
+            for seed in 0..<40 as Range<UInt64> {
+                var random = SeededGenerator(seed: seed)
+                let length = Int.random(in: 1...3000, using: &random)
+                var bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &random) }
+                bytes += Array("\r\n\r\n".utf8)
+                let client = try HTTPClient(connectingTo: address, timeout: .seconds(3))
+                try client.write(bytes)
+                let response = try client.readResponse()
+                #expect((400...505).contains(response.status), "seed \(seed)")
+                #expect(jsonObject(response)["error"] != nil, "seed \(seed)")
+            }
+            #expect(try HTTPClient(connectingTo: address).send("GET", "/hello").status == 200)
+            #expect(server.counters.parseErrors == 40)
+        }
+    }
+
     @Test func handlerErrorsAreJSON() throws {
         try withServer { server, address in
             let client = try HTTPClient(connectingTo: address)
