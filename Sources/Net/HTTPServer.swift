@@ -98,7 +98,7 @@ public final class HTTPServer: Sendable {
 
     public let configuration: Configuration
     private let router: Router
-    private let state = Mutex(State())
+    private let state = Locked(State())
     private let threads = DispatchGroup()
     private let wake: WakePipe
 

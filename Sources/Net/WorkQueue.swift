@@ -13,7 +13,7 @@ public final class WorkQueue: Sendable {
     public let capacity: Int
     /// What a refused request is told to wait, in seconds (`Retry-After`).
     public let retryAfterSeconds: Int
-    private let state = Mutex<(pending: Int, refused: Int)>((0, 0))
+    private let state = Locked<(pending: Int, refused: Int)>((0, 0))
 
     public init(label: String, capacity: Int, retryAfterSeconds: Int = 1, queue: DispatchQueue? = nil) {
         precondition(capacity >= 1, "a work queue needs room for one job")
