@@ -126,12 +126,16 @@ public final class HTTPServer: Sendable {
         }
         let handoff = Handoff(listener)
         threads.enter()
-        let thread = Thread { [self] in
-            acceptLoop(handoff.take())  // the listener closes as this statement ends
+        do {
+            try Syscall.spawnThread(stackBytes: configuration.threadStackBytes) { [self] in
+                acceptLoop(handoff.take())  // the listener closes as this statement ends
+                threads.leave()
+            }
+        } catch {
             threads.leave()
+            state.withLock { $0.phase = .stopped }
+            throw error
         }
-        thread.name = "http-accept"
-        thread.start()
         return address
     }
 
@@ -187,7 +191,6 @@ public final class HTTPServer: Sendable {
             let admitted = state.withLock { state -> Bool in
                 guard state.phase == .running, state.counters.connectionsOpen < limits.maxConnections else {
                     state.counters.connectionsRejected += 1
-                    state.counters.responsesByStatus[503, default: 0] += 1
                     return false
                 }
                 state.counters.connectionsAccepted += 1
@@ -195,25 +198,38 @@ public final class HTTPServer: Sendable {
                 return true
             }
             guard admitted else {
-                // Never wait on the accept thread: what fits in the socket buffer (all of it, it is
-                // small), then FIN; the descriptor closes as `connection` goes.
-                let busy = HTTPResponse.error(
-                    HTTPError(503, "too many connections", headers: ["Retry-After": "1"]))
-                connection.writeWithoutWaiting(busy.serialized(connection: "close"))
-                connection.shutdownWrite()
+                reject(connection)
                 continue
             }
             let handoff = Handoff(connection)
             threads.enter()
-            let thread = Thread { [self] in
-                serve(handoff.take())  // the connection closes as this statement ends
-                count { $0.connectionsOpen -= 1 }
+            do {
+                try Syscall.spawnThread(stackBytes: configuration.threadStackBytes) { [self] in
+                    serve(handoff.take())  // the connection closes as this statement ends
+                    count { $0.connectionsOpen -= 1 }
+                    threads.leave()
+                }
+            } catch {
+                // No thread to be had: answered like a connection over the cap.
                 threads.leave()
+                count {
+                    $0.connectionsOpen -= 1
+                    $0.connectionsAccepted -= 1
+                    $0.connectionsRejected += 1
+                    $0.ioErrors += 1
+                }
+                reject(handoff.take())
             }
-            thread.name = "http-connection"
-            thread.stackSize = configuration.threadStackBytes
-            thread.start()
         }
+    }
+
+    /// Answers 503 and closes, on the accept thread, which must never wait: what fits in the socket
+    /// buffer (all of it, it is small), then FIN; the descriptor closes as `connection` goes.
+    private func reject(_ connection: Socket) {
+        let busy = HTTPResponse.error(HTTPError(503, "too many connections", headers: ["Retry-After": "1"]))
+        count { $0.responsesByStatus[503, default: 0] += 1 }
+        connection.writeWithoutWaiting(busy.serialized(connection: "close"))
+        connection.shutdownWrite()
     }
 
     // MARK: one connection

@@ -199,6 +199,35 @@ enum Syscall {
         _ = try? retryingOnInterrupt("write") { Glibc.write(fd, &byte, 1) }
     }
 
+    /// Starts a detached POSIX thread with a stack of `stackBytes` running `body`. Unlike Foundation's
+    /// `Thread`, a failure (EAGAIN when out of threads or memory) is an error the caller can answer.
+    static func spawnThread(stackBytes: Int, _ body: @escaping @Sendable () -> Void) throws(SystemCallError) {
+        final class Body {
+            let run: @Sendable () -> Void
+            init(_ run: @escaping @Sendable () -> Void) { self.run = run }
+        }
+        let attributes = UnsafeMutablePointer<pthread_attr_t>.allocate(capacity: 1)
+        pthread_attr_init(attributes)
+        defer {
+            pthread_attr_destroy(attributes)
+            attributes.deallocate()
+        }
+        pthread_attr_setdetachstate(attributes, Int32(PTHREAD_CREATE_DETACHED))
+        pthread_attr_setstacksize(attributes, max(stackBytes, Int(PTHREAD_STACK_MIN)))
+        let context = Unmanaged.passRetained(Body(body)).toOpaque()
+        var thread: pthread_t = 0
+        let result = pthread_create(
+            &thread, attributes,
+            { context in
+                Unmanaged<Body>.fromOpaque(context!).takeRetainedValue().run()
+                return nil
+            }, context)
+        if result != 0 {
+            Unmanaged<Body>.fromOpaque(context).release()
+            throw SystemCallError("pthread_create", Errno(rawValue: result))
+        }
+    }
+
     /// `close` is not retried on EINTR: Linux releases the descriptor whatever close returns, and a
     /// second close could close a descriptor another thread has just been given.
     static func close(_ fd: Int32) {
