@@ -90,6 +90,31 @@ private func eventually(within limit: Duration = .seconds(3), _ condition: () ->
         }
     }
 
+    @Test func aPortInUseIsABindErrorWithItsErrno() throws {
+        try withServer { _, address in
+            let second = try HTTPServer(configuration: .init(address: address), router: testRouter())
+            #expect(throws: SystemCallError("bind", .addressInUse)) { try second.start() }
+            second.stop()
+        }
+    }
+
+    @Test func servesIPv6LoopbackWhenTheMachineHasIt() throws {
+        let server = try HTTPServer(
+            configuration: .init(address: try SocketAddress.parse("[::1]:0"), sendsDate: false),
+            router: testRouter())
+        let address: SocketAddress
+        do {
+            address = try server.start()
+        } catch {
+            // No IPv6 here (EADDRNOTAVAIL or EAFNOSUPPORT): nothing to test.
+            #expect(error.call == "bind" || error.call == "socket")
+            return
+        }
+        defer { server.stop() }
+        #expect(address.host == "::1")
+        #expect(try HTTPClient(connectingTo: address).send("GET", "/hello").text == "hello")
+    }
+
     @Test func keepAliveServesSeveralRequestsOnOneConnection() throws {
         try withServer { server, address in
             let client = try HTTPClient(connectingTo: address)
