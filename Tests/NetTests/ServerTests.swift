@@ -8,16 +8,25 @@ import Testing
 
 @testable import Net
 
-/// Small limits so timeouts take a fraction of a second.
+/// Small limits. Timeouts are long enough that a loaded machine does not hit them by accident; the
+/// tests of timeouts use `shortTimeouts()`.
 private func testLimits() -> HTTPServer.Limits {
     var limits = HTTPServer.Limits()
     limits.maxHeaderBytes = 1024
     limits.maxBodyBytes = 4096
     limits.maxConnections = 8
+    limits.readTimeout = .seconds(5)
+    limits.idleTimeout = .seconds(5)
+    limits.writeTimeout = .seconds(5)
+    limits.lingerTimeout = .milliseconds(200)
+    return limits
+}
+
+/// Read and idle timeouts of 400 ms, for the tests that wait for them.
+private func shortTimeouts() -> HTTPServer.Limits {
+    var limits = testLimits()
     limits.readTimeout = .milliseconds(400)
     limits.idleTimeout = .milliseconds(400)
-    limits.writeTimeout = .seconds(2)
-    limits.lingerTimeout = .milliseconds(200)
     return limits
 }
 
@@ -250,7 +259,7 @@ private func eventually(within limit: Duration = .seconds(3), _ condition: () ->
     }
 
     @Test func slowlorisIsCutOffWhileOthersAreServed() throws {
-        try withServer { server, address in
+        try withServer(limits: shortTimeouts()) { server, address in
             let slow = try HTTPClient(connectingTo: address)
             try slow.write("GET /hello HTTP/1.1\r\nHost: t\r\n")
             let started = ContinuousClock.now
@@ -279,7 +288,7 @@ private func eventually(within limit: Duration = .seconds(3), _ condition: () ->
     }
 
     @Test func slowBodyIsCutOff() throws {
-        try withServer { server, address in
+        try withServer(limits: shortTimeouts()) { server, address in
             let slow = try HTTPClient(connectingTo: address)
             try slow.write("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nonly-part")
             let response = try slow.readResponse()
@@ -290,7 +299,7 @@ private func eventually(within limit: Duration = .seconds(3), _ condition: () ->
     }
 
     @Test func idleKeepAliveConnectionIsClosed() throws {
-        try withServer { server, address in
+        try withServer(limits: shortTimeouts()) { server, address in
             let client = try HTTPClient(connectingTo: address)
             #expect(try client.send("GET", "/hello").status == 200)
             let started = ContinuousClock.now
