@@ -10,6 +10,8 @@ public final class HTTPClient {
     public struct Response: Sendable, Hashable {
         public var status: Int
         public var reason: String
+        /// As the status line says, e.g. `HTTP/1.1`.
+        public var version: String
         public var headers: HTTPHeaders
         public var body: [UInt8]
         public var text: String { String(decoding: body, as: UTF8.self) }
@@ -24,14 +26,20 @@ public final class HTTPClient {
     private var buffer: [UInt8] = []
     /// Interim (1xx) responses read so far, which `readResponse` skips.
     public private(set) var interimResponses: [Response] = []
+    /// Whether the last response said `Connection: close` (or was HTTP/1.0 without keep-alive): the
+    /// server closes after it, so the next request needs a new client.
+    public private(set) var serverWillClose = false
     /// Whether the server has closed its side (end of stream was read).
     public private(set) var peerClosed = false
 
+    /// Connects within `timeout` (else `.system` with ETIMEDOUT, or ECONNREFUSED when nobody listens).
     public init(connectingTo address: SocketAddress, timeout: Duration = .seconds(10)) throws(HTTPClientError)
     {
         self.address = address
         self.timeout = timeout
-        do { socket = try Socket.connected(to: address) } catch { throw .system(error) }
+        do { socket = try Socket.connected(to: address, deadline: .now + timeout) } catch {
+            throw .system(error)
+        }
     }
 
     /// Sends one request and reads its response. Adds `Host` and `Content-Length` (when there is a
@@ -76,6 +84,9 @@ public final class HTTPClient {
                 interimResponses.append(response)
                 continue
             }
+            let tokens = response.headers.tokens("Connection")
+            serverWillClose =
+                tokens.contains("close") || (response.version == "HTTP/1.0" && !tokens.contains("keep-alive"))
             if toHead || response.status == 204 || response.status == 304 { return response }
             if let lengthText = response.headers["Content-Length"] {
                 guard let length = Int(lengthText), length >= 0 else {
@@ -174,7 +185,8 @@ public final class HTTPClient {
             headers.add(String(line[..<colon]), line[line.index(after: colon)...].trimmingASCIIWhitespace())
         }
         return Response(
-            status: status, reason: parts.count > 2 ? String(parts[2]) : "", headers: headers, body: [])
+            status: status, reason: parts.count > 2 ? String(parts[2]) : "", version: String(parts[0]),
+            headers: headers, body: [])
     }
 }
 

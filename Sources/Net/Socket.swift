@@ -25,12 +25,15 @@ public final class Socket {
         return socket
     }
 
-    /// A connected socket (a blocking connect; TCP_NODELAY set).
-    public static func connected(to address: SocketAddress) throws(SystemCallError) -> Socket {
+    /// A connected socket, or ETIMEDOUT when the connection is not made by `deadline`. The socket is
+    /// non-blocking (every wait is a poll); TCP_NODELAY is set.
+    public static func connected(
+        to address: SocketAddress, deadline: ContinuousClock.Instant? = nil
+    ) throws(SystemCallError) -> Socket {
         let socket = Socket(
             adopting: try Syscall.socket(family: address.family, type: Int32(SOCK_STREAM.rawValue)))
         try address.withSockaddr { (pointer, length) throws(SystemCallError) in
-            try Syscall.connect(socket.fd, pointer, length)
+            try Syscall.connect(socket.fd, pointer, length, deadline: deadline)
         }
         socket.setNoDelay()
         return socket

@@ -93,16 +93,21 @@ enum Syscall {
         return connection
     }
 
-    /// `connect`. EINTR is not retried by calling again (that would fail with EALREADY): a
-    /// blocking connect that was interrupted goes on in the background; we wait for it with poll.
+    /// `connect` on a non-blocking socket, waiting with poll until `deadline` (then ETIMEDOUT).
+    /// EINTR is not retried by calling again (that would fail with EALREADY): the connect goes on in
+    /// the background and is waited for like EINPROGRESS.
     static func connect(
-        _ fd: Int32, _ address: UnsafePointer<sockaddr>, _ length: socklen_t
+        _ fd: Int32, _ address: UnsafePointer<sockaddr>, _ length: socklen_t,
+        deadline: ContinuousClock.Instant?
     ) throws(SystemCallError) {
+        _ = Glibc.fcntl(fd, F_SETFL, Glibc.fcntl(fd, F_GETFL) | O_NONBLOCK)
         if Glibc.connect(fd, address, length) == 0 { return }
         let code = Glibc.errno
         if code == EINTR || code == EINPROGRESS {
             var pfd = [pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)]
-            _ = try poll(&pfd, deadline: nil)
+            if try poll(&pfd, deadline: deadline) == 0 {
+                throw SystemCallError("connect", Errno(rawValue: ETIMEDOUT))
+            }
             var error: Int32 = 0
             var length = socklen_t(MemoryLayout<Int32>.size)
             _ = try retryingOnInterrupt("getsockopt") {

@@ -124,6 +124,16 @@ private func eventually(within limit: Duration = .seconds(3), _ condition: () ->
         #expect(try HTTPClient(connectingTo: address).send("GET", "/hello").text == "hello")
     }
 
+    @Test func clientConnectErrorsKeepTheirErrno() throws {
+        // A port nobody listens on: the kernel's choice for a server that is stopped at once.
+        let server = try HTTPServer(router: testRouter())
+        let address = try server.start()
+        server.stop()
+        #expect(throws: HTTPClientError.system(SystemCallError("connect", .connectionRefused))) {
+            try HTTPClient(connectingTo: address, timeout: .seconds(2))
+        }
+    }
+
     @Test func keepAliveServesSeveralRequestsOnOneConnection() throws {
         try withServer { server, address in
             let client = try HTTPClient(connectingTo: address)
@@ -161,6 +171,7 @@ private func eventually(within limit: Duration = .seconds(3), _ condition: () ->
             let closing = try HTTPClient(connectingTo: address)
             let response = try closing.send("GET", "/hello", headers: ["Connection": "close"])
             #expect(response.headers["Connection"] == "close")
+            #expect(closing.serverWillClose)
             #expect(try closing.waitForClose(within: .seconds(2)))
 
             let old = try HTTPClient(connectingTo: address)
@@ -174,6 +185,7 @@ private func eventually(within limit: Duration = .seconds(3), _ condition: () ->
                 let answer = try oldKeepAlive.readResponse()
                 #expect(answer.status == 200)
                 #expect(answer.headers["Connection"] == "keep-alive")
+                #expect(!oldKeepAlive.serverWillClose)
             }
         }
     }
