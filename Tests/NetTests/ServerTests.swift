@@ -152,6 +152,35 @@ private func eventually(within limit: Duration = .seconds(3), _ condition: () ->
         }
     }
 
+    @Test func concurrentClientsAreEachAnsweredCorrectly() throws {
+        try withServer { server, address in
+            let clients = 8
+            let rounds = 25
+            let wrong = Locked(0)
+            let done = DispatchGroup()
+            for index in 0..<clients {
+                done.enter()
+                onThread {
+                    defer { done.leave() }
+                    guard let client = try? HTTPClient(connectingTo: address) else {
+                        wrong.withLock { $0 += rounds }
+                        return
+                    }
+                    for round in 0..<rounds {
+                        let body = Array("client \(index) round \(round)".utf8)
+                        if (try? client.send("POST", "/echo", body: body))?.body != body {
+                            wrong.withLock { $0 += 1 }
+                        }
+                    }
+                }
+            }
+            #expect(done.wait(timeout: .now() + 20) == .success)
+            #expect(wrong.withLock { $0 } == 0)
+            #expect(server.counters.connectionsAccepted == clients)
+            #expect(server.counters.responsesByStatus[200] == clients * rounds)
+        }
+    }
+
     @Test func pipelinedRequestsAreAnsweredInOrder() throws {
         try withServer { _, address in
             let client = try HTTPClient(connectingTo: address)
