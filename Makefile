@@ -3,7 +3,7 @@
 APT_PACKAGES := libsqlite3-dev libibverbs-dev pkg-config
 SWIFT ?= swift
 
-.PHONY: all deps build release test bench bench-peers bench-instructions demo interop fuzz format lint clean
+.PHONY: all deps build release test test-tsan bench bench-peers bench-instructions demo interop fuzz format lint clean
 
 all: build
 
@@ -31,6 +31,11 @@ release: deps
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+
+# The Net tests under ThreadSanitizer, in their own scratch directory so the normal build stays warm.
+test-tsan: deps
+	$(SWIFT) build --build-tests -Xswiftc -sanitize=thread --scratch-path .build-tsan
+	$(SWIFT) test --skip-build --scratch-path .build-tsan --filter NetTests
 
 # Speed figures: release build, warm-up, repeated runs, medians. See docs/benchmarks.md.
 bench: release
@@ -62,4 +67,4 @@ lint:
 	$(SWIFT) format lint --strict --recursive --parallel Package.swift Sources Tests
 
 clean:
-	rm -rf .build
+	rm -rf .build .build-tsan

@@ -38,6 +38,8 @@ let package = Package(
         .target(
             name: "FaultlineCLI",
             dependencies: ["QuantileSketch", "FleetModel", "Engine", "Simulation", "Store"]),
+        // POSIX sockets, the HTTP/1.1 server and a blocking client. Imports nothing of ours.
+        .target(name: "Net"),
         .executableTarget(name: "faultline", dependencies: ["FaultlineCLI"]),
         .executableTarget(name: "FaultlineBench", dependencies: ["QuantileSketch", "Simulation"]),
 
@@ -53,6 +55,7 @@ let package = Package(
         ),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CSQLite3", "CIBVerbs"]),
         .testTarget(name: "FleetModelTests", dependencies: ["FleetModel"]),
+        .testTarget(name: "NetTests", dependencies: ["Net"]),
         .testTarget(
             name: "StoreTests",
             dependencies: ["Store", "CSQLite3", "FleetModel", "QuantileSketch", "Engine", "Simulation"]),
