@@ -41,7 +41,8 @@ let package = Package(
         // POSIX sockets, the HTTP/1.1 server and a blocking client. Imports nothing of ours.
         .target(name: "Net"),
         .executableTarget(name: "faultline", dependencies: ["FaultlineCLI"]),
-        .executableTarget(name: "FaultlineBench", dependencies: ["QuantileSketch", "Simulation"]),
+        .executableTarget(
+            name: "FaultlineBench", dependencies: ["QuantileSketch", "FleetModel", "Engine", "Simulation"]),
 
         .testTarget(
             name: "QuantileSketchTests", dependencies: ["QuantileSketch", "Simulation"],

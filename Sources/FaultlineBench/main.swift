@@ -241,6 +241,7 @@ func runWorkload(_ name: String, repeats: Int) throws -> Int {
 let usage = """
     usage: faultline-bench [--json] [--data DIR]
            faultline-bench --write-data DIR
+           faultline-bench --engine SCENARIO.json
            faultline-bench --workload insert|batch-insert|merge-narrow|merge-wide|encode-narrow|encode-wide|decode-narrow|decode-wide --repeat N
     """
 var arguments = Array(CommandLine.arguments.dropFirst())
@@ -248,6 +249,7 @@ var json = false
 var dataDirectory: String?
 var writeDirectory: String?
 var workload: String?
+var engineScenario: String?
 var repeats = 1
 while let argument = arguments.first {
     arguments.removeFirst()
@@ -256,6 +258,7 @@ while let argument = arguments.first {
     case "--data" where !arguments.isEmpty: dataDirectory = arguments.removeFirst()
     case "--write-data" where !arguments.isEmpty: writeDirectory = arguments.removeFirst()
     case "--workload" where !arguments.isEmpty: workload = arguments.removeFirst()
+    case "--engine" where !arguments.isEmpty: engineScenario = arguments.removeFirst()
     case "--repeat" where !arguments.isEmpty && Int(arguments[0]) != nil:
         repeats = Int(arguments.removeFirst())!
     case "--help", "-h":
@@ -271,6 +274,10 @@ while let argument = arguments.first {
 do {
     if let writeDirectory {
         try writeDatasets(to: writeDirectory)
+        exit(0)
+    }
+    if let engineScenario {
+        try runEngineBench(scenarioPath: engineScenario)
         exit(0)
     }
     if let workload {
