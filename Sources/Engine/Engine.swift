@@ -36,6 +36,8 @@ public struct EngineCounters: Sendable, Equatable {
     public var pairsInvalidPath = 0
     /// Pairs whose sketch did not decode, or whose count disagreed with `sent - lost`.
     public var pairsInvalidSketch = 0
+    /// Pairs a report listed again (the same source and destination): the first one counts.
+    public var pairsRepeated = 0
     public var pairsJudged = 0
     /// Reporters whose latency pairs a window left out: their own control pairs slow while their
     /// peers reached them at full speed (a stalled prober host, `noisyReporters`).
@@ -57,26 +59,19 @@ public struct Engine: Sendable {
     /// the earliest one that has reports (reports may arrive in any order until then).
     private var nextToClose: Int64?
     private var closingStarts: Int64? { nextToClose ?? pending.keys.min() }
-    /// Each pair's recent healthy p50s, newest last (at most `historyLength`).
-    private var pairHistory: [PairKey: [Double]] = [:]
-    /// Each pair's route through the topology, as last reported: recomputing it every window was a
-    /// quarter of the engine's time. One entry per pair, so it grows with pairs, not with time.
-    private var pathCache: [PairKey: (route: [SwitchName]?, path: ProbePath)] = [:]
+    /// What the engine keeps of each node's pairs: their routes and their recent healthy p50s.
+    private var nodePairs: [NodeName: NodePairs] = [:]
+    private let table: ComponentTable
     private var tracker = FindingTracker()
 
-    private static let historyLength = 8
     /// Windows that may be open at once: state stays bounded whatever reporters claim.
     public static let maxOpenWindows: Int64 = 64
-
-    struct PairKey: Hashable {
-        let src: EndpointID
-        let dst: EndpointID
-    }
 
     public init(topology: Topology, rules: Rules, windowSeconds: Int) {
         self.topology = topology
         self.rules = rules
         self.windowSeconds = windowSeconds
+        self.table = ComponentTable(topology: topology)
     }
 
     /// Components with an open finding and its class, sorted.
@@ -137,32 +132,41 @@ public struct Engine: Sendable {
     private mutating func closeWindow(start: Int64) -> [Finding] {
         let reports = pending.removeValue(forKey: start) ?? [:]
         counters.windowsClosed += 1
-        let observations = reports.keys.sorted().flatMap { observe(reports[$0]!) }
+        // Each node's pairs, in its report's order, with where its state keeps them.
+        let nodes = reports.keys.sorted()
+        var states = nodes.map { nodePairs.removeValue(forKey: $0) ?? NodePairs() }
+        var observations: [PairObservation] = []
+        var owners: [(node: Int32, entry: Int32)] = []
+        for (n, node) in nodes.enumerated() {
+            observe(reports[node]!, state: &states[n], into: &observations, owners: &owners, node: Int32(n))
+        }
         let classBaselines = baselines(observations, rules: rules)
         var judged: [JudgedPair] = []
         judged.reserveCapacity(observations.count)
-        for observation in observations {
-            let key = PairKey(src: observation.src, dst: observation.dst)
-            let own = median(pairHistory[key] ?? [])
+        let baselineOfClass = PathClass.allCases.map { classBaselines[$0] }
+        let rulesOfClass = PathClass.allCases.map { rules.pathClasses[$0]! }  // Rules has every class
+        for (observation, owner) in zip(observations, owners) {
+            let node = Int(owner.node)
+            let entry = Int(owner.entry)
             let verdict = judge(
-                observation, baseline: classBaselines[observation.path.pathClass], ownP50: own, rules: rules)
+                observation, baseline: baselineOfClass[observation.pathClass.ordinal],
+                classRules: rulesOfClass[observation.pathClass.ordinal],
+                ownP50: states[node].historyMedian(entry), rules: rules)
             judged.append(verdict)
             if verdict.verdict == .healthy, let p50 = observation.p50, observation.samples >= rules.minSamples
             {
-                var history = pairHistory[key] ?? []
-                history.append(p50)
-                if history.count > Self.historyLength { history.removeFirst() }
-                pairHistory[key] = history
+                states[node].remember(p50, entry)
             }
         }
+        for (n, node) in nodes.enumerated() { nodePairs[node] = states[n] }
         counters.pairsJudged += judged.count
 
-        let noisy = noisyReporters(judged, rules: rules)
+        let noisy = noisyReporters(judged, rules: rules, table: table)
         counters.noisyReporterWindows += noisy.count
         var blamed: [FindingTracker.Key: FindingTracker.Observation] = [:]
         for symptom in [Symptom.latency, .loss] {
             for blame in localize(
-                judged, symptom: symptom, rules: rules, topology: topology,
+                judged, symptom: symptom, rules: rules, topology: topology, table: table,
                 ignoredReporters: symptom == .latency ? noisy : [])
             {
                 let key = FindingTracker.Key(component: blame.component, symptom: symptom)
@@ -183,26 +187,27 @@ public struct Engine: Sendable {
             window: Timestamp(secondsSinceEpoch: start), observations: blamed, rules: rules)
     }
 
-    /// A report's pairs as observations; pairs the engine cannot use are counted and dropped.
-    private mutating func observe(_ report: Report) -> [PairObservation] {
-        var result: [PairObservation] = []
-        for pair in report.pairs {
-            guard topology.rail(pair.dst) != nil, topology.rail(pair.src) != nil else {
+    /// A report's pairs as observations, appended with their places in the node's state; pairs the
+    /// engine cannot use are counted and dropped.
+    private mutating func observe(
+        _ report: Report, state: inout NodePairs, into observations: inout [PairObservation],
+        owners: inout [(node: Int32, entry: Int32)], node: Int32
+    ) {
+        if !state.matches(report.pairs) { state.rebuild(for: report.pairs, topology: topology, table: table) }
+        let reporterNumber = table.number(.node(report.node))!  // ingest checked the node
+        for (entry, pair) in report.pairs.enumerated() {
+            let resolved = state.entries[entry]
+            switch resolved.problem {
+            case .unknownEndpoint?:
                 counters.pairsUnknownEndpoint += 1
                 continue
-            }
-            let key = PairKey(src: pair.src, dst: pair.dst)
-            let path: ProbePath
-            if let cached = pathCache[key], cached.route == pair.path {
-                path = cached.path
-            } else {
-                do {
-                    path = try topology.path(from: pair.src, to: pair.dst, route: pair.path)
-                } catch {
-                    counters.pairsInvalidPath += 1
-                    continue
-                }
-                pathCache[key] = (pair.path, path)
+            case .invalidPath?:
+                counters.pairsInvalidPath += 1
+                continue
+            case .repeated?:
+                counters.pairsRepeated += 1
+                continue
+            case nil: break
             }
             var quantiles: [Double]?
             if pair.sent > pair.lost {
@@ -216,13 +221,15 @@ public struct Engine: Sendable {
                 }
                 quantiles = answers
             }
-            result.append(
+            observations.append(
                 PairObservation(
-                    src: pair.src, dst: pair.dst, reporter: report.node, path: path, sent: pair.sent,
-                    lost: pair.lost,
+                    src: pair.src, dst: pair.dst, reporter: report.node, pathClass: resolved.pathClass,
+                    components: state.components[resolved.components], srcNumber: resolved.srcNumber,
+                    reporterNumber: reporterNumber, dstNodeNumber: resolved.dstNodeNumber,
+                    sent: pair.sent, lost: pair.lost,
                     p50: quantiles?[0], p90: quantiles?[1], p99: quantiles?[2], p999: quantiles?[3]))
+            owners.append((node, Int32(entry)))
         }
-        return result
     }
 
     /// The finding a blame would make: its class, confidence and evidence.
@@ -254,12 +261,12 @@ public struct Engine: Sendable {
             let o = pair.observation
             var entry: [String: JSONValue] = [
                 "src": .string(o.src.description), "dst": .string(o.dst.description),
-                "class": .string(o.path.pathClass.rawValue), "verdict": .string(pair.verdict.rawValue),
+                "class": .string(o.pathClass.rawValue), "verdict": .string(pair.verdict.rawValue),
                 "sent": .number(Double(o.sent)), "lost": .number(Double(o.lost)),
             ]
             if let p50 = o.p50 { entry["p50"] = rounded(p50) }
             if let p99 = o.p99 { entry["p99"] = rounded(p99) }
-            if let baseline = baselines[o.path.pathClass] {
+            if let baseline = baselines[o.pathClass] {
                 entry["classP50"] = rounded(baseline.medianP50)
                 entry["classP99"] = rounded(baseline.medianP99)
             }

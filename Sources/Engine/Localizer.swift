@@ -30,27 +30,23 @@ struct Blame: Sendable {
     var share: Double { Double(badPairs) / Double(badPairs + healthyPairs) }
 }
 
-private struct Votes {
-    var bad: [Int] = []  // indexes of bad pairs
-    var healthy = 0
-    var remoteReporters: Set<NodeName> = []
-    var ownEvidence = false
-    /// Probes sent on the healthy pairs through the component (the aggregate loss test).
-    var healthySent = 0
-}
-
 /// The fleet's background loss rate in a window: the mean loss rate of the reporting endpoints
 /// (over their `counted` pairs that are not dead), leaving out the lossiest tenth so that the
 /// faults being looked for do not raise their own bar. At least 1e-5, so that one lost probe in a
 /// lossless fleet is not significant.
-func backgroundLossRate(_ pairs: [JudgedPair], counted: [Bool]) -> Double {
-    var perSource: [EndpointID: (sent: Int, lost: Int)] = [:]
-    for (index, pair) in pairs.enumerated()
-    where counted[index] && pair.verdict != .dead && pair.observation.sent > 0 {
-        perSource[pair.observation.src, default: (0, 0)].sent += pair.observation.sent
-        perSource[pair.observation.src, default: (0, 0)].lost += pair.observation.lost
+func backgroundLossRate(_ pairs: [JudgedPair], counted: [Bool], table: ComponentTable) -> Double {
+    var sent = [Int](repeating: 0, count: table.count)
+    var lost = [Int](repeating: 0, count: table.count)
+    var sources: [Int32] = []
+    for index in pairs.indices where counted[index] {
+        let observation = pairs[index].observation
+        guard pairs[index].verdict != .dead, observation.sent > 0 else { continue }
+        let source = Int(observation.srcNumber)
+        if sent[source] == 0 { sources.append(observation.srcNumber) }
+        sent[source] += observation.sent
+        lost[source] += observation.lost
     }
-    let rates = perSource.values.map { Double($0.lost) / Double($0.sent) }
+    let rates = sources.map { Double(lost[Int($0)]) / Double(sent[Int($0)]) }
     return max(1e-5, trimmedMean(rates))
 }
 
@@ -58,14 +54,19 @@ func backgroundLossRate(_ pairs: [JudgedPair], counted: [Bool]) -> Double {
 /// the mean over reporting endpoints of the slow share of their `counted` pairs, leaving out the
 /// slowest tenth; at least 1e-3.
 func backgroundSlowShare(
-    _ pairs: [JudgedPair], counted: [Bool], rules: Rules, isSlow: (JudgedPair) -> Bool
+    _ pairs: [JudgedPair], counted: [Bool], rules: Rules, table: ComponentTable,
+    isSlow: (JudgedPair) -> Bool
 ) -> Double {
-    var perSource: [EndpointID: (judged: Int, slow: Int)] = [:]
-    for (index, pair) in pairs.enumerated() where counted[index] && pair.observation.samples >= rules.minSamples {
-        perSource[pair.observation.src, default: (0, 0)].judged += 1
-        if isSlow(pair) { perSource[pair.observation.src, default: (0, 0)].slow += 1 }
+    var judged = [Int32](repeating: 0, count: table.count)
+    var slow = [Int32](repeating: 0, count: table.count)
+    var sources: [Int32] = []
+    for index in pairs.indices where counted[index] && pairs[index].observation.samples >= rules.minSamples {
+        let source = Int(pairs[index].observation.srcNumber)
+        if judged[source] == 0 { sources.append(pairs[index].observation.srcNumber) }
+        judged[source] += 1
+        if isSlow(pairs[index]) { slow[source] += 1 }
     }
-    let shares = perSource.values.map { Double($0.slow) / Double($0.judged) }
+    let shares = sources.map { Double(slow[Int($0)]) / Double(judged[Int($0)]) }
     return max(1e-3, trimmedMean(shares))
 }
 
@@ -96,101 +97,122 @@ func poissonTail(atLeast k: Int, mean: Double) -> Double {
 /// neighbour, its agent descheduled), not its NIC or the fabric: a slow NIC or node slows probes in
 /// both directions. Its latency pairs are left out of the window's localization (R-Pingmesh's
 /// false positives from host noise); its loss pairs still count.
-func noisyReporters(_ pairs: [JudgedPair], rules: Rules) -> [NodeName] {
-    var control: [NodeName: (judged: Int, slow: Int)] = [:]
-    var incoming: [NodeName: (judged: Int, slow: Int)] = [:]
+func noisyReporters(_ pairs: [JudgedPair], rules: Rules, table: ComponentTable) -> [Int32] {
+    var controlJudged = [Int32](repeating: 0, count: table.count)
+    var controlSlow = [Int32](repeating: 0, count: table.count)
+    var incomingJudged = [Int32](repeating: 0, count: table.count)
+    var incomingSlow = [Int32](repeating: 0, count: table.count)
+    var reporters: [Int32] = []
     for pair in pairs where pair.observation.samples >= rules.minSamples {
         let observation = pair.observation
-        let slow = pair.verdict == .slow ? 1 : 0
-        switch observation.path.pathClass {
+        let slow: Int32 = pair.verdict == .slow ? 1 : 0
+        switch observation.pathClass {
         case .loopback, .intraHost:
-            control[observation.reporter, default: (0, 0)].judged += 1
-            control[observation.reporter, default: (0, 0)].slow += slow
+            let node = Int(observation.reporterNumber)
+            if controlJudged[node] == 0 { reporters.append(observation.reporterNumber) }
+            controlJudged[node] += 1
+            controlSlow[node] += slow
         case .sameLeaf, .crossLeaf:
-            incoming[observation.dst.node, default: (0, 0)].judged += 1
-            incoming[observation.dst.node, default: (0, 0)].slow += slow
+            incomingJudged[Int(observation.dstNodeNumber)] += 1
+            incomingSlow[Int(observation.dstNodeNumber)] += slow
         }
     }
-    return control.keys.sorted().filter { node in
-        let own = control[node]!
-        guard let toward = incoming[node], toward.judged >= rules.minIndependentReporters + 1,
-            Double(own.slow) >= rules.minBadShare * Double(own.judged)
+    return reporters.sorted().filter { number in
+        let node = Int(number)
+        guard incomingJudged[node] >= rules.minIndependentReporters + 1,
+            Double(controlSlow[node]) >= rules.minBadShare * Double(controlJudged[node])
         else { return false }
         // Incoming pairs no worse than a quarter slow: the node answers its peers at full speed.
-        return 4 * toward.slow <= toward.judged
-    }
-}
-
-/// Whether `component` belongs to the node that reported a pair (its endpoints or itself).
-private func isOwn(_ component: Component, of reporter: NodeName) -> Bool {
-    switch component {
-    case .endpoint(let endpoint): endpoint.node == reporter
-    case .node(let node): node == reporter
-    case .link, .switch: false
+        return 4 * incomingSlow[node] <= incomingJudged[node]
     }
 }
 
 /// The blamed components for one symptom, most explanatory first.
-/// `ignoredReporters`: nodes whose pairs do not vote (sorted; `noisyReporters` for latency).
+/// `ignoredReporters`: numbers of the nodes whose pairs do not vote (`noisyReporters` for latency).
 func localize(
-    _ pairs: [JudgedPair], symptom: Symptom, rules: Rules, topology: Topology,
-    ignoredReporters: [NodeName] = []
+    _ pairs: [JudgedPair], symptom: Symptom, rules: Rules, topology: Topology, table: ComponentTable,
+    ignoredReporters: [Int32] = []
 ) -> [Blame] {
-    var votes: [Component: Votes] = [:]
+    // Votes per component number: healthy pairs counted (and their probes, for the aggregate loss
+    // test); bad pairs listed, in pair order, as one flat array cut per component.
+    var healthy = [Int32](repeating: 0, count: table.count)
+    var healthySent = [Int](repeating: 0, count: table.count)
+    var badCount = [Int32](repeating: 0, count: table.count)
+    var counted = [Bool](repeating: true, count: pairs.count)
+    var isIgnored = [Bool](repeating: false, count: table.count)
+    for number in ignoredReporters { isIgnored[Int(number)] = true }
     var badIndexes: [Int] = []
-    let ignored = Set(ignoredReporters)
-    for (index, pair) in pairs.enumerated() where !ignored.contains(pair.observation.reporter) {
-        let bad = pair.isBad(for: symptom)
-        guard bad || pair.isHealthy(for: symptom, rules: rules) else { continue }
-        if bad { badIndexes.append(index) }
+    for index in pairs.indices {
+        let pair = pairs[index]
+        if isIgnored[Int(pair.observation.reporterNumber)] {
+            counted[index] = false
+            continue
+        }
         // Only components the pair surely crossed vote: an unknown ECMP spine gets no evidence.
-        for component in pair.observation.path.components {
-            if bad {
-                votes[component, default: Votes()].bad.append(index)
-                if isOwn(component, of: pair.observation.reporter) {
-                    votes[component]!.ownEvidence = true
-                } else {
-                    votes[component]!.remoteReporters.insert(pair.observation.reporter)
-                }
-            } else {
-                votes[component, default: Votes()].healthy += 1
-                votes[component]!.healthySent += pair.observation.sent
+        if pair.isBad(for: symptom) {
+            badIndexes.append(index)
+            for component in pair.observation.components { badCount[Int(component)] += 1 }
+        } else if pair.isHealthy(for: symptom, rules: rules) {
+            for component in pair.observation.components {
+                healthy[Int(component)] += 1
+                healthySent[Int(component)] += pair.observation.sent
             }
         }
     }
     guard !badIndexes.isEmpty else { return [] }
+    var badStart = [Int](repeating: 0, count: table.count + 1)
+    for number in 0..<table.count { badStart[number + 1] = badStart[number] + Int(badCount[number]) }
+    var badPairs = [Int](repeating: 0, count: badStart[table.count])
+    var fill = badStart
+    for index in badIndexes {
+        for component in pairs[index].observation.components {
+            badPairs[fill[Int(component)]] = index
+            fill[Int(component)] += 1
+        }
+    }
+    func bad(_ component: Int32) -> ArraySlice<Int> {
+        badPairs[badStart[Int(component)]..<badStart[Int(component) + 1]]
+    }
+    /// Whether a pair's reporter is the component's own node (for its endpoints and itself).
+    func isOwn(_ component: Int32, _ index: Int) -> Bool {
+        table.nodeOf[Int(component)] == pairs[index].observation.reporterNumber
+    }
+    /// Whether the pairs come from the component's own node or from enough reporting nodes.
+    func enoughWitnesses(_ component: Int32, _ indexes: some Collection<Int>) -> Bool {
+        var reporters: Set<Int32> = []
+        for index in indexes {
+            if isOwn(component, index) { return true }
+            reporters.insert(pairs[index].observation.reporterNumber)
+        }
+        return reporters.count >= rules.minIndependentReporters
+    }
+    let candidates = (0..<Int32(table.count)).filter { badCount[Int($0)] > 0 }
 
     // The background is what the window's pairs show without a fault: leave out the ignored
     // reporters, and the bad pairs of every component that the share test alone would blame (its
     // own node or enough reporters, and most of its pairs bad), so that a fully broken link does
     // not raise the bar that a partly broken one must clear.
-    var counted = pairs.map { !ignored.contains($0.observation.reporter) }
-    for vote in votes.values where !vote.bad.isEmpty {
-        let share = Double(vote.bad.count) / Double(vote.bad.count + vote.healthy)
-        guard share >= rules.minBadShare,
-            vote.ownEvidence || vote.remoteReporters.count >= rules.minIndependentReporters
-        else { continue }
-        for index in vote.bad { counted[index] = false }
+    for component in candidates {
+        let badVotes = Int(badCount[Int(component)])
+        let share = Double(badVotes) / Double(badVotes + Int(healthy[Int(component)]))
+        guard share >= rules.minBadShare, enoughWitnesses(component, bad(component)) else { continue }
+        for index in bad(component) { counted[index] = false }
     }
-    let background = backgroundLossRate(pairs, counted: counted)
-    let backgroundSlow = backgroundSlowShare(pairs, counted: counted, rules: rules) { $0.verdict == .slow }
-    let backgroundSlowAtMedian = backgroundSlowShare(pairs, counted: counted, rules: rules) {
+    let background = backgroundLossRate(pairs, counted: counted, table: table)
+    let backgroundSlow = backgroundSlowShare(pairs, counted: counted, rules: rules, table: table) {
+        $0.verdict == .slow
+    }
+    let backgroundSlowAtMedian = backgroundSlowShare(pairs, counted: counted, rules: rules, table: table) {
         $0.isSlowAtMedian
     }
 
     /// Whether the still-unexplained bad pairs through a component justify blaming it: enough of
     /// its votes bad, or (loss) its probes losing far more than background loss could; and the
     /// evidence from its own node or from enough independent reporters. Returns the bad share.
-    func justification(_ component: Component, covered: [Int]) -> Double? {
-        let vote = votes[component]!
-        var own = false
-        var reporters: Set<NodeName> = []
-        for index in covered {
-            let reporter = pairs[index].observation.reporter
-            if isOwn(component, of: reporter) { own = true } else { reporters.insert(reporter) }
-        }
-        guard own || reporters.count >= rules.minIndependentReporters else { return nil }
-        let share = Double(covered.count) / Double(covered.count + vote.healthy)
+    func justification(_ component: Int32, covered: [Int]) -> Double? {
+        guard enoughWitnesses(component, covered) else { return nil }
+        let healthyVotes = Int(healthy[Int(component)])
+        let share = Double(covered.count) / Double(covered.count + healthyVotes)
         // A component that is down drops every pair through it: healthy pairs through it clear
         // it of being down, though not of being lossy.
         let allDead = covered.allSatisfy { pairs[$0].verdict == .dead }
@@ -200,17 +222,14 @@ func localize(
             // Partial slowness is the network's way of failing: a link's bad lane slows the ECMP
             // flows hashed onto it, a switch's bad ASIC port group or buffer some of the flows it
             // carries. A host slows everything, and its own pairs say so (the share test above).
-            switch component {
-            case .link, .switch: break
-            case .endpoint, .node: return nil
-            }
+            guard table.isLinkOrSwitch(component) else { return nil }
             // Such a fault leaves the share low: blame it anyway when its slow pairs are far more
-            // than background noise makes. The greedy score (covered × share) still prefers a fully
-            // slow link over the switch that carries it among many healthy flows.
+            // than background noise makes. The greedy score (covered × share²) still prefers a
+            // fully slow link over the switch that carries it among many healthy flows.
             // Counted twice: all slow pairs against the background's, and the pairs slow at their
             // median against the background's of those, which spikes and tail noise hardly touch:
             // three of a link's eight flows three times slower stand out there, not in the first.
-            let judged = Double(covered.count + vote.healthy)
+            let judged = Double(covered.count + healthyVotes)
             let slowAtMedian = covered.count { pairs[$0].isSlowAtMedian }
             let significant = [(covered.count, backgroundSlow), (slowAtMedian, backgroundSlowAtMedian)]
                 .contains { count, rate in
@@ -224,21 +243,23 @@ func localize(
         // not make that reporter's own rail look lossy.
         let partial = covered.filter { pairs[$0].verdict != .dead }
         let lost = partial.reduce(0) { $0 + pairs[$1].observation.lost }
-        let sent = partial.reduce(vote.healthySent) { $0 + pairs[$1].observation.sent }
+        let sent = partial.reduce(healthySent[Int(component)]) { $0 + pairs[$1].observation.sent }
         guard sent > 0, lost >= rules.minLostProbes, Double(lost) / Double(sent) >= rules.lossyRate / 2,
             poissonTail(atLeast: lost, mean: background * Double(sent)) < 1e-6
         else { return nil }
         return share
     }
 
-    var unexplained = Set(badIndexes)
+    var unexplained = [Bool](repeating: false, count: pairs.count)
+    for index in badIndexes { unexplained[index] = true }
+    var unexplainedCount = badIndexes.count
     var blamed: [Blame] = []
-    var remaining = votes.keys.filter { !votes[$0]!.bad.isEmpty }.sorted()
-    while !unexplained.isEmpty {
-        var best: (component: Component, covered: [Int], share: Double, score: Double)?
-        var tied: [Component] = []
+    var remaining = candidates  // ascending numbers: sorted components
+    while unexplainedCount > 0 {
+        var best: (component: Int32, covered: [Int], share: Double, score: Double)?
+        var tied: [Int32] = []
         for component in remaining {
-            let covered = votes[component]!.bad.filter { unexplained.contains($0) }
+            let covered = bad(component).filter { unexplained[$0] }
             guard !covered.isEmpty, let share = justification(component, covered: covered) else { continue }
             // The most explained, weighted by how concentrated the evidence is: a link's lossy
             // flows beat the spine that carries them among many healthy ones. For latency, by the
@@ -247,29 +268,30 @@ func localize(
             // beats each of its links. Not for loss: a lossy pair is a draw (5% loss leaves a
             // third of 20-probe pairs clean), and squaring that noise would let an access link's
             // luckier share beat the lossy endpoint whose loopback it lacks. Then the smaller
-            // kind, then the name.
+            // component (kind, then name: the numbers' order).
             let score = Double(covered.count) * (symptom == .latency ? share * share : share)
-            if let current = best {
-                if score < current.score { continue }
-                if score == current.score && !(component < current.component) {
-                    // Another component that explains exactly the same pairs as well: nothing in
-                    // this window can tell them apart (links in series), so the finding says so.
-                    if covered == current.covered { tied.append(component) }
-                    continue
-                }
+            if let current = best, score <= current.score {
+                // Another component that explains exactly the same pairs as well: nothing in
+                // this window can tell them apart (links in series), so the finding says so.
+                if score == current.score && covered == current.covered { tied.append(component) }
+                continue
             }
             best = (component, covered, share, score)
             tied = []
         }
         guard let chosen = best else { break }
-        let vote = votes[chosen.component]!
+        var reporters: Set<Int32> = []
+        for index in chosen.covered {
+            reporters.insert(pairs[index].observation.reporterNumber)
+            unexplained[index] = false
+        }
+        unexplainedCount -= chosen.covered.count
         blamed.append(
             Blame(
-                component: chosen.component, symptom: symptom, explained: chosen.covered.map { pairs[$0] },
-                badPairs: chosen.covered.count, healthyPairs: vote.healthy,
-                reporters: Set(chosen.covered.map { pairs[$0].observation.reporter }).count,
-                ambiguousWith: tied))
-        unexplained.subtract(chosen.covered)
+                component: table.components[Int(chosen.component)], symptom: symptom,
+                explained: chosen.covered.map { pairs[$0] }, badPairs: chosen.covered.count,
+                healthyPairs: Int(healthy[Int(chosen.component)]), reporters: reporters.count,
+                ambiguousWith: tied.map { table.components[Int($0)] }))
         remaining.removeAll { $0 == chosen.component }
     }
     return mergingEndpointsIntoNodes(blamed, topology: topology)

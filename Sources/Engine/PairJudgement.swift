@@ -10,7 +10,13 @@ struct PairObservation: Sendable {
     let dst: EndpointID
     /// The node that reported it (the source's node).
     let reporter: NodeName
-    let path: ProbePath
+    let pathClass: PathClass
+    /// The numbers (ComponentTable) of the components every probe of the pair crossed, ascending.
+    let components: ArraySlice<Int32>
+    /// The numbers of the source endpoint, of the reporting node and of the destination's node.
+    let srcNumber: Int32
+    let reporterNumber: Int32
+    let dstNodeNumber: Int32
     let sent: Int
     let lost: Int
     /// Quantiles of the returned probes' RTTs (µs); nil without samples.
@@ -84,22 +90,83 @@ func median(_ values: [Double]) -> Double? {
     return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
 }
 
+/// The median by selection (expected linear time), for the window's hundreds of thousands of p50s;
+/// the same value as `median`. Reorders `values`.
+func selectMedian(_ values: inout [Double]) -> Double? {
+    guard !values.isEmpty else { return nil }
+    let middle = values.count / 2
+    let upper = select(&values, rank: middle)
+    guard values.count % 2 == 0 else { return upper }
+    // The lower middle is the largest value left of `middle` after the partition.
+    var lower = values[0]
+    for value in values[..<middle] where value > lower { lower = value }
+    return (lower + upper) / 2
+}
+
+/// Hoare's selection: puts the value of rank `rank` (0-based, ascending) at that index, smaller or
+/// equal values before it and larger or equal after; returns it. Deterministic pivots (middle).
+private func select(_ values: inout [Double], rank: Int) -> Double {
+    var low = 0
+    var high = values.count - 1
+    while low < high {
+        let pivot = values[low + (high - low) / 2]
+        var i = low
+        var j = high
+        while i <= j {
+            while values[i] < pivot { i += 1 }
+            while values[j] > pivot { j -= 1 }
+            if i <= j {
+                values.swapAt(i, j)
+                i += 1
+                j -= 1
+            }
+        }
+        if rank <= j {
+            high = j
+        } else if rank >= i {
+            low = i
+        } else {
+            break
+        }
+    }
+    return values[rank]
+}
+
+extension PathClass {
+    /// The class's place in `allCases`: for arrays indexed by class (a dictionary keyed by the
+    /// class would hash its name for each of the window's pairs).
+    var ordinal: Int {
+        switch self {
+        case .loopback: 0
+        case .intraHost: 1
+        case .sameLeaf: 2
+        case .crossLeaf: 3
+        }
+    }
+}
+
 /// Baselines per path class, from the pairs with enough samples.
 func baselines(_ observations: [PairObservation], rules: Rules) -> [PathClass: ClassBaseline] {
+    var p50s = [[Double]](repeating: [], count: PathClass.allCases.count)
+    var p99s = [[Double]](repeating: [], count: PathClass.allCases.count)
+    for observation in observations where observation.samples >= rules.minSamples {
+        guard let p50 = observation.p50, let p99 = observation.p99 else { continue }
+        p50s[observation.pathClass.ordinal].append(p50)
+        p99s[observation.pathClass.ordinal].append(p99)
+    }
     var result: [PathClass: ClassBaseline] = [:]
     for pathClass in PathClass.allCases {
-        let members = observations.filter { $0.path.pathClass == pathClass && $0.samples >= rules.minSamples }
-        guard let p50 = median(members.compactMap(\.p50)), let p99 = median(members.compactMap(\.p99)) else {
-            continue
-        }
-        result[pathClass] = ClassBaseline(medianP50: p50, medianP99: p99, pairs: members.count)
+        let pairs = p50s[pathClass.ordinal].count
+        guard let p50 = selectMedian(&p50s[pathClass.ordinal]), let p99 = selectMedian(&p99s[pathClass.ordinal])
+        else { continue }
+        result[pathClass] = ClassBaseline(medianP50: p50, medianP99: p99, pairs: pairs)
     }
     return result
 }
 
 /// The verdict on one pair against its class's baseline, its own history and the rules' floors.
 func judge(
-    _ pair: PairObservation, baseline: ClassBaseline?, ownP50: Double?, rules: Rules
+    _ pair: PairObservation, baseline: ClassBaseline?, classRules: PathClassRules, ownP50: Double?, rules: Rules
 ) -> JudgedPair {
     if pair.sent >= rules.minProbesForDead && pair.lost == pair.sent {
         return JudgedPair(observation: pair, verdict: .dead, score: 1)
@@ -111,7 +178,6 @@ func judge(
         let judged = pair.sent >= rules.minProbesForDead
         return JudgedPair(observation: pair, verdict: judged ? .healthy : .unjudged, score: 0)
     }
-    let classRules = rules.pathClasses[pair.path.pathClass]!
     var medianScore = 0.0
     var tailScore = 0.0
     if let baseline {

@@ -19,6 +19,13 @@ func peakResidentBytes() -> Int {
     return 0
 }
 
+/// CPU time this thread has used, in seconds: on a loaded machine, what the work itself cost.
+func threadCPUSeconds() -> Double {
+    var time = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
+    return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+}
+
 func seconds(_ duration: Duration) -> Double {
     Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
 }
@@ -42,7 +49,7 @@ func runEngineBench(scenarioPath: String) throws {
 
     var engine = Engine(topology: topology, rules: .defaults, windowSeconds: scenario.windowSeconds)
     let closeDelay = Int64(scenario.windowSeconds) * Int64(1 + Rules.defaults.graceWindows)
-    print("window  reports  pairs      simulate (s)  ingest (s)  close (s)  findings  peak RSS (MiB)")
+    print("window  reports  pairs      simulate (s)  ingest (s)  close (s)  close CPU (s)  findings  peak RSS (MiB)")
     for window in 0..<scenario.windows {
         var reports: [Report] = []
         let simulating = clock.measure { reports = fleet.reports(window: window) }
@@ -51,14 +58,16 @@ func runEngineBench(scenarioPath: String) throws {
         let ingesting = clock.measure { for report in reports { engine.ingest(report) } }
         var findings: [Finding] = []
         // The timed part: the window closes (decode, judge, baselines, localize, hysteresis).
+        let cpuBefore = threadCPUSeconds()
         let closing = clock.measure {
             findings = engine.advance(to: fleet.windowStart(window).adding(seconds: closeDelay))
         }
+        let closingCPU = threadCPUSeconds() - cpuBefore
         reports = []
         print(
             String(
-                format: "%6d  %7d  %9d  %12.2f  %10.2f  %9.2f  %8d  %14.0f", window, reportCount, pairs,
-                seconds(simulating), seconds(ingesting), seconds(closing), findings.count,
+                format: "%6d  %7d  %9d  %12.2f  %10.2f  %9.2f  %13.2f  %8d  %14.0f", window, reportCount, pairs,
+                seconds(simulating), seconds(ingesting), seconds(closing), closingCPU, findings.count,
                 Double(peakResidentBytes()) / 1_048_576))
         for finding in findings { print("        \(finding.event) \(finding.component) \(finding.faultClass)") }
     }

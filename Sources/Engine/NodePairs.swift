@@ -1,0 +1,129 @@
+// What the engine keeps of one node's pairs from window to window, in the order the node reports
+// them: each pair's route resolved against the topology once (recomputing it every window was a
+// quarter of the engine's time) and its recent healthy p50s. A node sends the same list every
+// window, so a report is matched against the list by position; a changed list is resolved anew
+// and keeps the history of the pairs it still has. One entry per pair: memory grows with pairs,
+// not with time.
+
+import FleetModel
+
+struct NodePairs: Sendable {
+    enum Problem: Sendable {
+        case unknownEndpoint
+        case invalidPath
+        /// The same source and destination earlier in the report.
+        case repeated
+    }
+
+    struct Entry: Sendable {
+        let src: EndpointID
+        let dst: EndpointID
+        let route: [SwitchName]?
+        /// Why the pair cannot be used; nil when it can.
+        let problem: Problem?
+        let pathClass: PathClass
+        /// Where the numbers of the components the pair crosses are in `components`.
+        let components: Range<Int>
+        let srcNumber: Int32
+        let dstNodeNumber: Int32
+    }
+
+    private struct PairKey: Hashable {
+        let src: EndpointID
+        let dst: EndpointID
+    }
+
+    /// The pairs' p50s a pair's own baseline is the median of.
+    static let historyLength = 8
+
+    private(set) var entries: [Entry] = []
+    /// Every entry's component numbers, ascending per entry, one after the other.
+    private(set) var components: [Int32] = []
+    /// `historyLength` slots per entry, written round-robin; `historyWrites` counts the writes.
+    private var history: [Double] = []
+    private var historyWrites: [UInt32] = []
+
+    /// Whether `pairs` are the pairs this state was built for, in the same order.
+    func matches(_ pairs: [Report.Pair]) -> Bool {
+        guard pairs.count == entries.count else { return false }
+        for (pair, entry) in zip(pairs, entries)
+        where pair.src != entry.src || pair.dst != entry.dst || pair.path != entry.route {
+            return false
+        }
+        return true
+    }
+
+    /// Resolves a new list of pairs, keeping the history of the pairs (source and destination) it
+    /// had before.
+    mutating func rebuild(for pairs: [Report.Pair], topology: Topology, table: ComponentTable) {
+        var previous: [PairKey: Int] = [:]
+        for (index, entry) in entries.enumerated() where entry.problem == nil {
+            previous[PairKey(src: entry.src, dst: entry.dst)] = index
+        }
+        var seen: Set<PairKey> = []
+        var newEntries: [Entry] = []
+        var newComponents: [Int32] = []
+        var newHistory: [Double] = []
+        var newWrites: [UInt32] = []
+        newEntries.reserveCapacity(pairs.count)
+        for pair in pairs {
+            let key = PairKey(src: pair.src, dst: pair.dst)
+            var problem: Problem?
+            var pathClass = PathClass.loopback
+            let start = newComponents.count
+            if topology.rail(pair.dst) == nil || topology.rail(pair.src) == nil {
+                problem = .unknownEndpoint
+            } else if let path = try? topology.path(from: pair.src, to: pair.dst, route: pair.path) {
+                if seen.insert(key).inserted {
+                    pathClass = path.pathClass
+                    newComponents += path.components.map { table.number($0)! }  // components of the topology
+                } else {
+                    problem = .repeated
+                }
+            } else {
+                problem = .invalidPath
+            }
+            let srcNumber = problem == .unknownEndpoint ? -1 : table.number(.endpoint(pair.src))!
+            let dstNodeNumber = problem == .unknownEndpoint ? -1 : table.number(.node(pair.dst.node))!
+            newEntries.append(
+                Entry(
+                    src: pair.src, dst: pair.dst, route: pair.path, problem: problem, pathClass: pathClass,
+                    components: start..<newComponents.count, srcNumber: srcNumber, dstNodeNumber: dstNodeNumber))
+            if problem == nil, let old = previous[key] {
+                let slots = old * Self.historyLength..<(old + 1) * Self.historyLength
+                newHistory += history[slots]
+                newWrites.append(historyWrites[old])
+            } else {
+                newHistory += repeatElement(0, count: Self.historyLength)
+                newWrites.append(0)
+            }
+        }
+        entries = newEntries
+        components = newComponents
+        history = newHistory
+        historyWrites = newWrites
+    }
+
+    /// The median of an entry's remembered p50s; nil before the first.
+    func historyMedian(_ entry: Int) -> Double? {
+        let count = min(Int(historyWrites[entry]), Self.historyLength)
+        guard count > 0 else { return nil }
+        let base = entry * Self.historyLength
+        return withUnsafeTemporaryAllocation(of: Double.self, capacity: Self.historyLength) { buffer in
+            for i in 0..<count { buffer[i] = history[base + i] }
+            var values = UnsafeMutableBufferPointer(rebasing: buffer[..<count])
+            values.sort()
+            let middle = count / 2
+            return count % 2 == 1 ? values[middle] : (values[middle - 1] + values[middle]) / 2
+        }
+    }
+
+    /// Remembers a healthy p50 of an entry, forgetting its oldest beyond `historyLength`.
+    mutating func remember(_ p50: Double, _ entry: Int) {
+        let writes = Int(historyWrites[entry])
+        history[entry * Self.historyLength + writes % Self.historyLength] = p50
+        // Past 2 × length, one length less: the same slot next time, and no overflow ever.
+        let next = writes + 1
+        historyWrites[entry] = UInt32(next >= 2 * Self.historyLength ? next - Self.historyLength : next)
+    }
+}
