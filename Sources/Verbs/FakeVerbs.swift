@@ -398,6 +398,8 @@ public final class FakeVerbs: VerbsAPI {
         case .complete(let id, let completion, let freesSend):
             guard var pair = pairs[id] else { return }
             if freesSend { pair.sendsOutstanding -= 1 }
+            // The completion first; then, for an RC error, the flushes it causes (the hardware's order).
+            push(completion, to: pair.queue)
             if completion.status != .success, completion.status != .flushed, pair.type == .rc {
                 // An RC error moves the queue pair to ERR and flushes what it had posted.
                 pair.state = .error
@@ -408,7 +410,6 @@ public final class FakeVerbs: VerbsAPI {
                 pair.receives = []
             }
             pairs[id] = pair
-            push(completion, to: pair.queue)
         case .arrive(let id, let immediate, let opcode, let source, let lid):
             guard var pair = pairs[id], pair.state == .readyToReceive || pair.state == .readyToSend,
                 !pair.receives.isEmpty
