@@ -49,7 +49,8 @@ struct AgentDiscoverCommand: Command {
             throw CommandError.data("\(error)")
         }
         // libibverbs only for the live system: a fixture's devices do not exist here.
-        let verbs: Result<[DeviceInfo], VerbsError>? = sysfsRoot == nil ? Result { () throws(VerbsError) in try queryVerbs() } : nil
+        let verbs: Result<[DeviceInfo], VerbsError>? =
+            sysfsRoot == nil ? Result { () throws(VerbsError) in try queryVerbs() } : nil
         io.write(json ? jsonText(inventory, verbs) : text(inventory, verbs))
     }
 
@@ -79,7 +80,8 @@ struct AgentDiscoverCommand: Command {
                 for port in device.ports {
                     lines.append(
                         "    port \(port.number): \(port.state.rawValue) \(port.linkLayer.rawValue) "
-                            + "\(port.lanes)x \(port.speedName) mtu \(port.mtu) lid \(port.lid) gids \(port.gids.count)")
+                            + "\(port.lanes)x \(port.speedName) mtu \(port.mtu) lid \(port.lid) gids \(port.gids.count)"
+                    )
                 }
             }
         case nil:
@@ -87,16 +89,22 @@ struct AgentDiscoverCommand: Command {
         }
         lines.append("NICs (sysfs): \(inventory.nics.count)")
         for nic in inventory.nics {
-            lines.append("  \(nic.name) pci \(nic.pciAddress ?? "?") numa \(nic.numaNode.map(String.init) ?? "?") \(linkText(nic.link))")
+            lines.append(
+                "  \(nic.name) pci \(nic.pciAddress ?? "?") numa \(nic.numaNode.map(String.init) ?? "?") \(linkText(nic.link))"
+            )
             for port in nic.ports {
                 let counters = port.counters.map { "\($0.name)=\($0.value)" }.joined(separator: " ")
-                lines.append("    port \(port.number): \(port.state) (\(port.physicalState)) \(port.linkLayer) \(port.rate)")
+                lines.append(
+                    "    port \(port.number): \(port.state) (\(port.physicalState)) \(port.linkLayer) \(port.rate)"
+                )
                 if !counters.isEmpty { lines.append("      \(counters)") }
             }
         }
         lines.append("GPUs (sysfs): \(inventory.gpus.count)")
         for gpu in inventory.gpus {
-            lines.append("  \(gpu.pciAddress) device \(gpu.deviceID) numa \(gpu.numaNode.map(String.init) ?? "?") \(linkText(gpu.link))")
+            lines.append(
+                "  \(gpu.pciAddress) device \(gpu.deviceID) numa \(gpu.numaNode.map(String.init) ?? "?") \(linkText(gpu.link))"
+            )
         }
         lines.append("rails: \(inventory.rails.count)")
         for rail in inventory.rails {
@@ -111,7 +119,8 @@ struct AgentDiscoverCommand: Command {
         guard let link else { return "link ?" }
         func speed(_ value: Double?) -> String { value.map { "\(jsonNumber($0)) GT/s" } ?? "?" }
         func width(_ value: Int?) -> String { value.map { "x\($0)" } ?? "x?" }
-        return "link \(speed(link.speedGTs)) \(width(link.width)) of \(speed(link.maxSpeedGTs)) \(width(link.maxWidth))"
+        return
+            "link \(speed(link.speedGTs)) \(width(link.width)) of \(speed(link.maxSpeedGTs)) \(width(link.maxWidth))"
             + (link.isDowntrained ? " DOWNTRAINED" : "")
     }
 
@@ -120,7 +129,8 @@ struct AgentDiscoverCommand: Command {
         func optionalString(_ value: String?) -> String { value.map(jsonString) ?? "null" }
         func link(_ link: PCIeLink?) -> String {
             guard let link else { return "null" }
-            return "{\"speedGTs\": \(jsonNumber(link.speedGTs)), \"maxSpeedGTs\": \(jsonNumber(link.maxSpeedGTs)), "
+            return
+                "{\"speedGTs\": \(jsonNumber(link.speedGTs)), \"maxSpeedGTs\": \(jsonNumber(link.maxSpeedGTs)), "
                 + "\"width\": \(optional(link.width)), \"maxWidth\": \(optional(link.maxWidth)), "
                 + "\"downtrained\": \(link.isDowntrained)}"
         }
@@ -145,7 +155,8 @@ struct AgentDiscoverCommand: Command {
         }
         let nics = inventory.nics.map { nic in
             let ports = nic.ports.map { port in
-                let counters = port.counters.map { "\(jsonString($0.name)): \($0.value)" }.joined(separator: ", ")
+                let counters = port.counters.map { "\(jsonString($0.name)): \($0.value)" }.joined(
+                    separator: ", ")
                 return "{\"port\": \(port.number), \"state\": \(jsonString(port.state)), "
                     + "\"physicalState\": \(jsonString(port.physicalState)), \"linkLayer\": \(jsonString(port.linkLayer)), "
                     + "\"rate\": \(jsonString(port.rate)), \"lid\": \(optional(port.lid)), \"counters\": {\(counters)}}"

@@ -104,7 +104,9 @@ public struct NodeInventory: Hashable, Sendable {
 /// Reads the node's RDMA devices and GPUs under `reader.root` and pairs them into rails.
 /// `overrides` maps a rail number to the NIC name it must use (an error names an unknown NIC or
 /// rail). Throws if the root itself is not a sysfs tree.
-public func discoverNode(_ reader: SysfsReader, overrides: [Int: String] = [:]) throws(DiscoveryError)
+public func discoverNode(
+    _ reader: SysfsReader, overrides: [Int: String] = [:]
+) throws(DiscoveryError)
     -> NodeInventory
 {
     guard reader.exists("sys") else {
@@ -128,12 +130,15 @@ func readRDMADevice(_ reader: SysfsReader, _ name: String) -> RDMADeviceInfo {
             return text.split(separator: ":", maxSplits: 1).last.map { String($0).trimmingWhitespace } ?? text
         }
         let counters = reader.entries(port + "/counters").compactMap { counter -> (String, UInt64)? in
-            guard let text = reader.text("\(port)/counters/\(counter)"), let value = UInt64(text) else { return nil }
+            guard let text = reader.text("\(port)/counters/\(counter)"), let value = UInt64(text) else {
+                return nil
+            }
             return (counter, value)
         }
         return RDMAPortInfo(
             number: number, state: named("state"), physicalState: named("phys_state"),
-            rate: reader.text(port + "/rate") ?? "unknown", linkLayer: reader.text(port + "/link_layer") ?? "unknown",
+            rate: reader.text(port + "/rate") ?? "unknown",
+            linkLayer: reader.text(port + "/link_layer") ?? "unknown",
             lid: reader.integer(port + "/lid"), counters: counters.map { (name: $0.0, value: $0.1) })
     }
     return RDMADeviceInfo(
@@ -158,12 +163,15 @@ func readGPUs(_ reader: SysfsReader) -> [GPUInfo] {
 
 /// Each GPU, in PCI-address order, with the NIC whose PCI path shares the most components with
 /// its own (ties: the NIC with the fewer rails so far, then by name), or the override's NIC.
-func pairRails(gpus: [GPUInfo], nics: [RDMADeviceInfo], overrides: [Int: String]) throws(DiscoveryError)
+func pairRails(
+    gpus: [GPUInfo], nics: [RDMADeviceInfo], overrides: [Int: String]
+) throws(DiscoveryError)
     -> [RailInfo]
 {
     for (rail, nic) in overrides.sorted(by: { $0.key < $1.key }) {
         guard gpus.indices.contains(rail) else {
-            throw DiscoveryError(path: "rail \(rail)", message: "no such rail: the node has \(gpus.count) GPUs")
+            throw DiscoveryError(
+                path: "rail \(rail)", message: "no such rail: the node has \(gpus.count) GPUs")
         }
         guard nics.contains(where: { $0.name == nic }) else {
             throw DiscoveryError(path: "rail \(rail)", message: "no RDMA device '\(nic)'")
@@ -183,7 +191,9 @@ func pairRails(gpus: [GPUInfo], nics: [RDMADeviceInfo], overrides: [Int: String]
             chosen = nic
         } else {
             chosen = nics.max { a, b in
-                (shared(a), -(railsPerNIC[a.name] ?? 0), b.name) < (shared(b), -(railsPerNIC[b.name] ?? 0), a.name)
+                (shared(a), -(railsPerNIC[a.name] ?? 0), b.name) < (
+                    shared(b), -(railsPerNIC[b.name] ?? 0), a.name
+                )
             }!
         }
         railsPerNIC[chosen.name, default: 0] += 1

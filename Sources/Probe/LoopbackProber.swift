@@ -35,9 +35,11 @@ public final class LoopbackProber {
         device = try api.openDevice(deviceName)
         port = try findPort(api.queryDevice(device), portNumber)
         queue = try api.createCompletionQueue(device, entries: 4 * configuration.slots)
-        pinger = try api.createQueuePair(device, type: .rc, completionQueue: queue, slots: configuration.slots)
+        pinger = try api.createQueuePair(
+            device, type: .rc, completionQueue: queue, slots: configuration.slots)
         do {
-            responder = try api.createQueuePair(device, type: .rc, completionQueue: queue, slots: configuration.slots)
+            responder = try api.createQueuePair(
+                device, type: .rc, completionQueue: queue, slots: configuration.slots)
         } catch {
             api.destroyQueuePair(pinger)
             throw error
@@ -55,8 +57,11 @@ public final class LoopbackProber {
     private func connectPair() throws(VerbsError) {
         let pingerAddress = localAddress(port, qpNumber: api.queuePairNumber(pinger), psn: 0x1000)
         let responderAddress = localAddress(port, qpNumber: api.queuePairNumber(responder), psn: 0x2000)
-        try api.connect(pinger, port: port.number, remote: responderAddress, localPSN: pingerAddress.psn, mtu: port.mtu)
-        try api.connect(responder, port: port.number, remote: pingerAddress, localPSN: responderAddress.psn, mtu: port.mtu)
+        try api.connect(
+            pinger, port: port.number, remote: responderAddress, localPSN: pingerAddress.psn, mtu: port.mtu)
+        try api.connect(
+            responder, port: port.number, remote: pingerAddress, localPSN: responderAddress.psn, mtu: port.mtu
+        )
         for slot in 0..<configuration.slots {
             try api.postReceive(pinger, workRequestID: UInt64(slot))
             try api.postReceive(responder, workRequestID: UInt64(slot))
@@ -153,7 +158,8 @@ public final class LoopbackProber {
                 // The responder: answer the ping with the same sequence and the reply bit.
                 do {
                     try api.postSend(
-                        responder, workRequestID: UInt64(immediate), immediate: immediate | ProbeImmediate.replyBit,
+                        responder, workRequestID: UInt64(immediate),
+                        immediate: immediate | ProbeImmediate.replyBit,
                         kind: configuration.sendKind, to: .connected)
                 } catch {
                     tally.lastError = error

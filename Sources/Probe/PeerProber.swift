@@ -50,7 +50,8 @@ public final class PeerProber {
         device = try api.openDevice(deviceName)
         port = try findPort(api.queryDevice(device), portNumber)
         queue = try api.createCompletionQueue(device, entries: 4 * configuration.slots)
-        queuePair = try api.createQueuePair(device, type: .ud, completionQueue: queue, slots: configuration.slots)
+        queuePair = try api.createQueuePair(
+            device, type: .ud, completionQueue: queue, slots: configuration.slots)
         address = localAddress(port, qpNumber: api.queuePairNumber(queuePair), psn: 0)
         // From here every property is set: if anything throws, deinit frees what exists.
         try api.connect(queuePair, port: port.number, remote: address, localPSN: 0, mtu: port.mtu)
@@ -82,7 +83,8 @@ public final class PeerProber {
             do {
                 try api.postSend(
                     queuePair, workRequestID: UInt64(sequence), immediate: sequence, kind: .sendWithImmediate,
-                    to: .datagram(addressHandles[index], qpNumber: peer.address.qpNumber, qKey: ProbeDefaults.qKey))
+                    to: .datagram(
+                        addressHandles[index], qpNumber: peer.address.qpNumber, qKey: ProbeDefaults.qKey))
                 outstanding[sequence] = (index, clock.nanoseconds)
                 tallies[index].sent += 1
             } catch {
@@ -139,7 +141,8 @@ public final class PeerProber {
             try? api.postSend(
                 queuePair, workRequestID: UInt64(ProbeImmediate.replyBit | immediate),
                 immediate: immediate | ProbeImmediate.replyBit, kind: .sendWithImmediate,
-                to: .datagram(addressHandles[index], qpNumber: peers[index].address.qpNumber, qKey: ProbeDefaults.qKey))
+                to: .datagram(
+                    addressHandles[index], qpNumber: peers[index].address.qpNumber, qKey: ProbeDefaults.qKey))
             answered += 1
             return
         }

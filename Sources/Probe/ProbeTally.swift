@@ -82,7 +82,8 @@ func nextCompletions(
 /// The port `number` of `info`, or an error naming the device.
 func findPort(_ info: DeviceInfo, _ number: UInt8) throws(VerbsError) -> PortInfo {
     guard let port = info.ports.first(where: { $0.number == number }) else {
-        throw VerbsError(call: "ibv_query_port", code: 19 /* ENODEV */, detail: "\(info.name) has no port \(number)")
+        throw VerbsError(
+            call: "ibv_query_port", code: 19 /* ENODEV */, detail: "\(info.name) has no port \(number)")
     }
     return port
 }

@@ -49,7 +49,9 @@ public struct SysfsReader: Sendable {
         var buffer = [UInt8](repeating: 0, count: Self.maximumFileSize)
         var count = 0
         while count < buffer.count {
-            let n = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress! + count, $0.count - count) }
+            let n = buffer.withUnsafeMutableBytes {
+                read(descriptor, $0.baseAddress! + count, $0.count - count)
+            }
             if n < 0, errno == EINTR { continue }
             if n <= 0 { break }
             count += n

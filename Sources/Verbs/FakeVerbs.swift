@@ -42,7 +42,9 @@ public struct FakeRemoteResponder {
     public var turnaroundNanoseconds: UInt64
     public var reply: (UInt32) -> UInt32?
 
-    public init(address: QueuePairAddress, turnaroundNanoseconds: UInt64 = 1_000, reply: @escaping (UInt32) -> UInt32?) {
+    public init(
+        address: QueuePairAddress, turnaroundNanoseconds: UInt64 = 1_000, reply: @escaping (UInt32) -> UInt32?
+    ) {
         self.address = address
         self.turnaroundNanoseconds = turnaroundNanoseconds
         self.reply = reply
@@ -117,7 +119,10 @@ public final class FakeVerbs: VerbsAPI {
     /// - Parameters:
     ///   - devices: the devices and ports the fake reports.
     ///   - seed: the generator's seed for jitter, loss and failure.
-    public init(devices: [DeviceInfo], fabric: FakeFabric = FakeFabric(), seed: UInt64 = 1, clock: ManualClock = ManualClock()) {
+    public init(
+        devices: [DeviceInfo], fabric: FakeFabric = FakeFabric(), seed: UInt64 = 1,
+        clock: ManualClock = ManualClock()
+    ) {
         self.devices = devices
         self.fabric = fabric
         self.rng = SplitMix64(seed: seed)
@@ -138,7 +143,9 @@ public final class FakeVerbs: VerbsAPI {
     public func state(of queuePair: QueuePairHandle) -> QueuePairState? { pairs[queuePair.rawValue]?.state }
 
     /// How many receives a queue pair has posted and not yet consumed.
-    public func postedReceives(_ queuePair: QueuePairHandle) -> Int { pairs[queuePair.rawValue]?.receives.count ?? 0 }
+    public func postedReceives(_ queuePair: QueuePairHandle) -> Int {
+        pairs[queuePair.rawValue]?.receives.count ?? 0
+    }
 
     /// Events still scheduled (messages in flight, completions to come).
     public var pendingEvents: Int { events.count }
@@ -183,7 +190,9 @@ public final class FakeVerbs: VerbsAPI {
         return info
     }
 
-    public func createCompletionQueue(_ device: DeviceHandle, entries: Int) throws(VerbsError)
+    public func createCompletionQueue(
+        _ device: DeviceHandle, entries: Int
+    ) throws(VerbsError)
         -> CompletionQueueHandle
     {
         try check("ibv_create_cq")
@@ -201,14 +210,17 @@ public final class FakeVerbs: VerbsAPI {
             preconditionFailure("unknown device or completion queue handle")
         }
         let id = newHandle()
-        pairs[id] = Pair(device: name, type: type, queue: completionQueue.rawValue, slots: slots, number: nextQPNumber)
+        pairs[id] = Pair(
+            device: name, type: type, queue: completionQueue.rawValue, slots: slots, number: nextQPNumber)
         nextQPNumber += 1
         return QueuePairHandle(id)
     }
 
     public func queuePairNumber(_ queuePair: QueuePairHandle) -> UInt32 { pairs[queuePair.rawValue]!.number }
 
-    public func modifyQueuePair(_ queuePair: QueuePairHandle, _ transition: QueuePairTransition) throws(VerbsError) {
+    public func modifyQueuePair(
+        _ queuePair: QueuePairHandle, _ transition: QueuePairTransition
+    ) throws(VerbsError) {
         try check("ibv_modify_qp")
         guard var pair = pairs[queuePair.rawValue] else { preconditionFailure("unknown queue pair handle") }
         let invalid = VerbsError(
@@ -216,8 +228,12 @@ public final class FakeVerbs: VerbsAPI {
             detail: "qpn \(pair.number) \(pair.state.rawValue) -> \(transition)")
         switch transition {
         case .reset:
-            pair = Pair(device: pair.device, type: pair.type, queue: pair.queue, slots: pair.slots, number: pair.number)
-            events.removeAll { if case .complete(let id, _, _) = $0.kind { id == queuePair.rawValue } else { false } }
+            pair = Pair(
+                device: pair.device, type: pair.type, queue: pair.queue, slots: pair.slots,
+                number: pair.number)
+            events.removeAll {
+                if case .complete(let id, _, _) = $0.kind { id == queuePair.rawValue } else { false }
+            }
         case .initialize(let port, let qKey):
             guard pair.state == .reset else { throw invalid }
             guard let device = devices.first(where: { $0.name == pair.device }),
@@ -241,12 +257,15 @@ public final class FakeVerbs: VerbsAPI {
         pairs[queuePair.rawValue] = nil
         events.removeAll {
             switch $0.kind {
-            case .complete(let id, _, _), .arrive(let id, _, _, _, _), .respond(_, _, let id): id == queuePair.rawValue
+            case .complete(let id, _, _), .arrive(let id, _, _, _, _), .respond(_, _, let id):
+                id == queuePair.rawValue
             }
         }
     }
 
-    public func createAddressHandle(_ device: DeviceHandle, port: UInt8, remote: QueuePairAddress) throws(VerbsError)
+    public func createAddressHandle(
+        _ device: DeviceHandle, port: UInt8, remote: QueuePairAddress
+    ) throws(VerbsError)
         -> AddressHandleHandle
     {
         try check("ibv_create_ah")
@@ -268,10 +287,14 @@ public final class FakeVerbs: VerbsAPI {
             throw VerbsError(call: "ibv_post_recv", code: 12 /* ENOMEM */, detail: "qpn \(pair.number) full")
         }
         if pair.state == .error {
-            schedule(at: clock.nanoseconds, .complete(
-                queuePair: queuePair.rawValue,
-                WorkCompletion(workRequestID: workRequestID, status: .flushed, opcode: .receive, qpNumber: pair.number),
-                freesSend: false))
+            schedule(
+                at: clock.nanoseconds,
+                .complete(
+                    queuePair: queuePair.rawValue,
+                    WorkCompletion(
+                        workRequestID: workRequestID, status: .flushed, opcode: .receive,
+                        qpNumber: pair.number),
+                    freesSend: false))
             return
         }
         pair.receives.append(workRequestID)
@@ -287,14 +310,19 @@ public final class FakeVerbs: VerbsAPI {
         let now = clock.nanoseconds
         let sendOpcode: CompletionOpcode = kind == .sendWithImmediate ? .send : .rdmaWrite
         if pair.state == .error {
-            schedule(at: now, .complete(
-                queuePair: queuePair.rawValue,
-                WorkCompletion(workRequestID: workRequestID, status: .flushed, opcode: sendOpcode, qpNumber: pair.number),
-                freesSend: false))
+            schedule(
+                at: now,
+                .complete(
+                    queuePair: queuePair.rawValue,
+                    WorkCompletion(
+                        workRequestID: workRequestID, status: .flushed, opcode: sendOpcode,
+                        qpNumber: pair.number),
+                    freesSend: false))
             return
         }
         guard pair.state == .readyToSend else {
-            throw VerbsError(call: "ibv_post_send", code: 22, detail: "qpn \(pair.number) in \(pair.state.rawValue)")
+            throw VerbsError(
+                call: "ibv_post_send", code: 22, detail: "qpn \(pair.number) in \(pair.state.rawValue)")
         }
         guard pair.sendsOutstanding < pair.slots else {
             throw VerbsError(call: "ibv_post_send", code: 12, detail: "qpn \(pair.number) send queue full")
@@ -303,50 +331,67 @@ public final class FakeVerbs: VerbsAPI {
         switch destination {
         case .connected:
             guard pair.type == .rc, let remote = pair.remote else {
-                throw VerbsError(call: "ibv_post_send", code: 22, detail: "qpn \(pair.number) has no connection")
+                throw VerbsError(
+                    call: "ibv_post_send", code: 22, detail: "qpn \(pair.number) has no connection")
             }
             target = remote
         case .datagram(let handle, let qpNumber, let qKey):
             guard pair.type == .ud, let ah = addressHandles[handle.rawValue] else {
-                throw VerbsError(call: "ibv_post_send", code: 22, detail: "qpn \(pair.number) bad address handle")
+                throw VerbsError(
+                    call: "ibv_post_send", code: 22, detail: "qpn \(pair.number) bad address handle")
             }
             target = QueuePairAddress(lid: ah.remote.lid, gid: ah.remote.gid, qpNumber: qpNumber, psn: qKey)
         }
         pair.sendsOutstanding += 1
         pairs[queuePair.rawValue] = pair
         let fate = decideFate(for: target.qpNumber)
-        let sent = WorkCompletion(workRequestID: workRequestID, status: .success, opcode: sendOpcode, qpNumber: pair.number)
+        let sent = WorkCompletion(
+            workRequestID: workRequestID, status: .success, opcode: sendOpcode, qpNumber: pair.number)
         let sourceLID = port(of: pair)?.lid ?? 0
-        let receiveOpcode: CompletionOpcode = kind == .sendWithImmediate ? .receive : .receiveRDMAWithImmediate
+        let receiveOpcode: CompletionOpcode =
+            kind == .sendWithImmediate ? .receive : .receiveRDMAWithImmediate
         switch fate {
         case .deliver(let delay):
             delivered += 1
             schedule(at: now + delay, .complete(queuePair: queuePair.rawValue, sent, freesSend: true))
             if let local = localPair(number: target.qpNumber) {
                 if pair.type == .ud, pairs[local]!.qKey != target.psn { break }  // wrong Q_Key: dropped silently
-                schedule(at: now + delay, .arrive(
-                    queuePair: local, immediate: immediate, opcode: receiveOpcode, from: pair.number, lid: sourceLID))
+                schedule(
+                    at: now + delay,
+                    .arrive(
+                        queuePair: local, immediate: immediate, opcode: receiveOpcode, from: pair.number,
+                        lid: sourceLID))
             } else if let responder = responders[target.qpNumber] {
-                schedule(at: now + delay + responder.turnaroundNanoseconds, .respond(
-                    responder: target.qpNumber, immediate: immediate, to: queuePair.rawValue))
+                schedule(
+                    at: now + delay + responder.turnaroundNanoseconds,
+                    .respond(
+                        responder: target.qpNumber, immediate: immediate, to: queuePair.rawValue))
             }
         case .lose:
             lost += 1
             if pair.type == .ud {
-                schedule(at: now + fabric.oneWayNanoseconds, .complete(queuePair: queuePair.rawValue, sent, freesSend: true))
+                schedule(
+                    at: now + fabric.oneWayNanoseconds,
+                    .complete(queuePair: queuePair.rawValue, sent, freesSend: true))
             }
         case .fail(let status):
             failed += 1
             var error = sent
             error.status = status
-            schedule(at: now + fabric.oneWayNanoseconds, .complete(queuePair: queuePair.rawValue, error, freesSend: true))
+            schedule(
+                at: now + fabric.oneWayNanoseconds,
+                .complete(queuePair: queuePair.rawValue, error, freesSend: true))
         }
     }
 
-    public func pollCompletions(_ queue: CompletionQueueHandle, maximum: Int) throws(VerbsError) -> [WorkCompletion] {
+    public func pollCompletions(
+        _ queue: CompletionQueueHandle, maximum: Int
+    ) throws(VerbsError) -> [WorkCompletion] {
         try check("ibv_poll_cq")
         runDueEvents()
-        guard var entry = queues[queue.rawValue] else { preconditionFailure("unknown completion queue handle") }
+        guard var entry = queues[queue.rawValue] else {
+            preconditionFailure("unknown completion queue handle")
+        }
         let taken = Array(entry.completions.prefix(maximum))
         entry.completions.removeFirst(taken.count)
         queues[queue.rawValue] = entry
@@ -360,7 +405,9 @@ public final class FakeVerbs: VerbsAPI {
 
     /// Advances the manual clock to the next scheduled event until the armed queue fires, or by the
     /// whole timeout. As with the real channel, only a completion added after arming fires it.
-    public func waitForCompletion(_ queue: CompletionQueueHandle, timeoutNanoseconds: UInt64) throws(VerbsError)
+    public func waitForCompletion(
+        _ queue: CompletionQueueHandle, timeoutNanoseconds: UInt64
+    ) throws(VerbsError)
         -> Bool
     {
         try check("ibv_get_cq_event")
@@ -385,8 +432,9 @@ public final class FakeVerbs: VerbsAPI {
     public func runDueEvents() {
         while true {
             let now = clock.nanoseconds
-            guard let index = events.indices.filter({ events[$0].time <= now })
-                .min(by: { (events[$0].time, events[$0].order) < (events[$1].time, events[$1].order) })
+            guard
+                let index = events.indices.filter({ events[$0].time <= now })
+                    .min(by: { (events[$0].time, events[$0].order) < (events[$1].time, events[$1].order) })
             else { return }
             let event = events.remove(at: index)
             run(event.kind)
@@ -404,8 +452,10 @@ public final class FakeVerbs: VerbsAPI {
                 // An RC error moves the queue pair to ERR and flushes what it had posted.
                 pair.state = .error
                 for receive in pair.receives {
-                    push(WorkCompletion(workRequestID: receive, status: .flushed, opcode: .receive, qpNumber: pair.number),
-                         to: pair.queue)
+                    push(
+                        WorkCompletion(
+                            workRequestID: receive, status: .flushed, opcode: .receive, qpNumber: pair.number),
+                        to: pair.queue)
                 }
                 pair.receives = []
             }
@@ -419,16 +469,20 @@ public final class FakeVerbs: VerbsAPI {
             }
             let receive = pair.receives.removeFirst()
             pairs[id] = pair
-            push(WorkCompletion(
-                workRequestID: receive, status: .success, opcode: opcode, qpNumber: pair.number,
-                immediate: immediate, sourceQPNumber: source, sourceLID: lid), to: pair.queue)
+            push(
+                WorkCompletion(
+                    workRequestID: receive, status: .success, opcode: opcode, qpNumber: pair.number,
+                    immediate: immediate, sourceQPNumber: source, sourceLID: lid), to: pair.queue)
         case .respond(let number, let immediate, let id):
             guard let responder = responders[number], let answer = responder.reply(immediate) else { return }
             switch decideFate(for: pairs[id]?.number ?? 0) {
             case .deliver(let delay):
                 delivered += 1
-                schedule(at: clock.nanoseconds + delay, .arrive(
-                    queuePair: id, immediate: answer, opcode: .receive, from: number, lid: responder.address.lid))
+                schedule(
+                    at: clock.nanoseconds + delay,
+                    .arrive(
+                        queuePair: id, immediate: answer, opcode: .receive, from: number,
+                        lid: responder.address.lid))
             case .lose, .fail:
                 lost += 1
             }

@@ -39,7 +39,9 @@ public final class DeviceList {
 
     /// The device called `name`, valid while this list lives.
     func device(named name: String) -> UnsafeMutablePointer<ibv_device>? {
-        (0..<count).lazy.compactMap { self.list[$0] }.first { String(cString: ibv_get_device_name($0)) == name }
+        (0..<count).lazy.compactMap { self.list[$0] }.first {
+            String(cString: ibv_get_device_name($0)) == name
+        }
     }
 }
 
@@ -152,7 +154,8 @@ public final class CompletionQueue {
 
     public init(_ channel: CompletionChannel, entries: Int) throws(VerbsError) {
         errno = 0
-        guard let handle = ibv_create_cq(channel.context.handle, Int32(entries), nil, channel.handle, 0) else {
+        guard let handle = ibv_create_cq(channel.context.handle, Int32(entries), nil, channel.handle, 0)
+        else {
             throw lastError("ibv_create_cq", "\(entries) entries on \(channel.context.name)")
         }
         self.handle = handle
@@ -172,7 +175,9 @@ public final class QueuePair {
     let domain: ProtectionDomain
     let queue: CompletionQueue
 
-    public init(_ domain: ProtectionDomain, type: QueuePairType, queue: CompletionQueue, depth: Int)
+    public init(
+        _ domain: ProtectionDomain, type: QueuePairType, queue: CompletionQueue, depth: Int
+    )
         throws(VerbsError)
     {
         var attributes = ibv_qp_init_attr()
@@ -231,7 +236,8 @@ public final class QueuePair {
                 attributes.ah_attr = addressVector(remote, port: port)
                 mask |=
                     IBV_QP_AV.rawValue | IBV_QP_PATH_MTU.rawValue | IBV_QP_DEST_QPN.rawValue
-                    | IBV_QP_RQ_PSN.rawValue | IBV_QP_MAX_DEST_RD_ATOMIC.rawValue | IBV_QP_MIN_RNR_TIMER.rawValue
+                    | IBV_QP_RQ_PSN.rawValue | IBV_QP_MAX_DEST_RD_ATOMIC.rawValue
+                    | IBV_QP_MIN_RNR_TIMER.rawValue
             }
             what = "INIT->RTR"
         case .readyToSend(let psn, let timeout, let retryCount):

@@ -70,7 +70,8 @@ public final class RealVerbs: VerbsAPI {
             ports.append(try queryPort(context, number))
         }
         return DeviceInfo(
-            name: context.name, guid: UInt64(bigEndian: attributes.node_guid), firmware: firmware, ports: ports)
+            name: context.name, guid: UInt64(bigEndian: attributes.node_guid), firmware: firmware,
+            ports: ports)
     }
 
     /// ibv_query_port through the shim, and the port's non-zero GIDs (at most 256 looked at).
@@ -100,7 +101,9 @@ public final class RealVerbs: VerbsAPI {
             mtu: mtuBytes(rawMTU: attributes.active_mtu.rawValue), lid: attributes.lid, gids: gids)
     }
 
-    public func createCompletionQueue(_ handle: DeviceHandle, entries: Int) throws(VerbsError)
+    public func createCompletionQueue(
+        _ handle: DeviceHandle, entries: Int
+    ) throws(VerbsError)
         -> CompletionQueueHandle
     {
         let channel = try CompletionChannel(device(handle).context)
@@ -111,7 +114,9 @@ public final class RealVerbs: VerbsAPI {
     }
 
     private func queue(_ handle: CompletionQueueHandle) -> CompletionQueue {
-        guard let queue = queues[handle.rawValue] else { preconditionFailure("unknown completion queue handle") }
+        guard let queue = queues[handle.rawValue] else {
+            preconditionFailure("unknown completion queue handle")
+        }
         return queue
     }
 
@@ -134,13 +139,17 @@ public final class RealVerbs: VerbsAPI {
 
     public func queuePairNumber(_ handle: QueuePairHandle) -> UInt32 { pair(handle).queuePair.number }
 
-    public func modifyQueuePair(_ handle: QueuePairHandle, _ transition: QueuePairTransition) throws(VerbsError) {
+    public func modifyQueuePair(
+        _ handle: QueuePairHandle, _ transition: QueuePairTransition
+    ) throws(VerbsError) {
         try pair(handle).queuePair.modify(transition)
     }
 
     public func destroyQueuePair(_ handle: QueuePairHandle) { pairs[handle.rawValue] = nil }
 
-    public func createAddressHandle(_ handle: DeviceHandle, port: UInt8, remote: QueuePairAddress)
+    public func createAddressHandle(
+        _ handle: DeviceHandle, port: UInt8, remote: QueuePairAddress
+    )
         throws(VerbsError) -> AddressHandleHandle
     {
         let addressHandle = try AddressHandle(device(handle).domain, port: port, remote: remote)
@@ -178,7 +187,8 @@ public final class RealVerbs: VerbsAPI {
         let slot = pair.slots + Int(workRequestID % UInt64(pair.slots))
         let address = pair.memory.buffer + slot * Self.slotSize
         address.storeBytes(of: workRequestID.bigEndian, as: UInt64.self)
-        var entry = ibv_sge(addr: pair.memory.address + UInt64(slot * Self.slotSize), length: 8, lkey: pair.memory.localKey)
+        var entry = ibv_sge(
+            addr: pair.memory.address + UInt64(slot * Self.slotSize), length: 8, lkey: pair.memory.localKey)
         var request = ibv_send_wr()
         request.wr_id = workRequestID
         request.send_flags = IBV_SEND_SIGNALED.rawValue
@@ -211,7 +221,9 @@ public final class RealVerbs: VerbsAPI {
         }
     }
 
-    public func pollCompletions(_ handle: CompletionQueueHandle, maximum: Int) throws(VerbsError)
+    public func pollCompletions(
+        _ handle: CompletionQueueHandle, maximum: Int
+    ) throws(VerbsError)
         -> [WorkCompletion]
     {
         let queue = queue(handle)
@@ -242,7 +254,9 @@ public final class RealVerbs: VerbsAPI {
         if result != 0 { throw VerbsError(call: "ibv_req_notify_cq", code: result) }
     }
 
-    public func waitForCompletion(_ handle: CompletionQueueHandle, timeoutNanoseconds: UInt64) throws(VerbsError)
+    public func waitForCompletion(
+        _ handle: CompletionQueueHandle, timeoutNanoseconds: UInt64
+    ) throws(VerbsError)
         -> Bool
     {
         let queue = queue(handle)

@@ -28,7 +28,9 @@ public protocol VerbsAPI: AnyObject {
     func queryDevice(_ device: DeviceHandle) throws(VerbsError) -> DeviceInfo
     /// A completion queue of `entries` with its own completion channel (ibv_create_comp_channel,
     /// ibv_create_cq).
-    func createCompletionQueue(_ device: DeviceHandle, entries: Int) throws(VerbsError)
+    func createCompletionQueue(
+        _ device: DeviceHandle, entries: Int
+    ) throws(VerbsError)
         -> CompletionQueueHandle
     /// A queue pair whose send and receive completions go to `queue`, with `slots` registered
     /// buffers for receives and sends (ibv_reg_mr, ibv_create_qp). Starts in RESET.
@@ -42,7 +44,9 @@ public protocol VerbsAPI: AnyObject {
     /// Frees the queue pair and its buffers (ibv_destroy_qp, ibv_dereg_mr).
     func destroyQueuePair(_ queuePair: QueuePairHandle)
     /// An address handle to a remote port for UD sends (ibv_create_ah).
-    func createAddressHandle(_ device: DeviceHandle, port: UInt8, remote: QueuePairAddress) throws(VerbsError)
+    func createAddressHandle(
+        _ device: DeviceHandle, port: UInt8, remote: QueuePairAddress
+    ) throws(VerbsError)
         -> AddressHandleHandle
     func destroyAddressHandle(_ handle: AddressHandleHandle)
     /// Posts one receive into buffer slot `workRequestID % slots` (ibv_post_recv).
@@ -59,7 +63,9 @@ public protocol VerbsAPI: AnyObject {
     /// Blocks until the armed channel fires or `timeoutNanoseconds` pass (poll on the channel's fd,
     /// then ibv_get_cq_event and ibv_ack_cq_events). True if it fired. Never call on the
     /// cooperative pool.
-    func waitForCompletion(_ queue: CompletionQueueHandle, timeoutNanoseconds: UInt64) throws(VerbsError) -> Bool
+    func waitForCompletion(
+        _ queue: CompletionQueueHandle, timeoutNanoseconds: UInt64
+    ) throws(VerbsError) -> Bool
 }
 
 extension VerbsAPI {

@@ -148,8 +148,10 @@ public struct DeviceInfo: Hashable, Sendable {
 
     /// `0c42:a103:0012:3456`, as ibv_devinfo prints node_guid.
     public var guidText: String {
-        stride(from: 48, through: 0, by: -16).map { hex(UInt16(truncatingIfNeeded: guid >> UInt64($0)), width: 4) }
-            .joined(separator: ":")
+        stride(from: 48, through: 0, by: -16).map {
+            hex(UInt16(truncatingIfNeeded: guid >> UInt64($0)), width: 4)
+        }
+        .joined(separator: ":")
     }
 }
 
@@ -237,13 +239,21 @@ public struct WorkCompletion: Hashable, Sendable {
 }
 
 /// An open device, as a VerbsAPI implementation numbers it.
-public struct DeviceHandle: Hashable, Sendable { public let rawValue: Int; public init(_ v: Int) { rawValue = v } }
+public struct DeviceHandle: Hashable, Sendable {
+    public let rawValue: Int; public init(_ v: Int) { rawValue = v }
+}
 /// A completion queue with its completion channel.
-public struct CompletionQueueHandle: Hashable, Sendable { public let rawValue: Int; public init(_ v: Int) { rawValue = v } }
+public struct CompletionQueueHandle: Hashable, Sendable {
+    public let rawValue: Int; public init(_ v: Int) { rawValue = v }
+}
 /// A queue pair with its registered buffers.
-public struct QueuePairHandle: Hashable, Sendable { public let rawValue: Int; public init(_ v: Int) { rawValue = v } }
+public struct QueuePairHandle: Hashable, Sendable {
+    public let rawValue: Int; public init(_ v: Int) { rawValue = v }
+}
 /// An address handle (UD): where a datagram goes.
-public struct AddressHandleHandle: Hashable, Sendable { public let rawValue: Int; public init(_ v: Int) { rawValue = v } }
+public struct AddressHandleHandle: Hashable, Sendable {
+    public let rawValue: Int; public init(_ v: Int) { rawValue = v }
+}
 
 /// Where a send goes: on RC the connected peer; on UD an address handle, QP number and Q_Key.
 public enum SendDestination: Hashable, Sendable {

@@ -6,7 +6,8 @@ import Testing
 
 /// A fixture tree beside this file.
 func fixture(_ name: String, file: String = #filePath) -> SysfsReader {
-    let directory = file.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+    let directory = file.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(
+        separator: "/")
     return SysfsReader(root: directory + "/Fixtures/" + name)
 }
 
@@ -24,9 +25,10 @@ struct DiscoveryTests {
         let port = try #require(first.ports.first)
         #expect(port.state == "ACTIVE" && port.physicalState == "LinkUp")
         #expect(port.rate == "400 Gb/sec (4X NDR)" && port.linkLayer == "InfiniBand" && port.lid == 100)
-        #expect(port.counters.map(\.name) == [
-            "link_downed", "port_rcv_data", "port_rcv_errors", "port_xmit_discards", "symbol_error",
-        ])
+        #expect(
+            port.counters.map(\.name) == [
+                "link_downed", "port_rcv_data", "port_rcv_errors", "port_xmit_discards", "symbol_error",
+            ])
         #expect(node.nics[5].ports[0].counters.first { $0.name == "symbol_error" }?.value == 17)
         #expect(node.gpus.count == 8)
         #expect(node.gpus.allSatisfy { $0.deviceID == "0x2330" && !$0.link.isDowntrained })
@@ -42,7 +44,9 @@ struct DiscoveryTests {
         let node = try discoverNode(fixture("pcie-8gpu-2nic"))
         #expect(node.nics.map(\.name) == ["mlx5_0", "mlx5_1"])
         #expect(node.gpus.count == 8)
-        #expect(node.rails.map(\.nic) == [String](repeating: "mlx5_0", count: 4) + [String](repeating: "mlx5_1", count: 4))
+        #expect(
+            node.rails.map(\.nic) == [String](repeating: "mlx5_0", count: 4)
+                + [String](repeating: "mlx5_1", count: 4))
         #expect(node.nics[1].ports[0].state == "DOWN")
         #expect(node.nics[1].ports[0].physicalState == "Disabled")
         let slow = node.gpus.filter(\.link.isDowntrained)
@@ -66,7 +70,9 @@ struct DiscoveryTests {
 
     @Test("a root without sysfs is an error naming the path; this machine's sysfs reads without RDMA")
     func roots() throws {
-        #expect(throws: DiscoveryError.self) { _ = try discoverNode(SysfsReader(root: "/nonexistent-faultline")) }
+        #expect(throws: DiscoveryError.self) {
+            _ = try discoverNode(SysfsReader(root: "/nonexistent-faultline"))
+        }
         let live = try discoverNode(SysfsReader())
         #expect(live.rails.count <= live.gpus.count)
     }

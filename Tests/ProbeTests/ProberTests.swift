@@ -12,7 +12,11 @@ import Glibc
 private func device(_ name: String = "mlx5_0", lid: UInt16 = 7) -> DeviceInfo {
     DeviceInfo(
         name: name, guid: 1,
-        ports: [PortInfo(number: 1, state: .active, linkLayer: .infiniband, activeSpeed: 128, activeWidth: 2, mtu: 4096, lid: lid)])
+        ports: [
+            PortInfo(
+                number: 1, state: .active, linkLayer: .infiniband, activeSpeed: 128, activeWidth: 2,
+                mtu: 4096, lid: lid)
+        ])
 }
 
 private let configuration = ProbeConfiguration(timeoutNanoseconds: 1_000_000, spinPolls: 3)
@@ -22,7 +26,8 @@ struct ProberTests {
     @Test("loopback: every probe answered, RTT is two one-way delays")
     func loopbackCompletes() throws {
         let verbs = FakeVerbs(devices: [device()], fabric: FakeFabric(oneWayNanoseconds: 2_000))
-        let prober = try LoopbackProber(api: verbs, clock: verbs.clock, deviceName: "mlx5_0", port: 1, configuration: configuration)
+        let prober = try LoopbackProber(
+            api: verbs, clock: verbs.clock, deviceName: "mlx5_0", port: 1, configuration: configuration)
         let tally = prober.probe(count: 100)
         #expect(tally.sent == 100 && tally.lost == 0 && tally.errors == 0)
         #expect(tally.rttNanoseconds == [UInt64](repeating: 4_000, count: 100))
@@ -35,7 +40,8 @@ struct ProberTests {
         var writes = configuration
         writes.sendKind = .rdmaWriteWithImmediate
         let verbs = FakeVerbs(devices: [device()])
-        let prober = try LoopbackProber(api: verbs, clock: verbs.clock, deviceName: "mlx5_0", port: 1, configuration: writes)
+        let prober = try LoopbackProber(
+            api: verbs, clock: verbs.clock, deviceName: "mlx5_0", port: 1, configuration: writes)
         let tally = prober.probe(count: 5)
         #expect(tally.sent == 5 && tally.lost == 0 && tally.rttNanoseconds.count == 5)
     }
@@ -43,7 +49,8 @@ struct ProberTests {
     @Test("loopback: a delayed reply, a lost request (timeout) and its late reply")
     func loopbackDelayAndLoss() throws {
         let verbs = FakeVerbs(devices: [device()], fabric: FakeFabric(oneWayNanoseconds: 2_000))
-        let prober = try LoopbackProber(api: verbs, clock: verbs.clock, deviceName: "mlx5_0", port: 1, configuration: configuration)
+        let prober = try LoopbackProber(
+            api: verbs, clock: verbs.clock, deviceName: "mlx5_0", port: 1, configuration: configuration)
         // Probe 1: ping delayed 300 µs, pong normal. Probe 2: ping lost. Probe 3: pong arrives
         // after the timeout, while probe 4 (its ping delayed 600 µs) waits: late, not counted again.
         verbs.script = [
@@ -62,7 +69,8 @@ struct ProberTests {
     @Test("loopback: a failed completion counts lost, the pair reconnects and probes on")
     func loopbackFailure() throws {
         let verbs = FakeVerbs(devices: [device()])
-        let prober = try LoopbackProber(api: verbs, clock: verbs.clock, deviceName: "mlx5_0", port: 1, configuration: configuration)
+        let prober = try LoopbackProber(
+            api: verbs, clock: verbs.clock, deviceName: "mlx5_0", port: 1, configuration: configuration)
         verbs.script = [.fail(.retryExceeded)]
         let tally = prober.probe(count: 3)
         #expect(tally.sent == 3 && tally.lost == 1 && tally.rttNanoseconds.count == 2)
@@ -75,7 +83,8 @@ struct ProberTests {
     @Test("loopback: a post that fails is an error, not a sent probe")
     func loopbackPostFailure() throws {
         let verbs = FakeVerbs(devices: [device()])
-        let prober = try LoopbackProber(api: verbs, clock: verbs.clock, deviceName: "mlx5_0", port: 1, configuration: configuration)
+        let prober = try LoopbackProber(
+            api: verbs, clock: verbs.clock, deviceName: "mlx5_0", port: 1, configuration: configuration)
         verbs.failNextCall("ibv_post_send", code: ENOMEM)
         let tally = prober.probe(count: 2)
         #expect(tally.errors == 1 && tally.sent == 1 && tally.lost == 0)
@@ -98,9 +107,11 @@ struct ProberTests {
     @Test("loopback over many seeds: sent = answered + lost, RTTs within the jitter")
     func loopbackSeeded() throws {
         for seed in UInt64(1)...20 {
-            let fabric = FakeFabric(oneWayNanoseconds: 2_000, jitterNanoseconds: 1_000, lossRate: 0.05, failureRate: 0.01)
+            let fabric = FakeFabric(
+                oneWayNanoseconds: 2_000, jitterNanoseconds: 1_000, lossRate: 0.05, failureRate: 0.01)
             let verbs = FakeVerbs(devices: [device()], fabric: fabric, seed: seed)
-            let prober = try LoopbackProber(api: verbs, clock: verbs.clock, deviceName: "mlx5_0", port: 1, configuration: configuration)
+            let prober = try LoopbackProber(
+                api: verbs, clock: verbs.clock, deviceName: "mlx5_0", port: 1, configuration: configuration)
             let tally = prober.probe(count: 200)
             #expect(tally.sent == 200)
             #expect(tally.sent - tally.lost == tally.rttNanoseconds.count, "seed \(seed)")
@@ -108,7 +119,8 @@ struct ProberTests {
             #expect(tally.rttNanoseconds.allSatisfy { (4_000..<6_000).contains($0) }, "seed \(seed)")
             // The same seed gives the same result.
             let again = FakeVerbs(devices: [device()], fabric: fabric, seed: seed)
-            let second = try LoopbackProber(api: again, clock: again.clock, deviceName: "mlx5_0", port: 1, configuration: configuration)
+            let second = try LoopbackProber(
+                api: again, clock: again.clock, deviceName: "mlx5_0", port: 1, configuration: configuration)
             #expect(second.probe(count: 200) == tally)
         }
     }
@@ -119,9 +131,13 @@ struct ProberTests {
         let healthy = QueuePairAddress(lid: 20, qpNumber: 0x9001)
         let lossy = QueuePairAddress(lid: 21, qpNumber: 0x9002)
         let silent = QueuePairAddress(lid: 22, qpNumber: 0x9003)
-        let echo: (UInt32) -> UInt32? = { $0 & ProbeImmediate.replyBit == 0 ? $0 | ProbeImmediate.replyBit : nil }
-        verbs.addRemoteResponder(FakeRemoteResponder(address: healthy, turnaroundNanoseconds: 1_000, reply: echo))
-        verbs.addRemoteResponder(FakeRemoteResponder(address: lossy, turnaroundNanoseconds: 1_000, reply: echo))
+        let echo: (UInt32) -> UInt32? = {
+            $0 & ProbeImmediate.replyBit == 0 ? $0 | ProbeImmediate.replyBit : nil
+        }
+        verbs.addRemoteResponder(
+            FakeRemoteResponder(address: healthy, turnaroundNanoseconds: 1_000, reply: echo))
+        verbs.addRemoteResponder(
+            FakeRemoteResponder(address: lossy, turnaroundNanoseconds: 1_000, reply: echo))
         verbs.addRemoteResponder(FakeRemoteResponder(address: silent, reply: { _ in nil }))
         verbs.pathOverrides[0x9002] = FakeFabric(oneWayNanoseconds: 5_000, lossRate: 1)
         let prober = try PeerProber(
@@ -141,9 +157,13 @@ struct ProberTests {
         #expect(verbs.liveAddressHandles == 3)
     }
 
-    @Test("peers: a prober answers a known peer's ping (the reply then counts late there); unknown senders are dropped")
+    @Test(
+        "peers: a prober answers a known peer's ping (the reply then counts late there); unknown senders are dropped"
+    )
     func peersAnswer() throws {
-        let verbs = FakeVerbs(devices: [device("mlx5_0", lid: 7), device("mlx5_1", lid: 8), device("mlx5_2", lid: 9)])
+        let verbs = FakeVerbs(devices: [
+            device("mlx5_0", lid: 7), device("mlx5_1", lid: 8), device("mlx5_2", lid: 9),
+        ])
         // The fake numbers queue pairs from 0x101 in creation order: A, B, C.
         let a = try PeerProber(
             api: verbs, clock: verbs.clock, deviceName: "mlx5_0", port: 1,

@@ -14,8 +14,10 @@ func oneDevice(name: String = "mlx5_0", linkLayer: LinkLayer = .infiniband) -> D
         name: name, guid: 0x0c42_a103_0012_3456, firmware: "28.39.1002",
         ports: [
             PortInfo(
-                number: 1, state: .active, linkLayer: linkLayer, activeSpeed: 128, activeWidth: 2, mtu: 4096, lid: 7,
-                gids: linkLayer == .ethernet ? [3: GID(bytes: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 1, 0, 1])] : [:])
+                number: 1, state: .active, linkLayer: linkLayer, activeSpeed: 128, activeWidth: 2, mtu: 4096,
+                lid: 7,
+                gids: linkLayer == .ethernet
+                    ? [3: GID(bytes: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 1, 0, 1])] : [:])
         ])
 }
 
@@ -87,8 +89,12 @@ struct VerbsTests {
         let queue = try verbs.createCompletionQueue(device, entries: 16)
         let a = try verbs.createQueuePair(device, type: .rc, completionQueue: queue, slots: 4)
         let b = try verbs.createQueuePair(device, type: .rc, completionQueue: queue, slots: 4)
-        try verbs.connect(a, port: 1, remote: QueuePairAddress(lid: 7, qpNumber: verbs.queuePairNumber(b)), localPSN: 0, mtu: 4096)
-        try verbs.connect(b, port: 1, remote: QueuePairAddress(lid: 7, qpNumber: verbs.queuePairNumber(a)), localPSN: 0, mtu: 4096)
+        try verbs.connect(
+            a, port: 1, remote: QueuePairAddress(lid: 7, qpNumber: verbs.queuePairNumber(b)), localPSN: 0,
+            mtu: 4096)
+        try verbs.connect(
+            b, port: 1, remote: QueuePairAddress(lid: 7, qpNumber: verbs.queuePairNumber(a)), localPSN: 0,
+            mtu: 4096)
         try verbs.postReceive(b, workRequestID: 9)
         try verbs.postSend(a, workRequestID: 1, immediate: 42, kind: .sendWithImmediate, to: .connected)
         #expect(try verbs.pollCompletions(queue, maximum: 8).isEmpty)
@@ -106,16 +112,19 @@ struct VerbsTests {
         try verbs.requestNotification(queue)
         #expect(try verbs.waitForCompletion(queue, timeoutNanoseconds: 1_000_000))
         #expect(verbs.clock.nanoseconds == 13_000)
-        #expect(try verbs.pollCompletions(queue, maximum: 8).contains { $0.opcode == .receiveRDMAWithImmediate })
+        #expect(
+            try verbs.pollCompletions(queue, maximum: 8).contains { $0.opcode == .receiveRDMAWithImmediate })
     }
 
-    @Test("a failed RC send moves the pair to ERR and flushes its receives; injected call failures throw once")
+    @Test(
+        "a failed RC send moves the pair to ERR and flushes its receives; injected call failures throw once")
     func failures() throws {
         let verbs = FakeVerbs(devices: [oneDevice()])
         let device = try verbs.openDevice("mlx5_0")
         let queue = try verbs.createCompletionQueue(device, entries: 16)
         let a = try verbs.createQueuePair(device, type: .rc, completionQueue: queue, slots: 4)
-        try verbs.connect(a, port: 1, remote: QueuePairAddress(lid: 7, qpNumber: 0x999), localPSN: 0, mtu: 4096)
+        try verbs.connect(
+            a, port: 1, remote: QueuePairAddress(lid: 7, qpNumber: 0x999), localPSN: 0, mtu: 4096)
         try verbs.postReceive(a, workRequestID: 5)
         verbs.script = [.fail(.retryExceeded)]
         try verbs.postSend(a, workRequestID: 1, immediate: 1, kind: .sendWithImmediate, to: .connected)
