@@ -355,7 +355,8 @@ public final class FakeVerbs: VerbsAPI {
             delivered += 1
             schedule(at: now + delay, .complete(queuePair: queuePair.rawValue, sent, freesSend: true))
             if let local = localPair(number: target.qpNumber) {
-                if pair.type == .ud, pairs[local]!.qKey != target.psn { break }  // wrong Q_Key: dropped silently
+                // A UD target carries the send's Q_Key in `psn`; a wrong one is dropped silently.
+                if pair.type == .ud, pairs[local]!.qKey != target.psn { break }
                 schedule(
                     at: now + delay,
                     .arrive(
