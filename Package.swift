@@ -37,9 +37,13 @@ let package = Package(
         // The command line: every subcommand as a type, parsed by hand.
         .target(
             name: "FaultlineCLI",
-            dependencies: ["QuantileSketch", "FleetModel", "Engine", "Simulation", "Store"]),
+            dependencies: ["QuantileSketch", "FleetModel", "Engine", "Simulation", "Store", "Verbs", "Probe"]),
         // POSIX sockets, the HTTP/1.1 server and a blocking client. Imports nothing of ours.
         .target(name: "Net"),
+        // Owning wrappers over libibverbs behind VerbsAPI, the real one and a seeded fake.
+        .target(name: "Verbs", dependencies: ["CIBVerbs"]),
+        // The node agent: sysfs discovery (NICs, GPUs, rails) and the verbs probers.
+        .target(name: "Probe", dependencies: ["Verbs"]),
         .executableTarget(name: "faultline", dependencies: ["FaultlineCLI"]),
         .executableTarget(
             name: "FaultlineBench", dependencies: ["QuantileSketch", "FleetModel", "Engine", "Simulation"]),
@@ -57,6 +61,11 @@ let package = Package(
         .testTarget(name: "SystemLibraryTests", dependencies: ["CSQLite3", "CIBVerbs"]),
         .testTarget(name: "FleetModelTests", dependencies: ["FleetModel"]),
         .testTarget(name: "NetTests", dependencies: ["Net"]),
+        .testTarget(name: "VerbsTests", dependencies: ["Verbs"]),
+        .testTarget(
+            name: "ProbeTests", dependencies: ["Probe", "Verbs"],
+            exclude: ["Fixtures"]  // sysfs trees of small files and symlinks, read by #filePath
+        ),
         .testTarget(
             name: "StoreTests",
             dependencies: ["Store", "CSQLite3", "FleetModel", "QuantileSketch", "Engine", "Simulation"]),

@@ -212,3 +212,64 @@ struct BinaryTests {
         }
     }
 }
+
+/// A sysfs fixture tree of ProbeTests, from the source tree.
+private func sysfsFixture(_ name: String, file: String = #filePath) -> String {
+    URL(fileURLWithPath: file).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("ProbeTests/Fixtures/\(name)").path
+}
+
+@Suite("faultline agent discover")
+struct AgentDiscoverBinaryTests {
+    @Test("on this machine: libibverbs' answer (no RDMA: the errno text), what sysfs shows, exit 0")
+    func live() async throws {
+        let result = try await runFaultline(["agent", "discover"])
+        #expect(result.status == 0)
+        #expect(result.err == "")
+        if result.out.hasPrefix("no RDMA devices") {
+            // Without kernel RDMA (this machine) it is ENOSYS: "ibv_get_device_list: Function not
+            // implemented"; elsewhere (no permission, no devices) the call or the library is named.
+            #expect(result.out.contains("ibv_get_device_list") || result.out.contains("libibverbs lists none"))
+        } else {
+            #expect(result.out.hasPrefix("libibverbs devices:"))
+        }
+        #expect(result.out.contains("NICs (sysfs): "))
+        #expect(result.out.contains("GPUs (sysfs): "))
+        let json = try await runFaultline(["agent", "discover", "--json"])
+        #expect(json.status == 0)
+        let object = try JSONSerialization.jsonObject(with: Data(json.out.utf8)) as? [String: Any]
+        #expect(object?["verbs"] is [String: Any])
+    }
+
+    @Test("--sysfs on the HGX fixture: eight NICs, eight GPUs, eight rails, no libibverbs")
+    func hgx() async throws {
+        let result = try await runFaultline(["agent", "discover", "--sysfs", sysfsFixture("hgx-8gpu-8nic")])
+        #expect(result.status == 0)
+        #expect(result.err == "")
+        #expect(!result.out.contains("RDMA devices"))
+        #expect(result.out.contains("NICs (sysfs): 8\n"))
+        #expect(result.out.contains("GPUs (sysfs): 8\n"))
+        #expect(result.out.contains("rails: 8\n"))
+        #expect(result.out.contains("rail 0: GPU 0000:18:00.0 <-> mlx5_0 (shared PCIe depth 3)"))
+        #expect(result.out.contains("rail 7: GPU 0000:cd:00.0 <-> mlx5_7"))
+    }
+
+    @Test("--sysfs --json on the 2-NIC fixture; --rails overrides; a bad root is exit 65")
+    func twoNICsJSON() async throws {
+        let result = try await runFaultline(
+            ["agent", "discover", "--sysfs", sysfsFixture("pcie-8gpu-2nic"), "--json", "--rails", "3=mlx5_1"])
+        #expect(result.status == 0)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.out.utf8)) as? [String: Any])
+        #expect(object["verbs"] is NSNull)
+        let rails = try #require(object["rails"] as? [[String: Any]])
+        #expect(rails.map { $0["nic"] as? String } == ["mlx5_0", "mlx5_0", "mlx5_0", "mlx5_1", "mlx5_1", "mlx5_1", "mlx5_1", "mlx5_1"])
+        #expect(rails[3]["override"] as? Bool == true)
+        let gpus = try #require(object["gpus"] as? [[String: Any]])
+        #expect(gpus.filter { ($0["link"] as? [String: Any])?["downtrained"] as? Bool == true }.count == 1)
+        let bad = try await runFaultline(["agent", "discover", "--sysfs", "/nonexistent-faultline"])
+        #expect(bad.status == 65)
+        #expect(bad.err.contains("/nonexistent-faultline/sys: no sysfs here"))
+        let usage = try await runFaultline(["agent", "discover", "--rails", "x"])
+        #expect(usage.status == 64)
+    }
+}
