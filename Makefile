@@ -3,7 +3,7 @@
 APT_PACKAGES := libsqlite3-dev libibverbs-dev pkg-config
 SWIFT ?= swift
 
-.PHONY: all deps build release test test-tsan bench bench-peers bench-instructions demo interop fuzz format lint clean
+.PHONY: all deps build release test test-tsan bench bench-sketch bench-engine bench-scenarios bench-peers bench-instructions demo interop fuzz format lint clean
 
 all: build
 
@@ -38,8 +38,18 @@ test-tsan: deps
 	$(SWIFT) test --skip-build --scratch-path .build-tsan --filter NetTests
 
 # Speed figures: release build, warm-up, repeated runs, medians. See docs/benchmarks.md.
-bench: release
+bench: bench-sketch bench-engine bench-scenarios
+
+bench-sketch: release
 	.build/release/faultline-bench
+
+# One window of a 100k-GPU fleet (12,500 nodes x 8 rails) closed by the engine: time and peak memory.
+bench-engine: release
+	.build/release/faultline-bench --engine scenarios/large/fleet-100k-gpus.json
+
+# The large scenarios (4,096 nodes; 1,000 noisy windows of 512 nodes) scored: tens of minutes.
+bench-scenarios: release
+	ci/score-suite --faultline .build/release/faultline scenarios/large/fleet-4096.json scenarios/large/noisy-512-1000-windows.json
 
 # The same data through DataDog's ddsketch and Apache DataSketches (Python, from ci/requirements.txt).
 bench-peers: release

@@ -1,16 +1,18 @@
 // Localization: the fewest components that explain a window's bad pairs, with the healthy pairs
 // through a component as the evidence that clears it. See docs/localization.md for why this shape.
 //
-// Per symptom (latency, loss), every judged pair votes for the components on its route: a bad pair
-// (slow; or for loss, any probe lost) against, a healthy pair for. Then greedily, the component
-// whose still-unexplained bad pairs best justify it is blamed, scored by those pairs times its bad
-// share, until none is justified. Justified means: evidence from its own node or from enough
-// independent reporters, and either a bad share of at least `minBadShare`, or, for gray faults
-// that touch few pairs, far more lost probes (or, for links, slow pairs) than the window's
-// background could give. A component blamed only with dead pairs needs nearly all its pairs dead.
-// Rails of one node blamed together become the node. An endpoint whose loopback and intra-host
-// pairs are healthy loses to its access link (it has healthy votes the link does not); a link loses
-// to the switch beside it only when the switch's other links carry bad pairs too.
+// First, stalled prober hosts (own control pairs slow, peers reach them at full speed) are left out
+// of latency. Per symptom (latency, loss), every other judged pair votes for the components on its
+// route: a bad pair (slow; or for loss, any probe lost) against, a healthy pair for. Then greedily,
+// the component whose still-unexplained bad pairs best justify it is blamed, scored by those pairs
+// times its bad share (squared for latency), until none is justified. Justified means: evidence
+// from its own node or from enough independent reporters, and either a bad share of at least
+// `minBadShare`, or, for gray faults that touch few pairs, far more lost probes (or, for links and
+// switches, slow pairs) than the window's background could give; the background leaves out what
+// the share test alone explains. A component blamed only with dead pairs needs nearly all its pairs
+// dead. Rails of one node blamed together become the node. Components that explain the same pairs
+// equally well are named as ambiguous. The work runs on component numbers (ComponentTable) and
+// arrays, not on names and dictionaries: a window of a 100k-GPU fleet has millions of pairs.
 
 import FleetModel
 import Foundation
