@@ -143,8 +143,13 @@ public struct Engine: Sendable {
         let classBaselines = baselines(observations, rules: rules)
         var judged: [JudgedPair] = []
         judged.reserveCapacity(observations.count)
-        let baselineOfClass = PathClass.allCases.map { classBaselines[$0] }
-        let rulesOfClass = PathClass.allCases.map { rules.pathClasses[$0]! }  // Rules has every class
+        // By class ordinal: a dictionary keyed by class would hash its name for each pair.
+        var baselineOfClass = [ClassBaseline?](repeating: nil, count: PathClass.allCases.count)
+        var rulesOfClass = [PathClassRules](repeating: rules.pathClasses[.loopback]!, count: PathClass.allCases.count)
+        for pathClass in PathClass.allCases {
+            baselineOfClass[pathClass.ordinal] = classBaselines[pathClass]
+            rulesOfClass[pathClass.ordinal] = rules.pathClasses[pathClass]!  // Rules has every class
+        }
         for (observation, owner) in zip(observations, owners) {
             let node = Int(owner.node)
             let entry = Int(owner.entry)
