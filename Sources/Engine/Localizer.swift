@@ -72,6 +72,22 @@ func backgroundSlowShare(
     return max(1e-3, trimmedMean(shares))
 }
 
+/// The share of a window's `counted` judged pairs that are slow at their median, over all of them;
+/// at least 1e-3. Not trimmed per source like the tail's: a pair slow at its median without a
+/// fault is one whose path is persistently slower than its class (a longer cable, a busier
+/// host), spread thinly over the fleet; with a dozen pairs per source, leaving out the sources
+/// that have one would leave out most of them, and the same pairs would look like a fault every
+/// window.
+func overallSlowAtMedianShare(_ pairs: [JudgedPair], counted: [Bool], rules: Rules) -> Double {
+    var judged = 0
+    var slow = 0
+    for index in pairs.indices where counted[index] && pairs[index].observation.samples >= rules.minSamples {
+        judged += 1
+        if pairs[index].isSlowAtMedian { slow += 1 }
+    }
+    return max(1e-3, judged == 0 ? 0 : Double(slow) / Double(judged))
+}
+
 /// The mean of the values without their largest tenth; 0 for none.
 private func trimmedMean(_ values: [Double]) -> Double {
     let kept = values.sorted().prefix(max(1, values.count - values.count / 10))
@@ -204,9 +220,7 @@ func localize(
     let backgroundSlow = backgroundSlowShare(pairs, counted: counted, rules: rules, table: table) {
         $0.verdict == .slow
     }
-    let backgroundSlowAtMedian = backgroundSlowShare(pairs, counted: counted, rules: rules, table: table) {
-        $0.isSlowAtMedian
-    }
+    let backgroundSlowAtMedian = overallSlowAtMedianShare(pairs, counted: counted, rules: rules)
 
     /// Whether the still-unexplained bad pairs through a component justify blaming it: enough of
     /// its votes bad, or (loss) its probes losing far more than background loss could; and the
