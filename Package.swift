@@ -37,9 +37,11 @@ let package = Package(
         // The command line: every subcommand as a type, parsed by hand.
         .target(
             name: "FaultlineCLI",
-            dependencies: ["QuantileSketch", "FleetModel", "Engine", "Simulation", "Store"]),
+            dependencies: ["QuantileSketch", "FleetModel", "Engine", "Simulation", "Store", "Service", "Net"]),
         // POSIX sockets, the HTTP/1.1 server and a blocking client. Imports nothing of ours.
         .target(name: "Net"),
+        // The correlator service: ingest, the engine on one serial queue, the API, metrics, tokens.
+        .target(name: "Service", dependencies: ["Net", "Store", "Engine", "FleetModel", "QuantileSketch"]),
         .executableTarget(name: "faultline", dependencies: ["FaultlineCLI"]),
         .executableTarget(
             name: "FaultlineBench", dependencies: ["QuantileSketch", "FleetModel", "Engine", "Simulation"]),
@@ -51,12 +53,15 @@ let package = Package(
         .testTarget(
             name: "FaultlineCLITests",
             dependencies: [
-                "FaultlineCLI", "faultline", "Engine", "FleetModel", "QuantileSketch", "Simulation", "Store",
+                "FaultlineCLI", "faultline", "Engine", "FleetModel", "QuantileSketch", "Simulation", "Store", "Net",
             ]
         ),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CSQLite3", "CIBVerbs"]),
         .testTarget(name: "FleetModelTests", dependencies: ["FleetModel"]),
         .testTarget(name: "NetTests", dependencies: ["Net"]),
+        .testTarget(
+            name: "ServiceTests",
+            dependencies: ["Service", "Net", "Store", "Engine", "FleetModel", "QuantileSketch", "Simulation"]),
         .testTarget(
             name: "StoreTests",
             dependencies: ["Store", "CSQLite3", "FleetModel", "QuantileSketch", "Engine", "Simulation"]),
