@@ -57,18 +57,23 @@ struct ServeCommand: Command {
             guard let value = options.value(key) else { continue }
             do { try configuration.set(key, value) } catch { throw CommandError.usage("\(error)") }
         }
-        do { self.configuration = try configuration.validated() } catch { throw CommandError.usage("\(error)") }
+        do { self.configuration = try configuration.validated() } catch {
+            throw CommandError.usage("\(error)")
+        }
     }
 
     /// Topology, rules and tokens from the configured files.
-    static func loadInputs(_ configuration: ServiceConfiguration, io: some CommandIO) throws(CommandError)
+    static func loadInputs(
+        _ configuration: ServiceConfiguration, io: some CommandIO
+    ) throws(CommandError)
         -> CorrelatorInputs
     {
         let topologyPath = configuration.topologyPath!
         let topologyText = String(decoding: try readFile(topologyPath), as: UTF8.self)
         let topology = try loadTopology(topologyPath)
         let rules =
-            try configuration.rulesPath.map { (path) throws(CommandError) in try loadRules(path, io: io).rules }
+            try configuration.rulesPath.map { (path) throws(CommandError) in try loadRules(path, io: io).rules
+            }
             ?? .defaults
         let tokens: Tokens
         do { tokens = try Tokens.load(path: configuration.tokensPath!) } catch {
@@ -114,7 +119,10 @@ struct ServeCommand: Command {
             } catch {
                 log.log(
                     "reload-failed",
-                    ["error": .string("\(error)"), "details": .string(errors.text.trimmingCharacters(in: .newlines))])
+                    [
+                        "error": .string("\(error)"),
+                        "details": .string(errors.text.trimmingCharacters(in: .newlines)),
+                    ])
             }
         }
         hangup.resume()

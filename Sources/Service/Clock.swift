@@ -13,7 +13,9 @@ public protocol ServiceClock: Sendable {
 /// The system's wall clock, whole seconds.
 public struct SystemClock: ServiceClock {
     public init() {}
-    public func now() -> Timestamp { Timestamp(secondsSinceEpoch: Int64(Date().timeIntervalSince1970.rounded(.down))) }
+    public func now() -> Timestamp {
+        Timestamp(secondsSinceEpoch: Int64(Date().timeIntervalSince1970.rounded(.down)))
+    }
 }
 
 /// A clock that moves only when told (tests).

@@ -115,7 +115,9 @@ public final class Correlator: Sendable {
     private struct OpenKey: Hashable, Comparable {
         let component: Component
         let faultClass: String
-        static func < (a: OpenKey, b: OpenKey) -> Bool { (a.component, a.faultClass) < (b.component, b.faultClass) }
+        static func < (a: OpenKey, b: OpenKey) -> Bool {
+            (a.component, a.faultClass) < (b.component, b.faultClass)
+        }
     }
 
     public let settings: Settings
@@ -151,7 +153,8 @@ public final class Correlator: Sendable {
         reader = try Store(path: databasePath, mode: .existing, migrate: false)
         state = QueueState(
             store: store,
-            engine: Engine(topology: inputs.topology, rules: inputs.rules, windowSeconds: settings.windowSeconds))
+            engine: Engine(
+                topology: inputs.topology, rules: inputs.rules, windowSeconds: settings.windowSeconds))
         published = Locked(Published(inputs: inputs, pinglist: inputs.topology.pinglist()))
         try queue.sync {
             try recordConfiguration(inputs)
@@ -210,13 +213,15 @@ public final class Correlator: Sendable {
             let lines = body.split(separator: UInt8(ascii: "\n")).count
             guard lines <= settings.maxReportsPerRequest else {
                 throw HTTPError(
-                    413, "\(lines) lines, over the limit of \(settings.maxReportsPerRequest) reports a request",
+                    413,
+                    "\(lines) lines, over the limit of \(settings.maxReportsPerRequest) reports a request",
                     field: "body")
             }
             do {
                 reports = try Report.parseLines(Data(body), name: "line", topology: inputs.topology)
             } catch {
-                let line = error.location.map { $0 + ": " } ?? ""
+                let line =
+                    error.location.map { $0.replacingOccurrences(of: "line:", with: "line ") + ": " } ?? ""
                 throw HTTPError(400, line + error.reason, field: error.field.isEmpty ? "body" : error.field)
             }
             guard !reports.isEmpty else { throw HTTPError(400, "no report in the body", field: "body") }
@@ -226,8 +231,10 @@ public final class Correlator: Sendable {
         }
         if case .node(let name) = principal {
             for (index, report) in reports.enumerated() where report.node != name {
-                let line = reports.count > 1 || mediaType == "application/x-ndjson" ? "line \(index + 1): " : ""
-                throw HTTPError(403, line + "this token may report for \(name) only, not \(report.node)", field: "node")
+                let line =
+                    reports.count > 1 || mediaType == "application/x-ndjson" ? "line \(index + 1): " : ""
+                throw HTTPError(
+                    403, line + "this token may report for \(name) only, not \(report.node)", field: "node")
             }
         }
         // Encoding is most of an append's cost: done here, in parallel, not on the engine's queue.
@@ -237,7 +244,8 @@ public final class Correlator: Sendable {
         guard let outcome else {
             counters.withLock { $0.ingestQueueRejections += 1 }
             throw HTTPError(
-                503, "busy: the ingest queue is full", headers: ["Retry-After": "\(ingestQueue.retryAfterSeconds)"])
+                503, "busy: the ingest queue is full",
+                headers: ["Retry-After": "\(ingestQueue.retryAfterSeconds)"])
         }
         let outcomes: [AppendOutcome]
         switch outcome {
@@ -252,7 +260,8 @@ public final class Correlator: Sendable {
         }
         if let conflict = outcomes.firstIndex(of: .conflict) {
             let report = reports[conflict]
-            let line = reports.count > 1 || mediaType == "application/x-ndjson" ? "line \(conflict + 1): " : ""
+            let line =
+                reports.count > 1 || mediaType == "application/x-ndjson" ? "line \(conflict + 1): " : ""
             throw HTTPError(
                 409,
                 line
@@ -328,7 +337,8 @@ public final class Correlator: Sendable {
             "windows-closed",
             [
                 "from": .string(before.description), "count": .number(Double(closed.count)),
-                "events": .number(Double(findings.count)), "seconds": .number((seconds * 1e4).rounded() / 1e4),
+                "events": .number(Double(findings.count)),
+                "seconds": .number((seconds * 1e4).rounded() / 1e4),
             ])
     }
 
@@ -358,7 +368,8 @@ public final class Correlator: Sendable {
             else { continue }
             let since = previous?.state == status.state ? previous!.since : lastClosed
             let node = NodeState(
-                node: status.node, state: status.state, since: since, lastReportWindow: status.lastReportWindow,
+                node: status.node, state: status.state, since: since,
+                lastReportWindow: status.lastReportWindow,
                 reason: status.reasons.isEmpty ? nil : status.reasons.joined(separator: "; "))
             changed.append(node)
         }
@@ -389,7 +400,8 @@ public final class Correlator: Sendable {
         guard let store = state.store else { return }
         let started = ContinuousClock.now
         let inputs = published.withLock { $0.inputs }
-        state.engine = Engine(topology: inputs.topology, rules: inputs.rules, windowSeconds: settings.windowSeconds)
+        state.engine = Engine(
+            topology: inputs.topology, rules: inputs.rules, windowSeconds: settings.windowSeconds)
         state.open = [:]
         for finding in try store.openFindingsLatestEvents() {
             state.open[OpenKey(component: finding.component, faultClass: finding.faultClass)] = finding
@@ -420,7 +432,9 @@ public final class Correlator: Sendable {
                 let alreadyClosed = Set(try store.closedWindowStarts(from: first))
                 let closed = windowStarts(from: first, to: after).filter { !alreadyClosed.contains($0) }
                 let closedSet = Set(closed)
-                record(closed: closed, findings: findings.filter { closedSet.contains($0.window) }, closedAt: now)
+                record(
+                    closed: closed, findings: findings.filter { closedSet.contains($0.window) }, closedAt: now
+                )
             }
         }
         let openFindings = state.open.keys.sorted().map { state.open[$0]! }
@@ -457,7 +471,10 @@ public final class Correlator: Sendable {
         }
         log.log(
             "reloaded",
-            ["engineRebuilt": .bool(engineChanged), "nodesWithTokens": .number(Double(inputs.tokens.nodes.count))])
+            [
+                "engineRebuilt": .bool(engineChanged),
+                "nodesWithTokens": .number(Double(inputs.tokens.nodes.count)),
+            ])
     }
 
     /// Stops using the store: waits for the queue's work, then closes both connections.

@@ -18,14 +18,16 @@ public final class CorrelatorService: Sendable {
 
     /// Opens the correlator (rebuilding its engine) and prepares the server; `start()` listens.
     public init(
-        configuration: ServiceConfiguration, inputs: CorrelatorInputs, clock: any ServiceClock = SystemClock(),
+        configuration: ServiceConfiguration, inputs: CorrelatorInputs,
+        clock: any ServiceClock = SystemClock(),
         log: ServiceLog = .standardError, sendsDate: Bool = true
     ) throws {
         guard let databasePath = configuration.databasePath else {
             throw ConfigurationError(location: nil, message: "no database path")
         }
         let correlator = try Correlator(
-            databasePath: databasePath, inputs: inputs, settings: Correlator.Settings(configuration), clock: clock,
+            databasePath: databasePath, inputs: inputs, settings: Correlator.Settings(configuration),
+            clock: clock,
             log: log)
         self.correlator = correlator
         self.log = log

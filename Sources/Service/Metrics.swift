@@ -43,7 +43,9 @@ public struct MetricFamily: Sendable {
         samples.append(Sample(name: name, labels: labels, value: value))
     }
 
-    public mutating func add(_ value: Int, labels: [(String, String)] = []) { add(Double(value), labels: labels) }
+    public mutating func add(_ value: Int, labels: [(String, String)] = []) {
+        add(Double(value), labels: labels)
+    }
 }
 
 /// A fixed-bucket histogram of durations in seconds (cumulative when rendered).
@@ -68,7 +70,9 @@ public struct DurationHistogram: Sendable, Equatable {
         for (bound, bucket) in zip(Self.bounds, counts) {
             cumulative += bucket
             family.samples.append(
-                .init(name: name + "_bucket", labels: [("le", Metrics.number(bound))], value: Double(cumulative)))
+                .init(
+                    name: name + "_bucket", labels: [("le", Metrics.number(bound))], value: Double(cumulative)
+                ))
         }
         family.samples.append(.init(name: name + "_bucket", labels: [("le", "+Inf")], value: Double(count)))
         family.samples.append(.init(name: name + "_sum", value: sum))
@@ -138,7 +142,9 @@ public enum Metrics {
         else { return nil }
         // Fields after the command's closing parenthesis start at field 3 (state).
         let fields = text[text.index(after: close)...].split(separator: " ")
-        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else {
+            return nil
+        }
         let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
         return (user + system) / (ticks > 0 ? ticks : 100)
     }

@@ -20,7 +20,11 @@ public enum ServiceAPI {
                 body: request.body, contentType: request.headers["Content-Type"],
                 authorization: request.headers["Authorization"])
             return json(
-                202, .object(["stored": .number(Double(result.stored)), "duplicates": .number(Double(result.duplicates))]))
+                202,
+                .object([
+                    "stored": .number(Double(result.stored)),
+                    "duplicates": .number(Double(result.duplicates)),
+                ]))
         }
         router.get("/v1/pinglist/{node}") { request in
             let name = request.pathParameters["node"] ?? ""
@@ -35,7 +39,9 @@ public enum ServiceAPI {
                     "src": .string(pair.src.description), "dst": .string(pair.dst.description),
                     "class": .string(pair.pathClass.rawValue),
                 ]
-                if let route = topology.route(of: pair) { entry["path"] = .array(route.map { .string($0.rawValue) }) }
+                if let route = topology.route(of: pair) {
+                    entry["path"] = .array(route.map { .string($0.rawValue) })
+                }
                 return .object(entry)
             }
             return json(200, .object(["node": .string(node.rawValue), "pairs": .array(pairs)]))
@@ -46,7 +52,8 @@ public enum ServiceAPI {
             var since: Timestamp?
             if let text = request.query["since"] {
                 guard let time = Timestamp(rfc3339: text) else {
-                    throw HTTPError(400, "'\(text)' is not RFC 3339 UTC like 2026-11-21T10:00:00Z", field: "query.since")
+                    throw HTTPError(
+                        400, "'\(text)' is not RFC 3339 UTC like 2026-11-21T10:00:00Z", field: "query.since")
                 }
                 since = time
             }
@@ -105,12 +112,14 @@ public enum ServiceAPI {
         router.get("/readyz") { _ in
             correlator.isReady
                 ? json(200, .object(["status": .string("ready")]))
-                : HTTPResponse.error(503, "not ready: the store is closed, or the engine is rebuilding or behind")
+                : HTTPResponse.error(
+                    503, "not ready: the store is closed, or the engine is rebuilding or behind")
         }
         router.get("/metrics") { _ in
             let text = Metrics.render(
                 families(correlator, server: serverCounters(), processStart: processStart))
-            return HTTPResponse(status: 200, headers: ["Content-Type": Metrics.contentType], body: Array(text.utf8))
+            return HTTPResponse(
+                status: 200, headers: ["Content-Type": Metrics.contentType], body: Array(text.utf8))
         }
         return router
     }
@@ -118,7 +127,9 @@ public enum ServiceAPI {
     /// 401 without a known token; 403 for a node's token unless `node` is that node. The admin
     /// token passes everywhere.
     @discardableResult
-    static func authorize(_ correlator: Correlator, _ request: HTTPRequest, node: NodeName?) throws(HTTPError)
+    static func authorize(
+        _ correlator: Correlator, _ request: HTTPRequest, node: NodeName?
+    ) throws(HTTPError)
         -> Principal
     {
         let authorization = request.headers["Authorization"]
@@ -132,7 +143,10 @@ public enum ServiceAPI {
         case .node(let holder):
             guard let node, holder == node else {
                 throw HTTPError(
-                    403, node == nil ? "this endpoint needs the operator's token" : "a node may read its own pinglist only",
+                    403,
+                    node == nil
+                        ? "this endpoint needs the operator's token"
+                        : "a node may read its own pinglist only",
                     field: "Authorization")
             }
             return principal
@@ -149,7 +163,8 @@ public enum ServiceAPI {
             "window": .string(finding.window.description), "event": .string(finding.event.rawValue),
             "component": .string(finding.component.description), "kind": .string(finding.component.kind),
             "class": .string(finding.faultClass),
-            "confidence": .number((finding.confidence * 1000).rounded() / 1000), "evidence": .object(finding.evidence),
+            "confidence": .number((finding.confidence * 1000).rounded() / 1000),
+            "evidence": .object(finding.evidence),
         ])
     }
 
@@ -165,7 +180,9 @@ public enum ServiceAPI {
     /// The pairs of `report` that involve `component` (all of them for its node), with quantiles.
     static func pairStatistics(_ report: Report, component: Component) -> [JSONValue] {
         report.pairs.filter { pair in
-            if case .endpoint(let endpoint) = component { return pair.src == endpoint || pair.dst == endpoint }
+            if case .endpoint(let endpoint) = component {
+                return pair.src == endpoint || pair.dst == endpoint
+            }
             return true
         }.prefix(512).map { pair in
             var entry: [String: JSONValue] = [
@@ -196,8 +213,11 @@ public enum ServiceAPI {
             fill(&family)
             families.append(family)
         }
-        family("faultline_report_requests_total", .counter, "POST /v1/reports requests answered, by status.") {
-            for (status, count) in counters.reportRequestsByStatus { $0.add(count, labels: [("status", "\(status)")]) }
+        family("faultline_report_requests_total", .counter, "POST /v1/reports requests answered, by status.")
+        {
+            for (status, count) in counters.reportRequestsByStatus {
+                $0.add(count, labels: [("status", "\(status)")])
+            }
             if counters.reportRequestsByStatus.isEmpty { $0.add(0, labels: [("status", "202")]) }
         }
         family("faultline_reports_total", .counter, "Reports by what the store did with them.") {
@@ -212,12 +232,14 @@ public enum ServiceAPI {
         ) {
             for (outcome, count) in [
                 ("accepted", engine.reportsAccepted), ("late", engine.reportsLate),
-                ("duplicate", engine.reportsDuplicate), ("wrong-window-length", engine.reportsWrongWindowLength),
+                ("duplicate", engine.reportsDuplicate),
+                ("wrong-window-length", engine.reportsWrongWindowLength),
                 ("unknown-node", engine.reportsUnknownNode), ("too-far-ahead", engine.reportsTooFarAhead),
                 ("too-old", counters.reportsTooOld),
             ] { $0.add(count, labels: [("outcome", outcome)]) }
         }
-        family("faultline_engine_pairs_dropped_total", .counter, "Pairs the engine could not use, by reason.") {
+        family("faultline_engine_pairs_dropped_total", .counter, "Pairs the engine could not use, by reason.")
+        {
             for (reason, count) in [
                 ("unknown-endpoint", engine.pairsUnknownEndpoint), ("invalid-path", engine.pairsInvalidPath),
                 ("invalid-sketch", engine.pairsInvalidSketch),
@@ -233,7 +255,8 @@ public enum ServiceAPI {
             counters.windowClose.family(
                 "faultline_window_close_seconds",
                 help: "Time to close due windows and record their findings, per tick that closed any."))
-        family("faultline_open_findings", .gauge, "Open findings, by component kind and fault class.") { family in
+        family("faultline_open_findings", .gauge, "Open findings, by component kind and fault class.") {
+            family in
             var counts: [String: (kind: String, faultClass: String, count: Int)] = [:]
             for finding in correlator.openFindings {
                 let key = finding.component.kind + " " + finding.faultClass
@@ -247,33 +270,50 @@ public enum ServiceAPI {
         family("faultline_store_bytes", .gauge, "The store's file plus its write-ahead log, in bytes.") {
             $0.add(Double(correlator.storeBytes))
         }
-        family("faultline_ingest_queue_depth", .gauge, "Report requests waiting for or running on the engine's queue.") {
+        family(
+            "faultline_ingest_queue_depth", .gauge,
+            "Report requests waiting for or running on the engine's queue."
+        ) {
             $0.add(correlator.ingestQueue.pending)
         }
-        family("faultline_ingest_queue_capacity", .gauge, "Report requests the ingest queue admits at once.") {
+        family("faultline_ingest_queue_capacity", .gauge, "Report requests the ingest queue admits at once.")
+        {
             $0.add(correlator.ingestQueue.capacity)
         }
-        family("faultline_ingest_queue_rejections_total", .counter, "Report requests answered 503: queue full.") {
+        family(
+            "faultline_ingest_queue_rejections_total", .counter, "Report requests answered 503: queue full."
+        ) {
             $0.add(counters.ingestQueueRejections)
         }
-        family("faultline_store_errors_total", .counter, "Store writes that failed.") { $0.add(counters.storeErrors) }
+        family("faultline_store_errors_total", .counter, "Store writes that failed.") {
+            $0.add(counters.storeErrors)
+        }
         if let server {
             family("faultline_http_responses_total", .counter, "HTTP responses written, by status code.") {
                 for (code, count) in server.responsesByStatus { $0.add(count, labels: [("code", "\(code)")]) }
             }
-            family("faultline_http_connections_total", .counter, "Connections admitted or rejected (over the cap).") {
+            family(
+                "faultline_http_connections_total", .counter,
+                "Connections admitted or rejected (over the cap)."
+            ) {
                 $0.add(server.connectionsAccepted, labels: [("result", "accepted")])
                 $0.add(server.connectionsRejected, labels: [("result", "rejected")])
             }
-            family("faultline_http_connections_open", .gauge, "Connections open now.") { $0.add(server.connectionsOpen) }
-            family("faultline_http_received_bytes_total", .counter, "Bytes received (bytes in).") { $0.add(server.bytesIn) }
+            family("faultline_http_connections_open", .gauge, "Connections open now.") {
+                $0.add(server.connectionsOpen)
+            }
+            family("faultline_http_received_bytes_total", .counter, "Bytes received (bytes in).") {
+                $0.add(server.bytesIn)
+            }
             family("faultline_http_sent_bytes_total", .counter, "Bytes sent.") { $0.add(server.bytesOut) }
             family("faultline_http_timeouts_total", .counter, "Connections timed out, by which timeout.") {
                 $0.add(server.readTimeouts, labels: [("timeout", "read")])
                 $0.add(server.idleTimeouts, labels: [("timeout", "idle")])
                 $0.add(server.writeTimeouts, labels: [("timeout", "write")])
             }
-            family("faultline_http_dropped_requests_total", .counter, "Requests refused or failed, by reason.") {
+            family(
+                "faultline_http_dropped_requests_total", .counter, "Requests refused or failed, by reason."
+            ) {
                 $0.add(server.parseErrors, labels: [("reason", "parse-error")])
                 $0.add(server.queueRejections, labels: [("reason", "queue-full")])
                 $0.add(server.handlerErrors, labels: [("reason", "handler-error")])
@@ -284,11 +324,14 @@ public enum ServiceAPI {
             family("process_resident_memory_bytes", .gauge, "Resident memory size in bytes.") { $0.add(rss) }
         }
         if let cpu = Metrics.cpuSeconds() {
-            family("process_cpu_seconds_total", .counter, "Total user and system CPU time spent in seconds.") {
+            family("process_cpu_seconds_total", .counter, "Total user and system CPU time spent in seconds.")
+            {
                 $0.add(cpu)
             }
         }
-        family("process_start_time_seconds", .gauge, "Start time of the process since the Unix epoch in seconds.") {
+        family(
+            "process_start_time_seconds", .gauge, "Start time of the process since the Unix epoch in seconds."
+        ) {
             $0.add(processStart.rounded(.down))
         }
         return families

@@ -48,15 +48,23 @@ public struct ServiceConfiguration: Sendable, Equatable {
 
     /// The keys the file and the flags know, each with how to set it.
     static let keys: [String: @Sendable (inout ServiceConfiguration, String) -> String?] = [
-        "db": { $0.databasePath = $1; return nil },
+        "db": {
+            $0.databasePath = $1; return nil
+        },
         "listen": { config, value in
             do { _ = try SocketAddress.parse(value) } catch { return "\(error)" }
             config.listen = value
             return nil
         },
-        "topology": { $0.topologyPath = $1; return nil },
-        "tokens": { $0.tokensPath = $1; return nil },
-        "rules": { $0.rulesPath = $1; return nil },
+        "topology": {
+            $0.topologyPath = $1; return nil
+        },
+        "tokens": {
+            $0.tokensPath = $1; return nil
+        },
+        "rules": {
+            $0.rulesPath = $1; return nil
+        },
         "window-seconds": integer(\.windowSeconds, 1...3600),
         "ingest-queue": integer(\.ingestQueueCapacity, 1...1_000_000),
         "max-body-bytes": integer(\.maxBodyBytes, 1024...(1 << 30)),
@@ -87,7 +95,9 @@ public struct ServiceConfiguration: Sendable, Equatable {
     public mutating func apply(fileText text: String, file: String) throws(InvalidConfiguration) {
         var errors: [ConfigurationError] = []
         var seen: [String: Int] = [:]
-        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (index, rawLine) in text.split(
+            omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }
+        ).enumerated() {
             let number = index + 1
             let location = "\(file):\(number)"
             let line = rawLine.trimmingCharacters(in: .whitespaces.union(CharacterSet(charactersIn: "\r")))
@@ -107,7 +117,8 @@ public struct ServiceConfiguration: Sendable, Equatable {
             }
             if let earlier = seen[key] {
                 errors.append(
-                    ConfigurationError(location: location, message: "'\(key)' already set on line \(earlier)"))
+                    ConfigurationError(location: location, message: "'\(key)' already set on line \(earlier)")
+                )
                 continue
             }
             seen[key] = number
@@ -127,14 +138,17 @@ public struct ServiceConfiguration: Sendable, Equatable {
         guard let set = Self.keys[key] else {
             throw ConfigurationError(location: "--\(key)", message: "unknown setting")
         }
-        if let problem = set(&self, value) { throw ConfigurationError(location: "--\(key)", message: problem) }
+        if let problem = set(&self, value) {
+            throw ConfigurationError(location: "--\(key)", message: problem)
+        }
     }
 
     /// Checks that the required settings are there.
     public func validated() throws(ConfigurationError) -> ServiceConfiguration {
         for (name, value) in [("db", databasePath), ("topology", topologyPath), ("tokens", tokensPath)]
         where value == nil {
-            throw ConfigurationError(location: nil, message: "--\(name) is required (or '\(name) = ...' in --config)")
+            throw ConfigurationError(
+                location: nil, message: "--\(name) is required (or '\(name) = ...' in --config)")
         }
         return self
     }

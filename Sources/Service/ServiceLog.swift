@@ -15,7 +15,9 @@ public struct ServiceLog: Sendable {
     private let clock: @Sendable () -> Date
 
     /// Logs into `sink`, one line (with its newline) per call.
-    public init(sink: @escaping @Sendable (String) -> Void, clock: @escaping @Sendable () -> Date = { Date() }) {
+    public init(
+        sink: @escaping @Sendable (String) -> Void, clock: @escaping @Sendable () -> Date = { Date() }
+    ) {
         self.sink = sink
         self.clock = clock
     }

@@ -53,12 +53,16 @@ public struct Tokens: Sendable {
         var entries: [Entry] = []
         var seenPrincipals: [String: Int] = [:]
         var seenTokens: Set<[UInt8]> = []
-        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (index, rawLine) in text.split(
+            omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }
+        ).enumerated() {
             let number = index + 1
             let line = rawLine.hasSuffix("\r") ? rawLine.dropLast() : rawLine
             let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
             if words.isEmpty || words[0].hasPrefix("#") { continue }
-            func fail(_ message: String) -> TokensError { TokensError(file: file, line: number, message: message) }
+            func fail(_ message: String) -> TokensError {
+                TokensError(file: file, line: number, message: message)
+            }
             guard words.count == 2 else {
                 throw fail("expected '<node> <token>' or '@admin <token>', found \(words.count) words")
             }
@@ -71,7 +75,9 @@ public struct Tokens: Sendable {
             } else {
                 throw fail("'\(who)' is not a node name or @admin")
             }
-            if let earlier = seenPrincipals[who] { throw fail("\(who) already has a token (line \(earlier))") }
+            if let earlier = seenPrincipals[who] {
+                throw fail("\(who) already has a token (line \(earlier))")
+            }
             seenPrincipals[who] = number
             let token = Array(words[1].utf8)
             guard token.count >= Self.minimumTokenBytes else {
@@ -89,7 +95,8 @@ public struct Tokens: Sendable {
     public static func load(path: String) throws(TokensError) -> Tokens {
         var status = stat()
         guard stat(path, &status) == 0 else {
-            throw TokensError(file: path, line: nil, message: "cannot open: \(String(cString: strerror(errno)))")
+            throw TokensError(
+                file: path, line: nil, message: "cannot open: \(String(cString: strerror(errno)))")
         }
         guard status.st_mode & S_IFMT == S_IFREG else {
             throw TokensError(file: path, line: nil, message: "not a regular file")

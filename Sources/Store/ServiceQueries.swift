@@ -46,7 +46,8 @@ extension Store {
                 try database.run(
                     "INSERT OR REPLACE INTO node_states (node, state, since_window, last_report_window, reason) VALUES (?, ?, ?, ?, ?)",
                     [
-                        .text(state.node.rawValue), .text(state.state), .integer(state.since.secondsSinceEpoch),
+                        .text(state.node.rawValue), .text(state.state),
+                        .integer(state.since.secondsSinceEpoch),
                         .optionalInt(state.lastReportWindow?.secondsSinceEpoch), .optionalText(state.reason),
                     ])
             }
@@ -55,7 +56,9 @@ extension Store {
 
     /// The latest window start in the event log, nil when it is empty.
     public func latestReportWindow() throws -> Timestamp? {
-        try database.singleInt("SELECT max(window_start) FROM reports").map { Timestamp(secondsSinceEpoch: $0) }
+        try database.singleInt("SELECT max(window_start) FROM reports").map {
+            Timestamp(secondsSinceEpoch: $0)
+        }
     }
 
     /// Starts of the windows closed at or after `from`, oldest first.
@@ -122,7 +125,8 @@ extension Store {
                 throw corrupt("bad event")
             }
             guard
-                let component = Self.component(kind: statement.string(4) ?? "", name: statement.string(3) ?? "")
+                let component = Self.component(
+                    kind: statement.string(4) ?? "", name: statement.string(3) ?? "")
             else { throw corrupt("bad component") }
             guard
                 let evidence = try? JSONDecoder().decode(
@@ -130,8 +134,10 @@ extension Store {
             else { throw corrupt("evidence is not a JSON object") }
             findings.append(
                 Finding(
-                    window: Timestamp(secondsSinceEpoch: statement.int64(1)), event: event, component: component,
-                    faultClass: statement.string(5) ?? "", confidence: statement.double(6), evidence: evidence))
+                    window: Timestamp(secondsSinceEpoch: statement.int64(1)), event: event,
+                    component: component,
+                    faultClass: statement.string(5) ?? "", confidence: statement.double(6), evidence: evidence
+                ))
         }
         return findings
     }
