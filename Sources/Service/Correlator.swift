@@ -416,6 +416,12 @@ public final class Correlator: Sendable {
         var first: Timestamp?
         let now = clock.now()
         if let latest = try store.latestReportWindow() {
+            // Last reports of the recent past from the log itself (node states hold older ones).
+            let recent = max(settings.rebuildWindows, Int(Engine.maxOpenWindows)) * settings.windowSeconds
+            for (node, window) in try store.lastReportWindows(from: latest.adding(seconds: -Int64(recent)))
+            where state.lastReport[node].map({ $0 < window }) ?? true {
+                state.lastReport[node] = window
+            }
             let span = Int64(settings.rebuildWindows) * Int64(settings.windowSeconds)
             let oldest = now.secondsSinceEpoch - Engine.maxOpenWindows * Int64(settings.windowSeconds)
             let from = Timestamp(secondsSinceEpoch: max(latest.secondsSinceEpoch - span, oldest))

@@ -61,6 +61,20 @@ extension Store {
         }
     }
 
+    /// Each node's latest report window among reports of windows from `from` on, by node.
+    public func lastReportWindows(from: Timestamp) throws -> [(node: NodeName, window: Timestamp)] {
+        let statement = try database.cachedStatement(
+            "SELECT node, max(window_start) FROM reports WHERE window_start >= ? GROUP BY node ORDER BY node")
+        try statement.bind([.integer(from.secondsSinceEpoch)])
+        defer { statement.reset() }
+        var result: [(node: NodeName, window: Timestamp)] = []
+        while try statement.step() {
+            guard let node = NodeName(statement.string(0) ?? "") else { continue }
+            result.append((node, Timestamp(secondsSinceEpoch: statement.int64(1))))
+        }
+        return result
+    }
+
     /// Starts of the windows closed at or after `from`, oldest first.
     public func closedWindowStarts(from: Timestamp) throws -> [Timestamp] {
         let statement = try database.cachedStatement(
