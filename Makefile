@@ -32,10 +32,10 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
-# The Net tests under ThreadSanitizer, in their own scratch directory so the normal build stays warm.
+# The Net and Service tests under ThreadSanitizer, in their own scratch directory so the normal build stays warm.
 test-tsan: deps
 	$(SWIFT) build --build-tests -Xswiftc -sanitize=thread --scratch-path .build-tsan
-	$(SWIFT) test --skip-build --scratch-path .build-tsan --filter NetTests
+	$(SWIFT) test --skip-build --scratch-path .build-tsan --filter "NetTests|ServiceTests"
 
 # Speed figures: release build, warm-up, repeated runs, medians. See docs/benchmarks.md.
 bench: release
