@@ -44,7 +44,7 @@ let package = Package(
         .target(name: "Service", dependencies: ["Net", "Store", "Engine", "FleetModel", "QuantileSketch"]),
         .executableTarget(name: "faultline", dependencies: ["FaultlineCLI"]),
         .executableTarget(
-            name: "FaultlineBench", dependencies: ["QuantileSketch", "FleetModel", "Engine", "Simulation"]),
+            name: "FaultlineBench", dependencies: ["QuantileSketch", "FleetModel", "Engine", "Simulation", "Net"]),
 
         .testTarget(
             name: "QuantileSketchTests", dependencies: ["QuantileSketch", "Simulation"],

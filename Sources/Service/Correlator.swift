@@ -433,9 +433,18 @@ public final class Correlator: Sendable {
                 findings += state.engine.replay(report).findings
                 replayed += 1
             }
-            findings += state.engine.advance(to: now)
+            let alreadyClosedStarts = try first.map { try store.closedWindowStarts(from: $0) } ?? []
+            // Windows the store records as closed close here too, even if new rules (a longer grace)
+            // would keep them open: they must not be closed, and recorded, a second time.
+            var target = now
+            if let last = alreadyClosedStarts.last {
+                let reopenedUntil = last.adding(
+                    seconds: Int64(settings.windowSeconds) * Int64(1 + inputs.rules.graceWindows))
+                target = max(target, reopenedUntil)
+            }
+            findings += state.engine.advance(to: target)
             if let first, let after = state.engine.nextWindowToClose {
-                let alreadyClosed = Set(try store.closedWindowStarts(from: first))
+                let alreadyClosed = Set(alreadyClosedStarts)
                 let closed = windowStarts(from: first, to: after).filter { !alreadyClosed.contains($0) }
                 let closedSet = Set(closed)
                 record(

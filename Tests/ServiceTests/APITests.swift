@@ -200,4 +200,25 @@ struct APITests {
         #expect(families == families.sorted())
         #expect(Set(families).count == families.count)
     }
+
+    @Test("reload: new tokens take effect at once; new rules rebuild the engine from the store")
+    func reload() throws {
+        let fixture = try ServiceFixture()
+        for window in 0..<4 { fixture.feed(window: window) }
+        let openBefore = text(fixture.call("GET", "/v1/findings", headers: bearer(adminToken)))
+        var inputs = fixture.inputs
+        inputs.tokens = try Tokens(
+            text: "@admin \(adminToken)\ngpu-0000 a-brand-new-token-0000\n", file: "tokens")
+        try fixture.correlator.reload(inputs)
+        let report = fixture.simulator.reports(window: 4)[0]
+        #expect(report.node.rawValue == "gpu-0000")
+        #expect(fixture.post(report).status == 401)
+        #expect(fixture.post(report, token: "a-brand-new-token-0000").status == 202)
+        inputs.rules.graceWindows += 1
+        try fixture.correlator.reload(inputs)
+        #expect(text(fixture.call("GET", "/v1/findings", headers: bearer(adminToken))) == openBefore)
+        let store = try Store(path: fixture.databasePath, mode: .existing, migrate: false)
+        let rules = try #require(try store.configuration(.rules, at: fixture.clock.now()))
+        #expect(rules.text == inputs.rules.canonicalText)
+    }
 }
