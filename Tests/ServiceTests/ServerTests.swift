@@ -168,4 +168,18 @@ struct ServiceServerTests {
         let store = try Store(path: running.directory.path + "/faultline.db", mode: .existing, migrate: false)
         #expect(try store.reports().count == smallSimulator.reports(window: 0).count * 3)
     }
+
+    @Test("a request head over 16 KiB is 431; a slow client mid-request does not hold up other agents")
+    func headerLimitAndSlowClient() throws {
+        let running = try RunningService()
+        let big = try running.client()
+        let response = try big.send(
+            "GET", "/healthz", headers: ["X-Padding": String(repeating: "a", count: 20_000)])
+        #expect(response.status == 431)
+        let slow = try running.client()
+        try slow.write("POST /v1/reports HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"version\"")
+        let other = try running.client()
+        #expect(try post(other, smallSimulator.reports(window: 0)[0]).status == 202)
+        #expect(try other.send("GET", "/healthz").status == 200)
+    }
 }
