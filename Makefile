@@ -3,7 +3,7 @@
 APT_PACKAGES := libsqlite3-dev libibverbs-dev pkg-config
 SWIFT ?= swift
 
-.PHONY: all deps build release test test-tsan bench bench-peers bench-instructions demo interop fuzz format lint clean
+.PHONY: all deps build release test test-tsan bench bench-serve bench-peers bench-instructions demo interop fuzz format lint clean
 
 all: build
 
@@ -40,6 +40,11 @@ test-tsan: deps
 # Speed figures: release build, warm-up, repeated runs, medians. See docs/benchmarks.md.
 bench: release
 	.build/release/faultline-bench
+
+# The correlator under load: a release faultline serve for 1,000 nodes and faultline-bench --serve
+# posting 64-pair reports from 16 threads (docs/service.md, "Measured load").
+bench-serve: release
+	ci/load-serve
 
 # The same data through DataDog's ddsketch and Apache DataSketches (Python, from ci/requirements.txt).
 bench-peers: release
