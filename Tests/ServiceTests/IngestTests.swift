@@ -214,4 +214,28 @@ struct IngestTests {
         #expect(engine.pairsInvalidSketch > 0)
         #expect(engine.windowsClosed >= 1)
     }
+
+    @Test("an empty file as the store is migrated at start, then takes reports")
+    func migratesEmptyFile() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.path + "/empty.db"
+        #expect(FileManager.default.createFile(atPath: path, contents: Data()))
+        let topology = smallSimulator.topology
+        let inputs = CorrelatorInputs(
+            topology: topology, topologyText: String(decoding: topology.jsonData(), as: UTF8.self),
+            rules: .defaults,
+            tokens: try Tokens(text: tokensText(topology), file: "tokens"))
+        let correlator = try Correlator(
+            databasePath: path, inputs: inputs, clock: ManualClock(smallSimulator.windowStart(0)))
+        defer { correlator.close() }
+        let report = smallSimulator.reports(window: 0)[0]
+        let result = try correlator.ingest(
+            body: Array(report.jsonLine.utf8), contentType: "application/json",
+            authorization: "Bearer \(nodeToken(report.node.rawValue))")
+        #expect(result.stored == 1)
+        let store = try Store(path: path, mode: .existing, migrate: false)
+        #expect(try store.reports() == [report])
+        #expect(try store.configuration(.topology, at: smallSimulator.windowStart(0)) != nil)
+    }
 }

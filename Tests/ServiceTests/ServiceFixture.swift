@@ -14,12 +14,18 @@ let scenariosDirectory = URL(fileURLWithPath: #filePath).deletingLastPathCompone
     .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("scenarios")
 
 /// The small-16 scenario (16 nodes × 4 rails, an endpoint slowed and a fabric link dead for a while).
-let smallSimulator: FleetSimulator = {
-    let scenario = try! Scenario(
-        json: Data(contentsOf: scenariosDirectory.appendingPathComponent("small-16.json")))
-    return try! FleetSimulator(
-        scenario: scenario, topology: scenario.loadTopology(relativeTo: scenariosDirectory))
-}()
+let smallSimulator: FleetSimulator = loadSmallSimulator()
+
+private func loadSmallSimulator() -> FleetSimulator {
+    do {
+        let scenario = try Scenario(
+            json: Data(contentsOf: scenariosDirectory.appendingPathComponent("small-16.json")))
+        return try FleetSimulator(
+            scenario: scenario, topology: scenario.loadTopology(relativeTo: scenariosDirectory))
+    } catch {
+        fatalError("scenarios/small-16.json: \(error)")
+    }
+}
 
 let adminToken = "admin-0123456789abcdef"
 func nodeToken(_ node: String) -> String { "agent-\(node)-0123456789" }
