@@ -210,4 +210,47 @@ struct ServeCommandTests {
         let store = try Store(path: files.database, mode: .existing, migrate: false)
         #expect(try store.reports().count >= acked.count + 50)
     }
+
+    @Test(
+        "SIGHUP reloads the tokens file: a new token works at once, a bad file is logged and the old tokens kept"
+    )
+    func hangupReloadsTokens() throws {
+        let files = try ServeFiles()
+        defer { files.remove() }
+        let serve = try ServeProcess(files)
+        let client = try HTTPClient(connectingTo: serve.address, timeout: .seconds(20))
+        let report = files.simulator.reports(window: 0)[0]
+        let newToken = "a-token-issued-after-start-0123"
+        func status(_ token: String) throws -> Int {
+            try client.send(
+                "POST", "/v1/reports",
+                headers: ["Authorization": "Bearer \(token)", "Content-Type": "application/json"],
+                body: Array(report.jsonLine.utf8)
+            ).status
+        }
+        #expect(try status(newToken) == 401)
+        try Data("@admin \(ServeFiles.admin)\n\(report.node) \(newToken)\n".utf8).write(
+            to: URL(fileURLWithPath: files.tokens))
+        chmod(files.tokens, 0o600)
+        kill(serve.process.processIdentifier, SIGHUP)
+        var reloaded = false
+        for _ in 0..<100 where !reloaded {
+            reloaded = try status(newToken) == 202
+            if !reloaded { usleep(50_000) }
+        }
+        #expect(reloaded)
+        #expect(try status(ServeFiles.token(report.node.rawValue)) == 401)
+        // A tokens file others can read is refused on reload too; the tokens in force stay.
+        chmod(files.tokens, 0o644)
+        kill(serve.process.processIdentifier, SIGHUP)
+        usleep(300_000)
+        #expect(try status(newToken) == 202)
+        kill(serve.process.processIdentifier, SIGTERM)
+        serve.process.waitUntilExit()
+        #expect(serve.process.terminationStatus == 0)
+        let log = String(decoding: serve.errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(log.contains("\"event\": \"reloaded\""))
+        #expect(log.contains("\"event\": \"reload-failed\""))
+        #expect(!log.contains(newToken))
+    }
 }
