@@ -98,13 +98,14 @@ public final class Correlator: Sendable {
         var lastTick: Timestamp?
     }
 
-    /// State of the engine's queue only.
+    /// State owned by the two queues: `store` and `persistedStates` by `storeQueue`, the rest by
+    /// `queue` (the engine's). Start, rebuild and reload hold both.
     private final class QueueState {
         var store: Store?
+        var persistedStates: [NodeName: NodeState] = [:]
         var engine: Engine
         var lastReport: [NodeName: Timestamp] = [:]
         var open: [OpenKey: Finding] = [:]
-        var persistedStates: [NodeName: NodeState] = [:]
 
         init(store: Store, engine: Engine) {
             self.store = store
@@ -121,14 +122,20 @@ public final class Correlator: Sendable {
     }
 
     public let settings: Settings
-    /// The engine's executor: every store write and engine call runs here, one at a time.
+    /// The engine's executor: every engine call runs here, one at a time, in commit order.
     public let queue: DispatchQueue
-    /// The bound on ingest work waiting for `queue`.
+    /// The store's writer: appends (committed before 202) and window records, one at a time.
+    public let storeQueue: DispatchQueue
+    /// The bound on ingest work waiting for `storeQueue`.
     public let ingestQueue: WorkQueue
+    /// Reports committed but not yet taken by the engine; past `maxEngineBacklog` the store's
+    /// queue waits for the engine (backpressure) instead of queueing more.
+    private let engineBacklog = Locked(0)
+    static let maxEngineBacklog = 20_000
     public let databasePath: String
     private let clock: any ServiceClock
     private let log: ServiceLog
-    /// Touched only on `queue` (the invariant that makes this `Sendable`).
+    /// Touched only on the queue that owns each field (the invariant that makes this `Sendable`).
     private nonisolated(unsafe) let state: QueueState
     /// A second, read-only connection for reads that must not wait behind ingest; only on `readQueue`.
     private nonisolated(unsafe) var reader: Store?
@@ -147,8 +154,9 @@ public final class Correlator: Sendable {
         self.clock = clock
         self.log = log
         queue = DispatchQueue(label: "faultline.correlator.engine")
+        storeQueue = DispatchQueue(label: "faultline.correlator.store")
         ingestQueue = WorkQueue(
-            label: "faultline.correlator.ingest", capacity: settings.ingestQueueCapacity, queue: queue)
+            label: "faultline.correlator.ingest", capacity: settings.ingestQueueCapacity, queue: storeQueue)
         let store = try Store(path: databasePath)
         reader = try Store(path: databasePath, mode: .existing, migrate: false)
         state = QueueState(
@@ -156,9 +164,11 @@ public final class Correlator: Sendable {
             engine: Engine(
                 topology: inputs.topology, rules: inputs.rules, windowSeconds: settings.windowSeconds))
         published = Locked(Published(inputs: inputs, pinglist: inputs.topology.pinglist()))
-        try queue.sync {
-            try recordConfiguration(inputs)
-            try rebuild()
+        try storeQueue.sync {
+            try queue.sync {
+                try recordConfiguration(inputs)
+                try rebuild()
+            }
         }
         published.withLock { $0.ready = true }
     }
@@ -275,16 +285,36 @@ public final class Correlator: Sendable {
         return result
     }
 
-    /// On the queue: commit, then feed the engine what was new.
+    /// On the store's queue: commit, then hand what was new to the engine's queue, in commit order.
+    /// The answer does not wait for the engine (a window close there does not hold up agents).
     private func appendAndIngest(_ prepared: [PreparedReport]) throws -> [AppendOutcome] {
-        dispatchPrecondition(condition: .onQueue(queue))
+        dispatchPrecondition(condition: .onQueue(storeQueue))
         guard let store = state.store else { throw StoreClosed() }
         let now = clock.now()
         let outcomes = try store.append(prepared: prepared, receivedAt: now)
+        let new = zip(prepared, outcomes).filter { $0.1 == .stored }.map(\.0.report)
+        guard !new.isEmpty else { return outcomes }
+        let backlog = engineBacklog.withLock { value -> Int in
+            value += new.count
+            return value
+        }
+        let work: @Sendable () -> Void = { [self] in ingestIntoEngine(new, now: now) }
+        if backlog > Self.maxEngineBacklog { queue.sync(execute: work) } else { queue.async(execute: work) }
+        return outcomes
+    }
+
+    /// Returns once the engine has taken every report committed so far.
+    public func waitForEngine() {
+        storeQueue.sync {}
+        queue.sync {}
+    }
+
+    /// On the engine's queue: committed reports into the engine.
+    private func ingestIntoEngine(_ reports: [Report], now: Timestamp) {
+        dispatchPrecondition(condition: .onQueue(queue))
         var tooOld = 0
         let oldest = now.secondsSinceEpoch - Engine.maxOpenWindows * Int64(settings.windowSeconds)
-        for (item, outcome) in zip(prepared, outcomes) where outcome == .stored {
-            let report = item.report
+        for report in reports {
             if state.lastReport[report.node].map({ $0 < report.windowStart }) ?? true {
                 state.lastReport[report.node] = report.windowStart
             }
@@ -301,7 +331,7 @@ public final class Correlator: Sendable {
             $0.engine = engineCounters
             $0.reportsTooOld += tooOld
         }
-        return outcomes
+        engineBacklog.withLock { $0 -= reports.count }
     }
 
     private struct StoreClosed: Error, CustomStringConvertible {
@@ -312,12 +342,14 @@ public final class Correlator: Sendable {
 
     /// Closes every window the clock says is over (plus the grace period) and records what that
     /// caused; the service's ticker calls this, tests call it after moving a manual clock.
+    /// Returns once what it closed is recorded.
     public func tick() {
         queue.sync { tickOnQueue() }
+        storeQueue.sync {}
     }
 
     private func tickOnQueue() {
-        guard state.store != nil else { return }
+        guard published.withLock({ $0.ready }) else { return }
         let now = clock.now()
         let started = ContinuousClock.now
         let before = state.engine.nextWindowToClose
@@ -326,20 +358,22 @@ public final class Correlator: Sendable {
         published.withLock { $0.lastTick = now }
         guard let before, let after, after > before else { return }
         let closed = windowStarts(from: before, to: after)
-        record(closed: closed, findings: findings, closedAt: now)
-        let seconds = (ContinuousClock.now - started) / .seconds(1)
+        apply(findings)
+        let statuses = nodeStatuses(now: now)
         let engineCounters = state.engine.counters
-        counters.withLock {
-            $0.windowClose.observe(seconds)
-            $0.engine = engineCounters
+        counters.withLock { $0.engine = engineCounters }
+        storeQueue.async { [self] in
+            persist(closed: closed, findings: findings, statuses: statuses, closedAt: now)
+            let seconds = (ContinuousClock.now - started) / .seconds(1)
+            counters.withLock { $0.windowClose.observe(seconds) }
+            log.log(
+                "windows-closed",
+                [
+                    "from": .string(before.description), "count": .number(Double(closed.count)),
+                    "events": .number(Double(findings.count)),
+                    "seconds": .number((seconds * 1e4).rounded() / 1e4),
+                ])
         }
-        log.log(
-            "windows-closed",
-            [
-                "from": .string(before.description), "count": .number(Double(closed.count)),
-                "events": .number(Double(findings.count)),
-                "seconds": .number((seconds * 1e4).rounded() / 1e4),
-            ])
     }
 
     private func windowStarts(from: Timestamp, to: Timestamp) -> [Timestamp] {
@@ -348,21 +382,27 @@ public final class Correlator: Sendable {
         ).map { Timestamp(secondsSinceEpoch: $0) }
     }
 
-    /// Records closed windows with their findings and the node states that changed, in one
-    /// transaction, and publishes the open findings.
-    private func record(closed: [Timestamp], findings: [Finding], closedAt: Timestamp) {
+    /// On the engine's queue: findings events into the open findings, published.
+    private func apply(_ findings: [Finding]) {
         for finding in findings {
             let key = OpenKey(component: finding.component, faultClass: finding.faultClass)
             if finding.event == .closed { state.open[key] = nil } else { state.open[key] = finding }
         }
         let openFindings = state.open.keys.sorted().map { state.open[$0]! }
         published.withLock { $0.openFindings = openFindings }
+    }
+
+    /// On the store's queue: closed windows with their findings and the node states that changed,
+    /// in one transaction.
+    private func persist(
+        closed: [Timestamp], findings: [Finding], statuses: [NodeStatus], closedAt: Timestamp
+    ) {
         var byWindow: [Timestamp: [Finding]] = [:]
         for finding in findings { byWindow[finding.window, default: []].append(finding) }
         let windows = closed.map { (start: $0, findings: byWindow[$0] ?? []) }
         let lastClosed = closed.last ?? closedAt
         var changed: [NodeState] = []
-        for status in nodeStatuses(now: closedAt) {
+        for status in statuses {
             let previous = state.persistedStates[status.node]
             guard previous?.state != status.state || previous?.lastReportWindow != status.lastReportWindow
             else { continue }
@@ -447,9 +487,10 @@ public final class Correlator: Sendable {
                 let alreadyClosed = Set(alreadyClosedStarts)
                 let closed = windowStarts(from: first, to: after).filter { !alreadyClosed.contains($0) }
                 let closedSet = Set(closed)
-                record(
-                    closed: closed, findings: findings.filter { closedSet.contains($0.window) }, closedAt: now
-                )
+                apply(findings.filter { closedSet.contains($0.window) })
+                persist(
+                    closed: closed, findings: findings.filter { closedSet.contains($0.window) },
+                    statuses: nodeStatuses(now: now), closedAt: now)
             }
         }
         let openFindings = state.open.keys.sorted().map { state.open[$0]! }
@@ -474,14 +515,16 @@ public final class Correlator: Sendable {
         let engineChanged =
             inputs.topologyText != previous.topologyText || inputs.rules != previous.rules
         let pinglist = engineChanged ? inputs.topology.pinglist() : published.withLock { $0.pinglist }
-        try queue.sync {
-            published.withLock {
-                $0.inputs = inputs
-                $0.pinglist = pinglist
-            }
-            if engineChanged {
-                try recordConfiguration(inputs)
-                try rebuild()
+        try storeQueue.sync {
+            try queue.sync {
+                published.withLock {
+                    $0.inputs = inputs
+                    $0.pinglist = pinglist
+                }
+                if engineChanged {
+                    try recordConfiguration(inputs)
+                    try rebuild()
+                }
             }
         }
         log.log(
@@ -495,7 +538,7 @@ public final class Correlator: Sendable {
     /// Stops using the store: waits for the queue's work, then closes both connections.
     public func close() {
         published.withLock { $0.ready = false }
-        queue.sync { state.store = nil }
+        storeQueue.sync { state.store = nil }
         readQueue.sync { reader = nil }
     }
 

@@ -156,6 +156,7 @@ struct IngestTests {
         fixture.clock.set(fixture.simulator.windowStart(5))
         fixture.correlator.tick()
         #expect(fixture.post(reports[1]).status == 202)
+        fixture.correlator.waitForEngine()
         #expect(fixture.correlator.counterSnapshot.engine.reportsLate == 1)
     }
 

@@ -114,8 +114,8 @@ struct ServiceServerTests {
         let reports = smallSimulator.reports(window: 0)
         let blocked = DispatchSemaphore(value: 0)
         let release = DispatchSemaphore(value: 0)
-        // Hold the engine's queue, then fill the one place of the ingest queue.
-        running.service.correlator.queue.async {
+        // Hold the store's queue, then fill the one place of the ingest queue.
+        running.service.correlator.storeQueue.async {
             blocked.signal()
             release.wait()
         }
