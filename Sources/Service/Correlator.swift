@@ -555,10 +555,13 @@ public final class Correlator: Sendable {
     /// Each open finding's latest event, by component and class (a snapshot: no waiting on ingest).
     public var openFindings: [Finding] { published.withLock { $0.openFindings } }
 
-    /// Ready: the store is open, the engine rebuilt, and the ticker ran within three windows.
+    /// Ready: the store is open, the engine rebuilt and caught up (fewer than `maxEngineBacklog`
+    /// committed reports waiting for it), and the ticker ran within three windows.
     public var isReady: Bool {
         let (ready, lastTick) = published.withLock { ($0.ready, $0.lastTick) }
-        guard ready, let lastTick else { return false }
+        guard ready, let lastTick, engineBacklog.withLock({ $0 }) < Self.maxEngineBacklog else {
+            return false
+        }
         return clock.now().secondsSinceEpoch - lastTick.secondsSinceEpoch <= 3 * Int64(settings.windowSeconds)
     }
 
