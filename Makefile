@@ -3,7 +3,7 @@
 APT_PACKAGES := libsqlite3-dev libibverbs-dev pkg-config
 SWIFT ?= swift
 
-.PHONY: all deps build release test test-tsan bench bench-sketch bench-engine bench-scenarios bench-peers bench-instructions demo interop fuzz format lint clean
+.PHONY: all deps build release test test-tsan bench bench-sketch bench-engine bench-scenarios bench-serve bench-peers bench-instructions demo interop fuzz format lint clean
 
 all: build
 
@@ -32,10 +32,10 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
-# The Net tests under ThreadSanitizer, in their own scratch directory so the normal build stays warm.
+# The Net and Service tests under ThreadSanitizer, in their own scratch directory so the normal build stays warm.
 test-tsan: deps
 	$(SWIFT) build --build-tests -Xswiftc -sanitize=thread --scratch-path .build-tsan
-	$(SWIFT) test --skip-build --scratch-path .build-tsan --filter NetTests
+	$(SWIFT) test --skip-build --scratch-path .build-tsan --filter "NetTests|ServiceTests"
 
 # Speed figures: release build, warm-up, repeated runs, medians. See docs/benchmarks.md.
 bench: bench-sketch bench-engine bench-scenarios
@@ -50,6 +50,11 @@ bench-engine: release
 # The large scenarios (4,096 nodes; 1,000 noisy windows of 512 nodes) scored: tens of minutes.
 bench-scenarios: release
 	ci/score-suite --faultline .build/release/faultline scenarios/large/fleet-4096.json scenarios/large/noisy-512-1000-windows.json
+
+# The correlator under load: a release faultline serve for 1,000 nodes and faultline-bench --serve
+# posting 64-pair reports from 16 threads (docs/service.md, "Measured load").
+bench-serve: release
+	ci/load-serve
 
 # The same data through DataDog's ddsketch and Apache DataSketches (Python, from ci/requirements.txt).
 bench-peers: release

@@ -37,16 +37,20 @@ let package = Package(
         // The command line: every subcommand as a type, parsed by hand.
         .target(
             name: "FaultlineCLI",
-            dependencies: ["QuantileSketch", "FleetModel", "Engine", "Simulation", "Store", "Verbs", "Probe"]),
+            dependencies: [
+                "QuantileSketch", "FleetModel", "Engine", "Simulation", "Store", "Service", "Net", "Verbs", "Probe",
+            ]),
         // POSIX sockets, the HTTP/1.1 server and a blocking client. Imports nothing of ours.
         .target(name: "Net"),
+        // The correlator service: ingest, the engine on one serial queue, the API, metrics, tokens.
+        .target(name: "Service", dependencies: ["Net", "Store", "Engine", "FleetModel", "QuantileSketch"]),
         // Owning wrappers over libibverbs behind VerbsAPI, the real one and a seeded fake.
         .target(name: "Verbs", dependencies: ["CIBVerbs"]),
         // The node agent: sysfs discovery (NICs, GPUs, rails) and the verbs probers.
         .target(name: "Probe", dependencies: ["Verbs"]),
         .executableTarget(name: "faultline", dependencies: ["FaultlineCLI"]),
         .executableTarget(
-            name: "FaultlineBench", dependencies: ["QuantileSketch", "FleetModel", "Engine", "Simulation"]),
+            name: "FaultlineBench", dependencies: ["QuantileSketch", "FleetModel", "Engine", "Simulation", "Net"]),
 
         .testTarget(
             name: "QuantileSketchTests", dependencies: ["QuantileSketch", "Simulation"],
@@ -55,7 +59,7 @@ let package = Package(
         .testTarget(
             name: "FaultlineCLITests",
             dependencies: [
-                "FaultlineCLI", "faultline", "Engine", "FleetModel", "QuantileSketch", "Simulation", "Store",
+                "FaultlineCLI", "faultline", "Engine", "FleetModel", "QuantileSketch", "Simulation", "Store", "Net",
             ]
         ),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CSQLite3", "CIBVerbs"]),
@@ -66,6 +70,9 @@ let package = Package(
             name: "ProbeTests", dependencies: ["Probe", "Verbs"],
             exclude: ["Fixtures"]  // sysfs trees of small files and symlinks, read by #filePath
         ),
+        .testTarget(
+            name: "ServiceTests",
+            dependencies: ["Service", "Net", "Store", "Engine", "FleetModel", "QuantileSketch", "Simulation"]),
         .testTarget(
             name: "StoreTests",
             dependencies: ["Store", "CSQLite3", "FleetModel", "QuantileSketch", "Engine", "Simulation"]),

@@ -79,6 +79,18 @@ public struct Engine: Sendable {
         tracker.openFindings.map { ($0.key.component, $0.faultClass) }
     }
 
+    /// The start of the next window `advance` will close: the earliest window with reports until one
+    /// has closed, nil before any report. Windows from an earlier value up to a later one have closed.
+    public var nextWindowToClose: Timestamp? { closingStarts.map { Timestamp(secondsSinceEpoch: $0) } }
+
+    /// One step of a replay over reports in (window, node) order: windows close once a report of a
+    /// window past their grace period arrives, as they would live; then the report is ingested.
+    /// `faultline replay` and the service's rebuild from its store both use this.
+    public mutating func replay(_ report: Report) -> (findings: [Finding], outcome: IngestOutcome) {
+        let findings = advance(to: report.windowStart)
+        return (findings, ingest(report))
+    }
+
     /// Takes one validated report into its window.
     @discardableResult
     public mutating func ingest(_ report: Report) -> IngestOutcome {

@@ -242,6 +242,7 @@ let usage = """
     usage: faultline-bench [--json] [--data DIR]
            faultline-bench --write-data DIR
            faultline-bench --engine SCENARIO.json
+           faultline-bench --serve HOST:PORT --admin-token TOKEN [--nodes N] [--threads N] [--seconds S] [--window-seconds S]
            faultline-bench --workload insert|batch-insert|merge-narrow|merge-wide|encode-narrow|encode-wide|decode-narrow|decode-wide --repeat N
     """
 var arguments = Array(CommandLine.arguments.dropFirst())
@@ -251,6 +252,7 @@ var writeDirectory: String?
 var workload: String?
 var engineScenario: String?
 var repeats = 1
+var serveLoad: ServeLoadOptions?
 while let argument = arguments.first {
     arguments.removeFirst()
     switch argument {
@@ -259,6 +261,18 @@ while let argument = arguments.first {
     case "--write-data" where !arguments.isEmpty: writeDirectory = arguments.removeFirst()
     case "--workload" where !arguments.isEmpty: workload = arguments.removeFirst()
     case "--engine" where !arguments.isEmpty: engineScenario = arguments.removeFirst()
+    case "--serve" where !arguments.isEmpty:
+        serveLoad = serveLoad ?? ServeLoadOptions()
+        serveLoad?.address = arguments.removeFirst()
+    case "--admin-token" where !arguments.isEmpty: serveLoad?.adminToken = arguments.removeFirst()
+    case "--nodes" where !arguments.isEmpty && Int(arguments[0]) != nil:
+        serveLoad?.nodes = Int(arguments.removeFirst())!
+    case "--threads" where !arguments.isEmpty && Int(arguments[0]) != nil:
+        serveLoad?.threads = Int(arguments.removeFirst())!
+    case "--seconds" where !arguments.isEmpty && Double(arguments[0]) != nil:
+        serveLoad?.seconds = Double(arguments.removeFirst())!
+    case "--window-seconds" where !arguments.isEmpty && Int(arguments[0]) != nil:
+        serveLoad?.windowSeconds = Int(arguments.removeFirst())!
     case "--repeat" where !arguments.isEmpty && Int(arguments[0]) != nil:
         repeats = Int(arguments.removeFirst())!
     case "--help", "-h":
@@ -274,6 +288,10 @@ while let argument = arguments.first {
 do {
     if let writeDirectory {
         try writeDatasets(to: writeDirectory)
+        exit(0)
+    }
+    if let serveLoad {
+        try runServeLoad(serveLoad)
         exit(0)
     }
     if let engineScenario {

@@ -24,6 +24,7 @@ public enum FaultlineCommand {
         RulesCheckCommand.self,
         RulesShowCommand.self,
         ReplayCommand.self,
+        ServeCommand.self,
         SimulateCommand.self,
         DbCheckCommand.self,
         DbMigrateCommand.self,

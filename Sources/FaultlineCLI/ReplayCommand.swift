@@ -92,8 +92,7 @@ struct ReplayCommand: Command {
         var events: [Finding] = []
         for report in ordered {
             // A window closes once reports of a window past its grace period arrive, as live.
-            events += engine.advance(to: report.windowStart)
-            engine.ingest(report)
+            events += engine.replay(report).findings
         }
         events += engine.finish()
         return (events, engine.counters)

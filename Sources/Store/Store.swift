@@ -179,26 +179,11 @@ public final class Store {
         return SHA256.digest(content)
     }
 
-    /// A report in the form the log stores, computed outside the transaction.
-    private struct EncodedReport {
-        let report: Report
-        let pairs: [UInt8]
-        let health: String?
-        let hash: [UInt8]
-
-        init(_ report: Report) {
-            self.report = report
-            pairs = PairsEncoding.encode(report.pairs)
-            health = report.health.isEmpty ? nil : JSONValue.object(report.health).jsonText
-            hash = Store.contentHash(report: report, pairs: pairs, health: health)
-        }
-    }
-
     /// Stores one report, unless its node and window are stored already: then the outcome says
     /// whether the content is the same (accept again) or not (conflict; the first one stays).
     /// A `.stored` report is committed when this returns: it survives the process being killed.
     public func append(_ report: Report, receivedAt: Timestamp) throws -> AppendOutcome {
-        let encoded = EncodedReport(report)
+        let encoded = PreparedReport(report)
         return try database.transaction { try insert(encoded, receivedAt: receivedAt) }
     }
 
@@ -207,11 +192,16 @@ public final class Store {
     /// reports' order; a report whose node and window came earlier in the same batch is a duplicate
     /// or conflict of that one. All are committed when this returns; if it throws, none is stored.
     public func append(contentsOf reports: [Report], receivedAt: Timestamp) throws -> [AppendOutcome] {
-        let encoded = reports.map(EncodedReport.init)
-        return try database.transaction { try encoded.map { try insert($0, receivedAt: receivedAt) } }
+        try append(prepared: reports.map(PreparedReport.init), receivedAt: receivedAt)
     }
 
-    private func insert(_ encoded: EncodedReport, receivedAt: Timestamp) throws -> AppendOutcome {
+    /// `append(contentsOf:)` for reports already encoded (by `PreparedReport`, on any thread): the
+    /// service encodes on its connection threads and keeps only the transaction on its one queue.
+    public func append(prepared reports: [PreparedReport], receivedAt: Timestamp) throws -> [AppendOutcome] {
+        try database.transaction { try reports.map { try insert($0, receivedAt: receivedAt) } }
+    }
+
+    private func insert(_ encoded: PreparedReport, receivedAt: Timestamp) throws -> AppendOutcome {
         let report = encoded.report
         let existing = try database.cachedStatement(
             "SELECT content_hash FROM reports WHERE window_start = ? AND node = ?")
@@ -274,7 +264,7 @@ public final class Store {
         return reports
     }
 
-    private func report(from row: Statement) throws -> Report {
+    func report(from row: Statement) throws -> Report {
         let id = row.int64(0)
         func corrupt(_ reason: String) -> StoreError {
             .corruptRow(path: path, table: "reports", rowID: id, reason: reason)
@@ -439,7 +429,12 @@ public final class Store {
     /// continue the open finding of the same component and class (an orphan one starts a record so
     /// nothing is lost). All in one transaction.
     public func record(findings: [Finding]) throws {
-        try database.transaction {
+        try database.transaction { try insert(findings: findings) }
+    }
+
+    /// `record(findings:)` inside a transaction the caller holds.
+    func insert(findings: [Finding]) throws {
+        do {
             for finding in findings {
                 let window = finding.window.secondsSinceEpoch
                 let component = finding.component.description

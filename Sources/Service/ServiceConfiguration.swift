@@ -1,0 +1,161 @@
+// The service's settings: defaults, the config file (`key = value` lines, `#` comments, every problem
+// as `file:line: message`, like the rules files), and command-line flags over both.
+
+import Foundation
+import Net
+
+/// A problem in the config file, or a missing setting; prints as `file:line: message`.
+public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
+    public let location: String?
+    public let message: String
+
+    public init(location: String?, message: String) {
+        self.location = location
+        self.message = message
+    }
+
+    public var description: String { location.map { "\($0): \(message)" } ?? message }
+}
+
+/// Every setting of `faultline serve`. docs/service.md lists them.
+public struct ServiceConfiguration: Sendable, Equatable {
+    /// The store file (`db`).
+    public var databasePath: String?
+    /// `listen`: `HOST:PORT`; 127.0.0.1:8080 by default (loopback only).
+    public var listen = "127.0.0.1:8080"
+    public var topologyPath: String?
+    public var tokensPath: String?
+    /// A rules directory or file; nil for the built-in rules.
+    public var rulesPath: String?
+    /// `window-seconds`: the engine's window length.
+    public var windowSeconds = 10
+    /// `ingest-queue`: reports requests that may wait for the engine's queue; past it, 503.
+    public var ingestQueueCapacity = 512
+    /// `max-body-bytes`: one request body; past it, 413.
+    public var maxBodyBytes = 8 << 20
+    /// `max-reports-per-request`: lines of one NDJSON body; past it, 413.
+    public var maxReportsPerRequest = 1_000
+    /// `max-connections`: open connections; past it, 503.
+    public var maxConnections = 256
+    /// `rebuild-windows`: windows of stored reports replayed into the engine at start.
+    public var rebuildWindows = 16
+    /// `silent-after-windows`: a node whose last report is older than this many windows is silent.
+    public var silentAfterWindows = 3
+    /// `tick-milliseconds`: how often the window ticker looks at the clock.
+    public var tickMilliseconds = 1_000
+
+    public init() {}
+
+    /// The keys the file and the flags know, each with how to set it.
+    static let keys: [String: @Sendable (inout ServiceConfiguration, String) -> String?] = [
+        "db": {
+            $0.databasePath = $1; return nil
+        },
+        "listen": { config, value in
+            do { _ = try SocketAddress.parse(value) } catch { return "\(error)" }
+            config.listen = value
+            return nil
+        },
+        "topology": {
+            $0.topologyPath = $1; return nil
+        },
+        "tokens": {
+            $0.tokensPath = $1; return nil
+        },
+        "rules": {
+            $0.rulesPath = $1; return nil
+        },
+        "window-seconds": integer(\.windowSeconds, 1...3600),
+        "ingest-queue": integer(\.ingestQueueCapacity, 1...1_000_000),
+        "max-body-bytes": integer(\.maxBodyBytes, 1024...(1 << 30)),
+        "max-reports-per-request": integer(\.maxReportsPerRequest, 1...1_000_000),
+        "max-connections": integer(\.maxConnections, 1...100_000),
+        "rebuild-windows": integer(\.rebuildWindows, 0...10_000),
+        "silent-after-windows": integer(\.silentAfterWindows, 1...10_000),
+        "tick-milliseconds": integer(\.tickMilliseconds, 10...60_000),
+    ]
+
+    private static func integer(
+        _ path: any WritableKeyPath<ServiceConfiguration, Int> & Sendable, _ range: ClosedRange<Int>
+    ) -> @Sendable (inout ServiceConfiguration, String) -> String? {
+        { config, value in
+            guard let number = Int(value), range.contains(number) else {
+                return "expected an integer in \(range.lowerBound)...\(range.upperBound), found '\(value)'"
+            }
+            config[keyPath: path] = number
+            return nil
+        }
+    }
+
+    /// The setting names, sorted (for help and errors).
+    public static var keyNames: [String] { keys.keys.sorted() }
+
+    /// Applies a config file's text over `self`. Lines are `key = value`, blank, or `#` comments;
+    /// every problem (unknown key, key set twice, bad value, no `=`) is collected, then all thrown.
+    public mutating func apply(fileText text: String, file: String) throws(InvalidConfiguration) {
+        var errors: [ConfigurationError] = []
+        var seen: [String: Int] = [:]
+        for (index, rawLine) in text.split(
+            omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }
+        ).enumerated() {
+            let number = index + 1
+            let location = "\(file):\(number)"
+            let line = rawLine.trimmingCharacters(in: .whitespaces.union(CharacterSet(charactersIn: "\r")))
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            guard let equals = line.firstIndex(of: "=") else {
+                errors.append(ConfigurationError(location: location, message: "expected 'key = value'"))
+                continue
+            }
+            let key = line[..<equals].trimmingCharacters(in: .whitespaces)
+            let value = line[line.index(after: equals)...].trimmingCharacters(in: .whitespaces)
+            guard let set = Self.keys[key] else {
+                errors.append(
+                    ConfigurationError(
+                        location: location,
+                        message: "unknown key '\(key)' (known: \(Self.keyNames.joined(separator: ", ")))"))
+                continue
+            }
+            if let earlier = seen[key] {
+                errors.append(
+                    ConfigurationError(location: location, message: "'\(key)' already set on line \(earlier)")
+                )
+                continue
+            }
+            seen[key] = number
+            guard !value.isEmpty else {
+                errors.append(ConfigurationError(location: location, message: "'\(key)' has no value"))
+                continue
+            }
+            if let problem = set(&self, value) {
+                errors.append(ConfigurationError(location: location, message: "\(key): \(problem)"))
+            }
+        }
+        if !errors.isEmpty { throw InvalidConfiguration(errors: errors) }
+    }
+
+    /// Sets one setting from a command-line flag (`--window-seconds 10` is key `window-seconds`).
+    public mutating func set(_ key: String, _ value: String) throws(ConfigurationError) {
+        guard let set = Self.keys[key] else {
+            throw ConfigurationError(location: "--\(key)", message: "unknown setting")
+        }
+        if let problem = set(&self, value) {
+            throw ConfigurationError(location: "--\(key)", message: problem)
+        }
+    }
+
+    /// Checks that the required settings are there.
+    public func validated() throws(ConfigurationError) -> ServiceConfiguration {
+        for (name, value) in [("db", databasePath), ("topology", topologyPath), ("tokens", tokensPath)]
+        where value == nil {
+            throw ConfigurationError(
+                location: nil, message: "--\(name) is required (or '\(name) = ...' in --config)")
+        }
+        return self
+    }
+}
+
+/// Every problem of a config file, in line order.
+public struct InvalidConfiguration: Error, Sendable, Equatable, CustomStringConvertible {
+    public let errors: [ConfigurationError]
+    public var description: String { errors.map(\.description).joined(separator: "\n") }
+}
