@@ -129,7 +129,7 @@ extension Store {
     }
 
     /// Findings from rows of (id, window_start, event, component, kind, class, confidence, evidence).
-    private func findings(from statement: Statement) throws -> [Finding] {
+    func findings(from statement: Statement) throws -> [Finding] {
         var findings: [Finding] = []
         while try statement.step() {
             func corrupt(_ reason: String) -> StoreError {

@@ -488,30 +488,7 @@ public final class Store {
             .integer(from?.secondsSinceEpoch ?? Int64.min), .integer(to?.secondsSinceEpoch ?? Int64.max),
         ])
         defer { statement.reset() }
-        var findings: [Finding] = []
-        while try statement.step() {
-            func corrupt(_ reason: String) -> StoreError {
-                .corruptRow(path: path, table: "finding_events", rowID: statement.int64(0), reason: reason)
-            }
-            guard let event = Finding.Event(rawValue: statement.string(2) ?? "") else {
-                throw corrupt("bad event")
-            }
-            guard
-                let component = Self.component(
-                    kind: statement.string(4) ?? "", name: statement.string(3) ?? "")
-            else { throw corrupt("bad component") }
-            guard
-                let evidence = try? JSONDecoder().decode(
-                    [String: JSONValue].self, from: Data((statement.string(7) ?? "").utf8))
-            else { throw corrupt("evidence is not a JSON object") }
-            findings.append(
-                Finding(
-                    window: Timestamp(secondsSinceEpoch: statement.int64(1)), event: event,
-                    component: component,
-                    faultClass: statement.string(5) ?? "", confidence: statement.double(6), evidence: evidence
-                ))
-        }
-        return findings
+        return try findings(from: statement)
     }
 
     /// How many findings are open now.
