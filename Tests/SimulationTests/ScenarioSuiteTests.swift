@@ -1,7 +1,8 @@
 // The committed scenarios (scenarios/*.json, not scenarios/large/) through the simulator and the
 // engine: each runs, its reports are valid wire reports, its result holds together, two runs give
-// the same bytes, and the fault-free noisy fleet gives no findings. The score tables are printed,
-// not asserted: the engine's thresholds are still being tuned (docs/simulator.md).
+// the same bytes, and the fault-free noisy fleet gives no findings. The whole suite's score must
+// meet the engine's targets: precision ≥ 0.99 and recall ≥ 0.97 per kind, median time to detect
+// ≤ 2 windows for hard faults and ≤ 3 for gray ones, no finding in fault-free windows.
 
 import Engine
 import FleetModel
@@ -226,6 +227,23 @@ struct ScenarioSuiteTests {
         }
         let merged = Score.merged(outcomes.map(\.result.scorecard.score))
         print("\nthe whole suite (\(outcomes.count) scenarios):\n" + SimulationResult.scoreTable(merged))
+
+        // The targets, held by the suite as a whole (docs/localization.md has the figures).
+        for kind in merged.kinds {
+            #expect(kind.faults > 0, "the suite has no \(kind.kind) fault")
+            #expect((kind.precision ?? 1) >= 0.99, "\(kind.kind): precision \(kind.precision ?? 1)")
+            #expect((kind.recall ?? 0) >= 0.97, "\(kind.kind): recall \(kind.recall ?? 0)")
+        }
+        func median(_ values: [Int]) -> Double {
+            let sorted = values.sorted()
+            guard !sorted.isEmpty else { return .infinity }
+            let middle = sorted.count / 2
+            return sorted.count % 2 == 1 ? Double(sorted[middle]) : Double(sorted[middle - 1] + sorted[middle]) / 2
+        }
+        #expect(merged.hardDetectionTimes.count == merged.hardFaults, "every hard fault found")
+        #expect(median(merged.hardDetectionTimes) <= 2, "hard faults: \(merged.hardDetectionTimes)")
+        #expect(median(merged.grayDetectionTimes) <= 3, "gray faults: \(merged.grayDetectionTimes)")
+        #expect(merged.faultFreeFindings == 0, "findings in fault-free windows")
     }
 }
 
