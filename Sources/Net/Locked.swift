@@ -5,15 +5,15 @@
 
 import Synchronization
 
-/// A value behind a `Mutex`, for state shared by the server's threads.
-final class Locked<Value: Sendable>: Sendable {
+/// A value behind a `Mutex`, for state shared by threads (the server's, the agent's).
+public final class Locked<Value: Sendable>: Sendable {
     private let mutex: Mutex<Value>
     /// Touched only inside the lock: the acquire/release pair ThreadSanitizer orders sections by.
     private let handoff = Atomic<UInt>(0)
 
-    init(_ value: Value) { mutex = Mutex(value) }
+    public init(_ value: Value) { mutex = Mutex(value) }
 
-    func withLock<Result: Sendable>(_ body: (inout Value) throws -> Result) rethrows -> Result {
+    public func withLock<Result: Sendable>(_ body: (inout Value) throws -> Result) rethrows -> Result {
         try mutex.withLock { value in
             _ = handoff.load(ordering: .acquiring)
             defer { handoff.wrappingAdd(1, ordering: .releasing) }
