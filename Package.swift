@@ -37,13 +37,18 @@ let package = Package(
         // The command line: every subcommand as a type, parsed by hand.
         .target(
             name: "FaultlineCLI",
-            dependencies: ["QuantileSketch", "FleetModel", "Engine", "Simulation", "Store", "Verbs", "Probe"]),
+            dependencies: [
+                "QuantileSketch", "FleetModel", "Engine", "Simulation", "Store", "Verbs", "Probe", "Agent", "Net",
+            ]),
         // POSIX sockets, the HTTP/1.1 server and a blocking client. Imports nothing of ours.
         .target(name: "Net"),
         // Owning wrappers over libibverbs behind VerbsAPI, the real one and a seeded fake.
         .target(name: "Verbs", dependencies: ["CIBVerbs"]),
         // The node agent: sysfs discovery (NICs, GPUs, rails) and the verbs probers.
         .target(name: "Probe", dependencies: ["Verbs"]),
+        // The running agent: the probe scheduler (a pure state machine), the UDP transport and
+        // responder, fault injection, the spool and uploader, reloads and /metrics.
+        .target(name: "Agent", dependencies: ["FleetModel", "QuantileSketch", "Net", "Verbs"]),
         .executableTarget(name: "faultline", dependencies: ["FaultlineCLI"]),
         .executableTarget(
             name: "FaultlineBench", dependencies: ["QuantileSketch", "FleetModel", "Engine", "Simulation"]),
@@ -55,13 +60,14 @@ let package = Package(
         .testTarget(
             name: "FaultlineCLITests",
             dependencies: [
-                "FaultlineCLI", "faultline", "Engine", "FleetModel", "QuantileSketch", "Simulation", "Store",
+                "FaultlineCLI", "faultline", "Engine", "FleetModel", "QuantileSketch", "Simulation", "Store", "Net",
             ]
         ),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CSQLite3", "CIBVerbs"]),
         .testTarget(name: "FleetModelTests", dependencies: ["FleetModel"]),
         .testTarget(name: "NetTests", dependencies: ["Net"]),
         .testTarget(name: "VerbsTests", dependencies: ["Verbs"]),
+        .testTarget(name: "AgentTests", dependencies: ["Agent", "FleetModel", "QuantileSketch", "Net", "Verbs"]),
         .testTarget(
             name: "ProbeTests", dependencies: ["Probe", "Verbs"],
             exclude: ["Fixtures"]  // sysfs trees of small files and symlinks, read by #filePath
