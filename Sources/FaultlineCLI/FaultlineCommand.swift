@@ -31,6 +31,7 @@ public enum FaultlineCommand {
         DbStatsCommand.self,
         DbImportCommand.self,
         DbExportCommand.self,
+        AgentRunCommand.self,
         AgentDiscoverCommand.self,
     ]
 
