@@ -56,6 +56,7 @@ public final class UDPTransport: ProbeTransport {
     private let delayQueue = Locked<[DelayedReply]>([])
     private let delayWake = DispatchSemaphore(value: 0)
     static let maxDelayed = 65_536
+    static let wakeLatencyNanoseconds: UInt64 = 50_000
 
     struct DelayedReply: Sendable {
         var due: UInt64
@@ -201,12 +202,17 @@ public final class UDPTransport: ProbeTransport {
             let now = clock.nanoseconds
             let (due, wait) = delayQueue.withLock { queue -> ([DelayedReply], UInt64?) in
                 var due: [DelayedReply] = []
-                while let first = queue.first, first.due <= now { due.append(queue.removeFirst()) }
+                while let first = queue.first, first.due <= now + Self.wakeLatencyNanoseconds {
+                    due.append(queue.removeFirst())
+                }
                 return (due, queue.first.map { $0.due - now })
             }
             for reply in due { answer(reply.bytes, to: reply.to) }
             if !due.isEmpty { continue }
-            let nanoseconds = Int(min(wait ?? 100_000_000, 100_000_000))
+            // A timed wait wakes about the timer slack (50 µs by default on Linux) late: aim that
+            // much early, so an injected delay measures as what it says. No spinning: under CPU
+            // contention a sleeper that wakes is scheduled sooner than a spinner that was preempted.
+            let nanoseconds = Int(min((wait ?? 100_000_000) - min(wait ?? 0, Self.wakeLatencyNanoseconds), 100_000_000))
             _ = delayWake.wait(timeout: .now() + .nanoseconds(nanoseconds))
         }
     }
