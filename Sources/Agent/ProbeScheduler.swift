@@ -275,15 +275,13 @@ public struct ProbeScheduler: Sendable {
         return max(1, UInt64(Double(step) * factor))
     }
 
+    /// Changes one pair's figures in place (a copy of the window's dictionary per probe would cost
+    /// O(pairs) each time).
     private mutating func update(_ windowIndex: Int64, _ target: ProbeTarget, _ change: (inout PairWindow) -> Void) {
-        var pairs = windows[windowIndex] ?? [:]
-        var pair =
-            pairs[target]
-            ?? PairWindow(rtt: try! QuantileSketch(), path: target.path)
-        change(&pair)
-        pairs[target] = pair
-        windows[windowIndex] = pairs
+        change(&windows[windowIndex, default: [:]][target, default: PairWindow(rtt: Self.emptySketch, path: target.path)])
     }
+
+    private static let emptySketch = try! QuantileSketch()
 
     private mutating func expire(now: UInt64) {
         while sentOrderHead < sentOrder.count {
