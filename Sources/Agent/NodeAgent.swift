@@ -55,6 +55,9 @@ public final class NodeAgent: Sendable {
     /// What the last load of each input gave (kept when a reload fails).
     private let inputs: Locked<Inputs>
 
+    /// The probe loop's shortest sleep.
+    static let tickNanoseconds: UInt64 = 5_000_000
+
     struct Control: Sendable {
         var stopRequested = false
         var reloadRequested = false
@@ -187,8 +190,11 @@ public final class NodeAgent: Sendable {
                 uploader.enqueue(report)
             }
             if finished { break }
-            let wait = deadline.map { $0 > now ? $0 - now : 0 } ?? 100_000_000
-            if wait > 0 { _ = wake.wait(timeout: .now() + .nanoseconds(Int(min(wait, 100_000_000)))) }
+            // Sleep until the next deadline, but at least a tick: probes due within it go out
+            // together (each stamped when actually sent), so the loop wakes ~200 times a second
+            // rather than once per probe. Replies and timeouts are unaffected in what they measure.
+            let wait = max(deadline.map { $0 > now ? $0 - now : 0 } ?? 100_000_000, Self.tickNanoseconds)
+            _ = wake.wait(timeout: .now() + .nanoseconds(Int(min(wait, 100_000_000))))
         }
         transport.stop()
         let flush = inputs.withLock { $0.config.flushSeconds } ?? 5
