@@ -60,7 +60,8 @@ public struct AgentConfigFile: Hashable, Sendable, Decodable {
         if let value = spool?.maxBytes { limits.maxBytes = value }
         if let value = spool?.maxAgeSeconds { limits.maxAgeSeconds = value }
         guard limits.maxReports >= 1, limits.maxBytes >= 1024, limits.maxAgeSeconds >= 1 else {
-            throw AgentError("--config: spool limits must be maxReports >= 1, maxBytes >= 1024, maxAgeSeconds >= 1")
+            throw AgentError(
+                "--config: spool limits must be maxReports >= 1, maxBytes >= 1024, maxAgeSeconds >= 1")
         }
         return limits
     }
@@ -105,7 +106,8 @@ public struct AgentPinglist: Hashable, Sendable {
             if let names = pair.path {
                 path = try names.enumerated().map { (j, text) in
                     guard let name = SwitchName(text) else {
-                        throw AgentError("\(name): pairs[\(index)].path[\(j)]: '\(text)' is not a switch name")
+                        throw AgentError(
+                            "\(name): pairs[\(index)].path[\(j)]: '\(text)' is not a switch name")
                     }
                     return name
                 }
@@ -155,9 +157,11 @@ func describeDecoding(_ error: any Error) -> String {
     switch error {
     case .keyNotFound(let key, let context): return "\(path(context.codingPath + [key])): missing"
     case .typeMismatch(let type, let context): return "\(path(context.codingPath)): expected \(type)"
-    case .valueNotFound(let type, let context): return "\(path(context.codingPath)): expected \(type), found null"
+    case .valueNotFound(let type, let context):
+        return "\(path(context.codingPath)): expected \(type), found null"
     case .dataCorrupted(let context):
-        return context.codingPath.isEmpty ? "not valid JSON" : "\(path(context.codingPath)): \(context.debugDescription)"
+        return context.codingPath.isEmpty
+            ? "not valid JSON" : "\(path(context.codingPath)): \(context.debugDescription)"
     @unknown default: return "\(error)"
     }
 }

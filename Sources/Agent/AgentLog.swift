@@ -30,7 +30,8 @@ public struct AgentLog: Sendable {
     }
 
     public func callAsFunction(_ level: Level, _ message: String, _ fields: [String: String] = [:]) {
-        var line = "{\"time\": \(jsonText(Self.now())), \"level\": \"\(level.rawValue)\", \"message\": \(jsonText(message))"
+        var line =
+            "{\"time\": \(jsonText(Self.now())), \"level\": \"\(level.rawValue)\", \"message\": \(jsonText(message))"
         for key in fields.keys.sorted() { line += ", \(jsonText(key)): \(jsonText(fields[key]!))" }
         sink(line + "}\n")
     }

@@ -69,7 +69,8 @@ public struct FaultPlan: Hashable, Sendable, Codable {
 
     /// What happens to a probe of `rail` from `peerNode/peerRail`; `unit` is a uniform draw in [0, 1).
     func fate(rail: Int, peerNode: String, peerRail: Int, unit: Double) -> Fate {
-        guard let rule = rules.first(where: { $0.matches(rail: rail, peerNode: peerNode, peerRail: peerRail) })
+        guard
+            let rule = rules.first(where: { $0.matches(rail: rail, peerNode: peerNode, peerRail: peerRail) })
         else { return .answer(delayNanoseconds: 0) }
         if let drop = rule.drop, unit < drop { return .drop }
         return .answer(delayNanoseconds: UInt64(max(0, rule.delayMicros ?? 0)) * 1000)

@@ -28,7 +28,8 @@ public struct AgentOptions: Hashable, Sendable {
     public var agentVersion: String
 
     public init(
-        node: NodeName, listen: SocketAddress, correlator: SocketAddress, tokenFile: String, spoolDirectory: String,
+        node: NodeName, listen: SocketAddress, correlator: SocketAddress, tokenFile: String,
+        spoolDirectory: String,
         agentVersion: String
     ) {
         self.node = node
@@ -88,8 +89,11 @@ public final class NodeAgent: Sendable {
         let faults = try options.faultsFile.map(Self.loadFaults) ?? .none
         var inputs = Inputs(config: config)
         if let path = options.peersFile { inputs.peers = try AgentPinglist.loadPeers(path) }
-        if let path = options.pinglistFile { inputs.pinglist = try Self.loadPinglist(path, node: options.node) }
-        transport = try UDPTransport(node: options.node, listen: options.listen, addresses: AddressBook(), faults: faults)
+        if let path = options.pinglistFile {
+            inputs.pinglist = try Self.loadPinglist(path, node: options.node)
+        }
+        transport = try UDPTransport(
+            node: options.node, listen: options.listen, addresses: AddressBook(), faults: faults)
         let spool = try Spool(directory: options.spoolDirectory, limits: config.spoolLimits())
         var upload = UploadSettings(correlator: options.correlator)
         if let value = config.backoff?.initialMillis { upload.initialBackoff = .milliseconds(max(1, value)) }
@@ -99,12 +103,15 @@ public final class NodeAgent: Sendable {
         scheduler = Locked(
             ProbeScheduler(
                 node: options.node, settings: settings, transport: transport.kind,
-                agentVersion: options.agentVersion, wallOffset: wallNow - Int64(bitPattern: clock.nanoseconds)))
+                agentVersion: options.agentVersion, wallOffset: wallNow - Int64(bitPattern: clock.nanoseconds)
+            ))
         self.inputs = Locked(inputs)
         let metricsText = config.metrics ?? options.metrics.map(\.description)
         if let text = metricsText {
             let address: SocketAddress
-            do { address = try SocketAddress.parse(text) } catch { throw AgentError("metrics address: \(error)") }
+            do { address = try SocketAddress.parse(text) } catch {
+                throw AgentError("metrics address: \(error)")
+            }
             var router = Router()
             let box = WeakAgent()
             router.get("/metrics") { _ in
@@ -147,11 +154,15 @@ public final class NodeAgent: Sendable {
 
     /// Runs until stopped. Blocks the calling thread, which becomes the probe loop.
     public func run() throws {
-        log(.info, "agent starting", [
-            "node": options.node.rawValue, "listen": "\(transport.listenAddress)", "transport": transport.kind.rawValue,
-            "correlator": "\(options.correlator)", "windowSeconds": "\(scheduler.withLock { $0.settings.windowSeconds })",
-            "spooled": "\(uploader.spoolDepth.reports)",
-        ])
+        log(
+            .info, "agent starting",
+            [
+                "node": options.node.rawValue, "listen": "\(transport.listenAddress)",
+                "transport": transport.kind.rawValue,
+                "correlator": "\(options.correlator)",
+                "windowSeconds": "\(scheduler.withLock { $0.settings.windowSeconds })",
+                "spooled": "\(uploader.spoolDepth.reports)",
+            ])
         try transport.start { [scheduler] reply in
             _ = scheduler.withLock { $0.receive(reply) }
         }
@@ -182,11 +193,15 @@ public final class NodeAgent: Sendable {
                         state.sendFailuresLogged += 1
                         return state.sendFailuresLogged <= 10 || state.sendFailuresLogged.isMultiple(of: 1000)
                     }
-                    if logged { log(.warning, "probe not sent", ["dst": "\(order.target.dst)", "reason": reason]) }
+                    if logged {
+                        log(.warning, "probe not sent", ["dst": "\(order.target.dst)", "reason": reason])
+                    }
                 }
             }
             for report in reports {
-                log(.debug, "window closed", ["windowStart": "\(report.windowStart)", "pairs": "\(report.pairs.count)"])
+                log(
+                    .debug, "window closed",
+                    ["windowStart": "\(report.windowStart)", "pairs": "\(report.pairs.count)"])
                 uploader.enqueue(report)
             }
             if finished { break }
@@ -202,7 +217,9 @@ public final class NodeAgent: Sendable {
         if options.pinglistFile == nil { refresherDone.wait() }
         metricsServer?.stop()
         let depth = uploader.spoolDepth
-        log(.info, "agent stopped", ["spooled": "\(depth.reports)", "delivered": "\(uploader.counters.delivered)"])
+        log(
+            .info, "agent stopped",
+            ["spooled": "\(depth.reports)", "delivered": "\(uploader.counters.delivered)"])
     }
 
     // MARK: Inputs
@@ -245,9 +262,12 @@ public final class NodeAgent: Sendable {
         scheduler.withLock { $0.setTargets(targets, now: now) }
         let unaddressed = Set(targets.map(\.dst).filter { book.address(of: $0) == nil }).sorted()
         if !unaddressed.isEmpty {
-            log(.warning, "no UDP address for some destinations: their probes count as errors", [
-                "count": "\(unaddressed.count)", "first": unaddressed.prefix(5).map(\.description).joined(separator: ","),
-            ])
+            log(
+                .warning, "no UDP address for some destinations: their probes count as errors",
+                [
+                    "count": "\(unaddressed.count)",
+                    "first": unaddressed.prefix(5).map(\.description).joined(separator: ","),
+                ])
         }
     }
 
@@ -299,7 +319,9 @@ public final class NodeAgent: Sendable {
                     } catch {
                         failures += 1
                         if failures == 1 || failures.isMultiple(of: 12) {
-                            log(.warning, "cannot fetch the pinglist", ["error": "\(error)", "failures": "\(failures)"])
+                            log(
+                                .warning, "cannot fetch the pinglist",
+                                ["error": "\(error)", "failures": "\(failures)"])
                         }
                         wait = min(wait, 5)
                     }
@@ -323,7 +345,8 @@ public final class NodeAgent: Sendable {
         guard response.status == 200 else {
             throw AgentError("GET /v1/pinglist/\(options.node): HTTP \(response.status)")
         }
-        return try AgentPinglist.parse(Data(response.body), name: "GET /v1/pinglist/\(options.node)", node: options.node)
+        return try AgentPinglist.parse(
+            Data(response.body), name: "GET /v1/pinglist/\(options.node)", node: options.node)
     }
 
     // MARK: Metrics
@@ -337,7 +360,8 @@ public final class NodeAgent: Sendable {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         let cpu =
-            Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6 + Double(usage.ru_stime.tv_sec)
+            Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
+            + Double(usage.ru_stime.tv_sec)
             + Double(usage.ru_stime.tv_usec) / 1e6
         var lines: [String] = []
         func metric(_ name: String, _ type: String, _ help: String, _ value: String) {
@@ -346,27 +370,44 @@ public final class NodeAgent: Sendable {
             lines.append("faultline_agent_\(name) \(value)")
         }
         metric("probes_sent_total", "counter", "Probes put on the wire.", "\(probes.0.sent)")
-        metric("probes_lost_total", "counter", "Probes without a reply within the timeout.", "\(probes.0.lost)")
+        metric(
+            "probes_lost_total", "counter", "Probes without a reply within the timeout.", "\(probes.0.lost)")
         metric("probe_errors_total", "counter", "Probes that could not be sent.", "\(probes.0.errors)")
-        metric("probe_replies_total", "counter", "Replies matched to a probe in flight.", "\(probes.0.replies)")
-        metric("probe_late_replies_total", "counter", "Replies after their probe counted lost.", "\(probes.0.late)")
-        metric("probe_unknown_replies_total", "counter", "Replies to no probe of ours.", "\(probes.0.unknown)")
-        metric("probes_skipped_total", "counter", "Probes due while the in-flight cap was reached.", "\(probes.0.skippedAtCap)")
+        metric(
+            "probe_replies_total", "counter", "Replies matched to a probe in flight.", "\(probes.0.replies)")
+        metric(
+            "probe_late_replies_total", "counter", "Replies after their probe counted lost.",
+            "\(probes.0.late)")
+        metric(
+            "probe_unknown_replies_total", "counter", "Replies to no probe of ours.", "\(probes.0.unknown)")
+        metric(
+            "probes_skipped_total", "counter", "Probes due while the in-flight cap was reached.",
+            "\(probes.0.skippedAtCap)")
         metric("probes_in_flight", "gauge", "Probes awaiting a reply or timeout.", "\(probes.1)")
         metric("targets", "gauge", "Pairs in the pinglist.", "\(probes.2)")
         metric("reports_total", "counter", "Window reports produced.", "\(probes.0.reports)")
         metric("responder_answered_total", "counter", "Probes answered by the responder.", "\(udp.answered)")
-        metric("responder_fault_drops_total", "counter", "Probes dropped by injected faults.", "\(udp.faultDrops)")
-        metric("responder_delayed_total", "counter", "Probes answered after an injected delay.", "\(udp.delayed)")
-        metric("responder_delay_queue_full_total", "counter", "Delayed answers dropped: queue full.", "\(udp.delayQueueFull)")
+        metric(
+            "responder_fault_drops_total", "counter", "Probes dropped by injected faults.",
+            "\(udp.faultDrops)")
+        metric(
+            "responder_delayed_total", "counter", "Probes answered after an injected delay.", "\(udp.delayed)"
+        )
+        metric(
+            "responder_delay_queue_full_total", "counter", "Delayed answers dropped: queue full.",
+            "\(udp.delayQueueFull)")
         metric("udp_malformed_total", "counter", "Datagrams that were not probes.", "\(udp.malformed)")
         metric("udp_send_errors_total", "counter", "Replies that could not be sent.", "\(udp.sendErrors)")
         metric("spool_reports", "gauge", "Reports waiting in the spool.", "\(spool.reports)")
         metric("spool_bytes", "gauge", "Bytes of reports waiting in the spool.", "\(spool.bytes)")
         metric("spool_dropped_total", "counter", "Reports dropped by the spool's limits.", "\(spool.dropped)")
         metric("uploads_total", "counter", "Reports delivered.", "\(upload.delivered)")
-        metric("upload_failures_total", "counter", "Upload attempts that failed and will be retried.", "\(upload.failures)")
-        metric("reports_rejected_total", "counter", "Reports the correlator refused (400, 409, 413): dropped.", "\(upload.rejected)")
+        metric(
+            "upload_failures_total", "counter", "Upload attempts that failed and will be retried.",
+            "\(upload.failures)")
+        metric(
+            "reports_rejected_total", "counter", "Reports the correlator refused (400, 409, 413): dropped.",
+            "\(upload.rejected)")
         metric("cpu_seconds_total", "counter", "User and system CPU time of the agent process.", "\(cpu)")
         metric("max_rss_bytes", "gauge", "Peak resident set size.", "\(Int(usage.ru_maxrss) * 1024)")
         return lines.joined(separator: "\n") + "\n"

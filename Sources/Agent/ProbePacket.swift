@@ -45,7 +45,9 @@ public struct ProbePacket: Hashable, Sendable {
         out.reserveCapacity(Self.maxBytes)
         out += [Self.version, kind.rawValue, srcRail, dstRail]
         for value in [session, sequence, sendTime] {
-            for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: value >> UInt64(shift))) }
+            for shift in stride(from: 56, through: 0, by: -8) {
+                out.append(UInt8(truncatingIfNeeded: value >> UInt64(shift)))
+            }
         }
         let name = Array(srcNode.utf8.prefix(63))
         out.append(UInt8(name.count))

@@ -277,11 +277,18 @@ public struct ProbeScheduler: Sendable {
 
     /// Changes one pair's figures in place (a copy of the window's dictionary per probe would cost
     /// O(pairs) each time).
-    private mutating func update(_ windowIndex: Int64, _ target: ProbeTarget, _ change: (inout PairWindow) -> Void) {
-        change(&windows[windowIndex, default: [:]][target, default: PairWindow(rtt: Self.emptySketch, path: target.path)])
+    private mutating func update(
+        _ windowIndex: Int64, _ target: ProbeTarget, _ change: (inout PairWindow) -> Void
+    ) {
+        change(
+            &windows[windowIndex, default: [:]][
+                target, default: PairWindow(rtt: Self.emptySketch, path: target.path)])
     }
 
-    private static let emptySketch = try! QuantileSketch()
+    /// The default accuracy and bin limit are valid: this cannot fail.
+    private static let emptySketch: QuantileSketch = {
+        do { return try QuantileSketch() } catch { preconditionFailure("the default sketch: \(error)") }
+    }()
 
     private mutating func expire(now: UInt64) {
         while sentOrderHead < sentOrder.count {
@@ -369,4 +376,3 @@ struct SplitMix: Sendable {
     /// Uniform in [0, 1).
     mutating func nextUnit() -> Double { Double(next() >> 11) / Double(1 << 53) }
 }
-

@@ -88,7 +88,8 @@ public struct Spool: Sendable {
     /// many old reports the limits dropped.
     @discardableResult
     public mutating func append(_ text: String, windowStart: Int64, now: Int64) throws -> Int {
-        let entry = SpooledReport(sequence: nextSequence, windowStart: windowStart, bytes: text.utf8.count + 1)
+        let entry = SpooledReport(
+            sequence: nextSequence, windowStart: windowStart, bytes: text.utf8.count + 1)
         nextSequence += 1
         try writeAtomically(Array((text + "\n").utf8), to: entry.fileName)
         entries.append(entry)
@@ -137,7 +138,9 @@ public struct Spool: Sendable {
     private func writeAtomically(_ bytes: [UInt8], to name: String) throws {
         let temporary = path(".tmp-" + name)
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw AgentError("spool: open \(temporary): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else {
+            throw AgentError("spool: open \(temporary): \(String(cString: strerror(errno)))")
+        }
         var offset = 0
         while offset < bytes.count {
             let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, bytes.count - offset) }

@@ -212,7 +212,8 @@ public final class UDPTransport: ProbeTransport {
             // A timed wait wakes about the timer slack (50 µs by default on Linux) late: aim that
             // much early, so an injected delay measures as what it says. No spinning: under CPU
             // contention a sleeper that wakes is scheduled sooner than a spinner that was preempted.
-            let nanoseconds = Int(min((wait ?? 100_000_000) - min(wait ?? 0, Self.wakeLatencyNanoseconds), 100_000_000))
+            let nanoseconds = Int(
+                min((wait ?? 100_000_000) - min(wait ?? 0, Self.wakeLatencyNanoseconds), 100_000_000))
             _ = delayWake.wait(timeout: .now() + .nanoseconds(nanoseconds))
         }
     }

@@ -16,7 +16,8 @@ public struct UploadSettings: Hashable, Sendable {
     public var requestTimeout: Duration
 
     public init(
-        correlator: SocketAddress, initialBackoff: Duration = .milliseconds(500), maxBackoff: Duration = .seconds(30),
+        correlator: SocketAddress, initialBackoff: Duration = .milliseconds(500),
+        maxBackoff: Duration = .seconds(30),
         requestTimeout: Duration = .seconds(5)
     ) {
         self.correlator = correlator
@@ -34,7 +35,9 @@ public struct UploadSettings: Hashable, Sendable {
         while rest.hasSuffix("/") { rest.removeLast() }
         if rest.contains("/") { throw AgentError("--correlator '\(text)': a path is not supported") }
         if !rest.contains(":") || (rest.hasPrefix("[") && rest.hasSuffix("]")) { rest += ":80" }
-        do { return try SocketAddress.parse(rest) } catch { throw AgentError("--correlator '\(text)': \(error)") }
+        do { return try SocketAddress.parse(rest) } catch {
+            throw AgentError("--correlator '\(text)': \(error)")
+        }
     }
 }
 
@@ -111,15 +114,20 @@ public final class Uploader: Sendable {
     public func enqueue(_ report: Report) {
         let now = Int64(Date().timeIntervalSince1970)
         let result = spool.withLock { spool -> Result<Int, AgentError> in
-            do { return .success(try spool.append(report.jsonLine, windowStart: report.windowStart.secondsSinceEpoch, now: now)) }
-            catch { return .failure(error as? AgentError ?? AgentError("\(error)")) }
+            do {
+                return .success(
+                    try spool.append(
+                        report.jsonLine, windowStart: report.windowStart.secondsSinceEpoch, now: now))
+            } catch { return .failure(error as? AgentError ?? AgentError("\(error)")) }
         }
         switch result {
         case .success(let dropped) where dropped > 0:
             log(.warning, "spool full: dropped the oldest reports", ["dropped": "\(dropped)"])
         case .success: break
         case .failure(let error):
-            log(.error, "cannot spool a report: dropped", ["window": "\(report.windowStart)", "error": error.message])
+            log(
+                .error, "cannot spool a report: dropped",
+                ["window": "\(report.windowStart)", "error": error.message])
         }
         wake.signal()
     }
@@ -168,7 +176,9 @@ public final class Uploader: Sendable {
                 if let deadline = control.flushDeadline { until = min(until, deadline) }
                 let wait = now.duration(to: until)
                 let (seconds, attoseconds) = wait.components
-                _ = wake.wait(timeout: .now() + .nanoseconds(Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)))
+                _ = wake.wait(
+                    timeout: .now()
+                        + .nanoseconds(Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)))
                 continue
             }
             guard let (entry, text) = spool.withLock({ $0.oldest() }) else { continue }
@@ -177,15 +187,20 @@ public final class Uploader: Sendable {
             case .delivered:
                 spool.withLock { $0.remove(entry) }
                 state.withLock { $0.delivered += 1 }
-                if failures > 0 { log(.info, "correlator reachable again", ["after": "\(failures) failed attempts"]) }
+                if failures > 0 {
+                    log(.info, "correlator reachable again", ["after": "\(failures) failed attempts"])
+                }
                 failures = 0
                 nextAttempt = .now
             case .rejected(let status, let body):
                 spool.withLock { $0.remove(entry) }
                 state.withLock { $0.rejected += 1 }
-                log(.error, "correlator refused a report: dropped", [
-                    "status": "\(status)", "windowStart": "\(entry.windowStart)", "answer": String(body.prefix(300)),
-                ])
+                log(
+                    .error, "correlator refused a report: dropped",
+                    [
+                        "status": "\(status)", "windowStart": "\(entry.windowStart)",
+                        "answer": String(body.prefix(300)),
+                    ])
                 failures = 0
                 nextAttempt = .now
             case .retry(let reason):
@@ -196,10 +211,12 @@ public final class Uploader: Sendable {
                     failures: failures, initial: settings.initialBackoff, max: settings.maxBackoff,
                     unit: random.nextUnit())
                 if failures == 1 || failures.isMultiple(of: 10) {
-                    log(.warning, "upload failed; retrying", [
-                        "reason": reason, "failures": "\(failures)", "retryIn": "\(delay)",
-                        "spooled": "\(spool.withLock { $0.count })",
-                    ])
+                    log(
+                        .warning, "upload failed; retrying",
+                        [
+                            "reason": reason, "failures": "\(failures)", "retryIn": "\(delay)",
+                            "spooled": "\(spool.withLock { $0.count })",
+                        ])
                 }
                 nextAttempt = .now + delay
             }

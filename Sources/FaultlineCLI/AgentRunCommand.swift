@@ -2,8 +2,8 @@
 // probes, sends one report per window to the correlator (spooled on disk while it is away), serves
 // /metrics. SIGTERM finishes the current window and flushes it; SIGHUP reloads. See docs/agent.md.
 
-@preconcurrency import Dispatch
 import Agent
+@preconcurrency import Dispatch
 import FleetModel
 import Net
 
@@ -52,22 +52,29 @@ struct AgentRunCommand: Command {
         let parsed = try OptionParser(
             arguments,
             valued: [
-                "node", "listen", "correlator", "token-file", "transport", "window-seconds", "pinglist", "peers",
+                "node", "listen", "correlator", "token-file", "transport", "window-seconds", "pinglist",
+                "peers",
                 "spool", "config", "faults", "metrics",
             ])
         let nodeText = try parsed.required("node")
-        guard let node = NodeName(nodeText) else { throw CommandError.usage("--node '\(nodeText)' is not a node name") }
+        guard let node = NodeName(nodeText) else {
+            throw CommandError.usage("--node '\(nodeText)' is not a node name")
+        }
         let listen: SocketAddress
-        do { listen = try SocketAddress.parse(try parsed.required("listen")) } catch let error as CommandError {
+        do { listen = try SocketAddress.parse(try parsed.required("listen")) } catch let error as CommandError
+        {
             throw error
         } catch { throw CommandError.usage("--listen: \(error)") }
         let correlator: SocketAddress
-        do { correlator = try UploadSettings.parseURL(try parsed.required("correlator")) } catch let error as CommandError {
+        do { correlator = try UploadSettings.parseURL(try parsed.required("correlator")) } catch let error
+            as CommandError
+        {
             throw error
         } catch { throw CommandError.usage("\(error)") }
         var options = AgentOptions(
             node: node, listen: listen, correlator: correlator, tokenFile: try parsed.required("token-file"),
-            spoolDirectory: parsed.value("spool") ?? "/var/lib/faultline/spool", agentVersion: FaultlineCommand.version)
+            spoolDirectory: parsed.value("spool") ?? "/var/lib/faultline/spool",
+            agentVersion: FaultlineCommand.version)
         switch parsed.value("transport") ?? "udp" {
         case "udp": options.transport = .udp
         case "verbs": options.transport = .verbsUD
@@ -81,7 +88,9 @@ struct AgentRunCommand: Command {
         options.configFile = parsed.value("config")
         options.faultsFile = parsed.value("faults")
         if let text = parsed.value("metrics") {
-            do { options.metrics = try SocketAddress.parse(text) } catch { throw CommandError.usage("--metrics: \(error)") }
+            do { options.metrics = try SocketAddress.parse(text) } catch {
+                throw CommandError.usage("--metrics: \(error)")
+            }
         }
         self.options = options
     }

@@ -194,7 +194,7 @@ enum Syscall {
                     fd, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL), address,
                     length)
             }
-        } catch where error.errno == .wouldBlock {
+        } catch  where error.errno == .wouldBlock {
             return nil
         }
     }
@@ -211,12 +211,13 @@ enum Syscall {
                 try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                     (address) throws(SystemCallError) -> Int in
                     try retryingOnInterrupt("recvfrom") {
-                        Glibc.recvfrom(fd, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT), address, &length)
+                        Glibc.recvfrom(
+                            fd, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT), address, &length)
                     }
                 }
             }
             return (count, storage)
-        } catch where error.errno == .wouldBlock {
+        } catch  where error.errno == .wouldBlock {
             return nil
         }
     }

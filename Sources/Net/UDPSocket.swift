@@ -14,7 +14,9 @@ public final class UDPSocket: Sendable {
     deinit { Syscall.close(fd) }
 
     /// A UDP socket bound to `address` (port 0: the kernel chooses; see `localAddress`).
-    public static func bound(to address: SocketAddress, receiveBufferBytes: Int32? = nil) throws(SystemCallError)
+    public static func bound(
+        to address: SocketAddress, receiveBufferBytes: Int32? = nil
+    ) throws(SystemCallError)
         -> UDPSocket
     {
         let type = Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue)
@@ -63,6 +65,8 @@ public final class UDPSocket: Sendable {
 
 /// Starts a detached POSIX thread (stack `stackBytes`) for a blocking loop, off Swift's cooperative
 /// pool. Throws when the system has no thread to give (EAGAIN).
-public func spawnThread(stackBytes: Int = 512 << 10, _ body: @escaping @Sendable () -> Void) throws(SystemCallError) {
+public func spawnThread(
+    stackBytes: Int = 512 << 10, _ body: @escaping @Sendable () -> Void
+) throws(SystemCallError) {
     try Syscall.spawnThread(stackBytes: stackBytes, body)
 }

@@ -28,7 +28,8 @@ import Testing
         try Data("t0ken\n".utf8).write(to: URL(fileURLWithPath: directory + "/token"))
         try Data(#"{"node": "n2", "pairs": []}"#.utf8).write(to: URL(fileURLWithPath: directory + "/p.json"))
         options.pinglistFile = directory + "/p.json"
-        #expect(throws: AgentError("\(directory)/p.json: node: the pinglist is for 'n2', this agent is 'n1'")) {
+        #expect(throws: AgentError("\(directory)/p.json: node: the pinglist is for 'n2', this agent is 'n1'"))
+        {
             try NodeAgent(options: options, log: AgentLog { _ in })
         }
         try Data(#"{"node": "n1", "pairs": [{"src": "n2/0", "dst": "n1/0"}]}"#.utf8).write(
@@ -49,8 +50,9 @@ import Testing
         defer { server.stop() }
         var options = try options(directory, correlator: server.boundAddress!)
         try Data("t0ken".utf8).write(to: URL(fileURLWithPath: directory + "/token"))
-        try Data(#"{"node": "n1", "pairs": [{"src": "n1/0", "dst": "n1/0", "class": "loopback"}]}"#.utf8).write(
-            to: URL(fileURLWithPath: directory + "/p.json"))
+        try Data(#"{"node": "n1", "pairs": [{"src": "n1/0", "dst": "n1/0", "class": "loopback"}]}"#.utf8)
+            .write(
+                to: URL(fileURLWithPath: directory + "/p.json"))
         try Data(#"{"loopbackRate": 100, "timeoutMillis": 200}"#.utf8).write(
             to: URL(fileURLWithPath: directory + "/config.json"))
         try Data(#"{"rules": []}"#.utf8).write(to: URL(fileURLWithPath: directory + "/faults.json"))
@@ -59,7 +61,8 @@ import Testing
         options.faultsFile = directory + "/faults.json"
         options.metrics = try SocketAddress.parse("127.0.0.1:0")
         let lines = Locked<[String]>([])
-        let agent = try NodeAgent(options: options, log: AgentLog { line in lines.withLock { $0.append(line) } })
+        let agent = try NodeAgent(
+            options: options, log: AgentLog { line in lines.withLock { $0.append(line) } })
         let done = DispatchSemaphore(value: 0)
         try spawnThread {
             try? agent.run()
@@ -78,9 +81,12 @@ import Testing
         #expect(metrics.contains("# TYPE faultline_agent_probes_sent_total counter"))
         #expect(metrics.contains("faultline_agent_uploads_total "))
         // Drop everything from now on, reload.
-        try Data(#"{"rules": [{"drop": 1}]}"#.utf8).write(to: URL(fileURLWithPath: directory + "/faults.json"))
+        try Data(#"{"rules": [{"drop": 1}]}"#.utf8).write(
+            to: URL(fileURLWithPath: directory + "/faults.json"))
         agent.requestReload()
-        #expect(eventually { reports().contains { $0.pairs[0].sent > 0 && $0.pairs[0].lost == $0.pairs[0].sent } })
+        #expect(
+            eventually { reports().contains { $0.pairs[0].sent > 0 && $0.pairs[0].lost == $0.pairs[0].sent } }
+        )
         let before = reports().count
         agent.requestStop()
         #expect(done.wait(timeout: .now() + 10) == .success)

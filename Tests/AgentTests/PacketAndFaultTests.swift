@@ -18,7 +18,8 @@ import Testing
 
     @Test func malformedPacketsAreRejected() {
         let good = ProbePacket(
-            kind: .reply, srcRail: 0, dstRail: 0, session: 1, sequence: 2, sendTime: 3, srcNode: "n").bytes
+            kind: .reply, srcRail: 0, dstRail: 0, session: 1, sequence: 2, sendTime: 3, srcNode: "n"
+        ).bytes
         #expect(ProbePacket(good) != nil)
         #expect(ProbePacket(Array(good.dropLast())) == nil)  // name length disagrees
         var wrongMagic = good
@@ -38,7 +39,9 @@ import Testing
 
     @Test func faultFilesParseAndNameTheirErrors() throws {
         let plan = try FaultPlan.parse(
-            Data(#"{"seed": 3, "rules": [{"rail": 1, "peer": "n2", "delayMicros": 2000}, {"drop": 0.5}]}"#.utf8),
+            Data(
+                #"{"seed": 3, "rules": [{"rail": 1, "peer": "n2", "delayMicros": 2000}, {"drop": 0.5}]}"#.utf8
+            ),
             name: "f.json")
         #expect(plan.rules.count == 2 && plan.seed == 3)
         #expect(throws: AgentError("f.json: rules[0].drop: 1.5 is outside 0...1")) {
@@ -56,7 +59,8 @@ import Testing
             FaultRule(peer: "n3/4", drop: 1),
             FaultRule(rail: 2, drop: 0.3),
         ])
-        #expect(plan.fate(rail: 1, peerNode: "n2", peerRail: 0, unit: 0) == .answer(delayNanoseconds: 2_000_000))
+        #expect(
+            plan.fate(rail: 1, peerNode: "n2", peerRail: 0, unit: 0) == .answer(delayNanoseconds: 2_000_000))
         #expect(plan.fate(rail: 0, peerNode: "n2", peerRail: 0, unit: 0) == .answer(delayNanoseconds: 0))
         #expect(plan.fate(rail: 0, peerNode: "n3", peerRail: 4, unit: 0.99) == .drop)
         #expect(plan.fate(rail: 0, peerNode: "n3", peerRail: 5, unit: 0.99) == .answer(delayNanoseconds: 0))

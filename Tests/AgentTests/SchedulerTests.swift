@@ -16,12 +16,14 @@ func endpoint(_ text: String) -> EndpointID { EndpointID(text)! }
 /// A scheduler whose monotonic 0 is wall time 1_000_000 s (a multiple of every window length used).
 func makeScheduler(_ settings: SchedulerSettings) -> ProbeScheduler {
     ProbeScheduler(
-        node: n1, settings: settings, transport: .udp, agentVersion: "test", wallOffset: 1_000_000 * Int64(second))
+        node: n1, settings: settings, transport: .udp, agentVersion: "test",
+        wallOffset: 1_000_000 * Int64(second))
 }
 
 let loopback = ProbeTarget(src: endpoint("n1/0"), dst: endpoint("n1/0"))
 let peer = ProbeTarget(
-    src: endpoint("n1/0"), dst: endpoint("n2/0"), path: [SwitchName("l1")!, SwitchName("s1")!, SwitchName("l2")!])
+    src: endpoint("n1/0"), dst: endpoint("n2/0"),
+    path: [SwitchName("l1")!, SwitchName("s1")!, SwitchName("l2")!])
 
 /// Drives `scheduler` from `clock` to `end` in `step`s, answering each probe after `rtt(order)`
 /// (nil: never). Returns the reports.
@@ -40,7 +42,8 @@ func drive(
         reports += closed
         for order in orders {
             if let delay = rtt(order) {
-                pending.append((now + delay, ProbeReply(sequence: order.sequence, sentAt: now, receivedAt: now + delay)))
+                pending.append(
+                    (now + delay, ProbeReply(sequence: order.sequence, sentAt: now, receivedAt: now + delay)))
             }
         }
     }
@@ -107,7 +110,7 @@ func quantile(_ pair: Report.Pair, _ q: Double) throws -> Double {
         #expect(scheduler.counters.late == scheduler.counters.lost)
         for pair in reports.flatMap(\.pairs) {
             let text = try #require(pair.rttMicros)
-    let bytes = try #require(Data(base64Encoded: text))
+            let bytes = try #require(Data(base64Encoded: text))
             let sketch = try QuantileSketch(decoding: Array(bytes))
             #expect(Int(sketch.count) == pair.sent - pair.lost)  // late replies never enter a sketch
             #expect(try #require(try sketch.quantile(1)) < 2_000)
@@ -117,7 +120,8 @@ func quantile(_ pair: Report.Pair, _ q: Double) throws -> Double {
 
     @Test func repliesAfterTheBoundaryCountInTheWindowTheProbeWasSentIn() throws {
         var scheduler = makeScheduler(
-            SchedulerSettings(windowSeconds: 1, loopbackRate: 100, jitter: 0, timeoutNanoseconds: 500_000_000))
+            SchedulerSettings(windowSeconds: 1, loopbackRate: 100, jitter: 0, timeoutNanoseconds: 500_000_000)
+        )
         scheduler.setTargets([loopback], now: 0)
         let clock = ManualClock()
         // 200 ms RTT: every probe of a window's last fifth is answered in the next window.
@@ -135,7 +139,8 @@ func quantile(_ pair: Report.Pair, _ q: Double) throws -> Double {
     }
 
     @Test func sendFailuresAreErrorsNotSent() {
-        var scheduler = makeScheduler(SchedulerSettings(windowSeconds: 1, loopbackRate: 20, timeoutNanoseconds: 100_000_000))
+        var scheduler = makeScheduler(
+            SchedulerSettings(windowSeconds: 1, loopbackRate: 20, timeoutNanoseconds: 100_000_000))
         scheduler.setTargets([loopback], now: 0)
         var now: UInt64 = 0
         var reports: [Report] = []
@@ -152,7 +157,8 @@ func quantile(_ pair: Report.Pair, _ q: Double) throws -> Double {
 
     @Test func inFlightCapSkipsAndCounts() {
         var scheduler = makeScheduler(
-            SchedulerSettings(windowSeconds: 1, loopbackRate: 100, maxInFlight: 5, timeoutNanoseconds: 500_000_000))
+            SchedulerSettings(
+                windowSeconds: 1, loopbackRate: 100, maxInFlight: 5, timeoutNanoseconds: 500_000_000))
         scheduler.setTargets([loopback], now: 0)
         let clock = ManualClock()
         _ = drive(&scheduler, clock, until: 400_000_000) { _ in nil }

@@ -17,13 +17,16 @@ func temporaryDirectory() -> String {
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         var spool = try Spool(directory: directory, limits: SpoolLimits())
-        for window in 0..<5 { try spool.append("{\"w\": \(window)}", windowStart: Int64(window * 10), now: 50) }
+        for window in 0..<5 {
+            try spool.append("{\"w\": \(window)}", windowStart: Int64(window * 10), now: 50)
+        }
         let oldest = spool.oldest()
         let (first, text) = try #require(oldest)
         #expect(text == "{\"w\": 0}")
         spool.remove(first)
         // A crash mid-write leaves a temporary file: a restart removes it and keeps the rest in order.
-        _ = FileManager.default.createFile(atPath: directory + "/.tmp-00000000000000000099-0.json", contents: Data("{".utf8))
+        _ = FileManager.default.createFile(
+            atPath: directory + "/.tmp-00000000000000000099-0.json", contents: Data("{".utf8))
         _ = FileManager.default.createFile(atPath: directory + "/notes.txt", contents: Data())
         var reopened = try Spool(directory: directory, limits: SpoolLimits())
         #expect(reopened.entries.map(\.windowStart) == [10, 20, 30, 40])
@@ -42,7 +45,8 @@ func temporaryDirectory() -> String {
     @Test func limitsDropTheOldestFirstAndCountThem() throws {
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        var spool = try Spool(directory: directory, limits: SpoolLimits(maxReports: 3, maxBytes: 1 << 20, maxAgeSeconds: 100))
+        var spool = try Spool(
+            directory: directory, limits: SpoolLimits(maxReports: 3, maxBytes: 1 << 20, maxAgeSeconds: 100))
         for window in 0..<5 { try spool.append("{\"w\": \(window)}", windowStart: Int64(window), now: 10) }
         #expect(spool.entries.map(\.windowStart) == [2, 3, 4])
         #expect(spool.droppedForLimits == 2)

@@ -14,7 +14,8 @@ import Verbs
     /// Two transports, a (n1) probing b (n2) whose responder has `faults`. Returns RTTs of replies.
     func exchange(count: Int, faults: FaultPlan) throws -> (rtts: [UInt64], b: UDPTransport) {
         let b = try UDPTransport(
-            node: NodeName("n2")!, listen: try SocketAddress.parse("127.0.1.2:0"), addresses: AddressBook(), faults: faults)
+            node: NodeName("n2")!, listen: try SocketAddress.parse("127.0.1.2:0"), addresses: AddressBook(),
+            faults: faults)
         let a = try UDPTransport(
             node: NodeName("n1")!, listen: try SocketAddress.parse("127.0.1.1:0"),
             addresses: AddressBook(["n2": b.listenAddress]), faults: .none)
@@ -43,22 +44,29 @@ import Verbs
     }
 
     @Test func injectedDelayAndDrop() throws {
-        let delayed = try exchange(count: 40, faults: FaultPlan(rules: [FaultRule(rail: 1, delayMicros: 3000)]))
+        let delayed = try exchange(
+            count: 40, faults: FaultPlan(rules: [FaultRule(rail: 1, delayMicros: 3000)]))
         #expect(delayed.rtts.count == 40)
         #expect(delayed.rtts.allSatisfy { $0 >= 2_900_000 })  // sent up to 50 µs early: the wake-up latency
         #expect(delayed.b.counters.delayed == 40)
-        let dropped = try exchange(count: 200, faults: FaultPlan(seed: 5, rules: [FaultRule(peer: "n1/0", drop: 0.5)]))
+        let dropped = try exchange(
+            count: 200, faults: FaultPlan(seed: 5, rules: [FaultRule(peer: "n1/0", drop: 0.5)]))
         #expect((60...140).contains(dropped.rtts.count))
         #expect(dropped.b.counters.faultDrops == 200 - dropped.rtts.count)
         // A rule for another rail or peer leaves these probes alone.
-        let other = try exchange(count: 20, faults: FaultPlan(rules: [FaultRule(rail: 0, drop: 1), FaultRule(peer: "n3", drop: 1)]))
+        let other = try exchange(
+            count: 20,
+            faults: FaultPlan(rules: [FaultRule(rail: 0, drop: 1), FaultRule(peer: "n3", drop: 1)]))
         #expect(other.rtts.count == 20)
     }
 
     @Test func aDestinationWithoutAddressIsASendFailure() throws {
         let a = try UDPTransport(
-            node: NodeName("n1")!, listen: try SocketAddress.parse("127.0.1.1:0"), addresses: AddressBook(), faults: .none)
-        let order = ProbeOrder(sequence: 1, target: ProbeTarget(src: EndpointID("n1/0")!, dst: EndpointID("n9/0")!), scheduledAt: 0)
+            node: NodeName("n1")!, listen: try SocketAddress.parse("127.0.1.1:0"), addresses: AddressBook(),
+            faults: .none)
+        let order = ProbeOrder(
+            sequence: 1, target: ProbeTarget(src: EndpointID("n1/0")!, dst: EndpointID("n9/0")!),
+            scheduledAt: 0)
         #expect(a.send(order) == .failed("no address for n9/0"))
     }
 }

@@ -63,9 +63,13 @@ func key(_ window: Int) -> String { "n1 \(Timestamp(secondsSinceEpoch: baseWindo
 
 func report(window: Int64, sent: Int = 10) -> Report {
     Report(
-        node: NodeName("n1")!, windowStart: Timestamp(secondsSinceEpoch: baseWindow + window), windowSeconds: 1,
+        node: NodeName("n1")!, windowStart: Timestamp(secondsSinceEpoch: baseWindow + window),
+        windowSeconds: 1,
         agentVersion: "test", transport: .udp,
-        pairs: [Report.Pair(src: EndpointID("n1/0")!, dst: EndpointID("n1/0")!, sent: sent, lost: sent, rttMicros: nil)])
+        pairs: [
+            Report.Pair(
+                src: EndpointID("n1/0")!, dst: EndpointID("n1/0")!, sent: sent, lost: sent, rttMicros: nil)
+        ])
 }
 
 func eventually(within seconds: Double = 10, _ condition: () -> Bool) -> Bool {
@@ -79,7 +83,8 @@ func eventually(within seconds: Double = 10, _ condition: () -> Bool) -> Bool {
 
 /// A free TCP port on 127.0.0.1 (bound and released).
 func freePort() throws -> UInt16 {
-    let server = try HTTPServer(configuration: .init(address: try SocketAddress.parse("127.0.0.1:0")), router: Router())
+    let server = try HTTPServer(
+        configuration: .init(address: try SocketAddress.parse("127.0.0.1:0")), router: Router())
     let port = try server.start().port
     server.stop()
     return port
@@ -93,8 +98,10 @@ func freePort() throws -> UInt16 {
         let correlator = FakeCorrelator()
         var server: HTTPServer? = try correlator.start(on: address)
         let uploader = Uploader(
-            settings: UploadSettings(correlator: address, initialBackoff: .milliseconds(50), maxBackoff: .milliseconds(300)),
-            spool: try Spool(directory: directory, limits: SpoolLimits()), token: "secret", log: AgentLog { _ in })
+            settings: UploadSettings(
+                correlator: address, initialBackoff: .milliseconds(50), maxBackoff: .milliseconds(300)),
+            spool: try Spool(directory: directory, limits: SpoolLimits()), token: "secret",
+            log: AgentLog { _ in })
         try uploader.start()
         uploader.enqueue(report(window: 1))
         #expect(eventually { correlator.state.withLock { $0.order.count } == 1 })
@@ -155,7 +162,8 @@ func freePort() throws -> UInt16 {
         let server = try correlator.start(on: nobody)
         defer { server.stop() }
         let second = Uploader(
-            settings: UploadSettings(correlator: nobody), spool: try Spool(directory: directory, limits: SpoolLimits()),
+            settings: UploadSettings(correlator: nobody),
+            spool: try Spool(directory: directory, limits: SpoolLimits()),
             token: "t", log: AgentLog { _ in })
         try second.start()
         #expect(eventually { correlator.state.withLock { $0.order.count } == 3 })
@@ -177,7 +185,8 @@ func freePort() throws -> UInt16 {
     }
 
     @Test func correlatorURLs() throws {
-        #expect(try UploadSettings.parseURL("http://127.0.0.1:8080/") == SocketAddress.parse("127.0.0.1:8080"))
+        #expect(
+            try UploadSettings.parseURL("http://127.0.0.1:8080/") == SocketAddress.parse("127.0.0.1:8080"))
         #expect(try UploadSettings.parseURL("http://localhost") == SocketAddress.parse("127.0.0.1:80"))
         #expect(throws: (any Error).self) { try UploadSettings.parseURL("https://127.0.0.1:1") }
         #expect(throws: (any Error).self) { try UploadSettings.parseURL("http://127.0.0.1:1/v1") }

@@ -87,7 +87,9 @@ struct AgentFleetTests {
         let port: UInt16 = try UDPSocket.bound(to: try SocketAddress.parse("127.0.1.1:0")).localAddress().port
         let nodes = ["n1", "n2", "n3"]
         var addressItems: [String] = []
-        for (index, node) in nodes.enumerated() { addressItems.append("\"\(node)\": \"127.0.1.\(index + 1):\(port)\"") }
+        for (index, node) in nodes.enumerated() {
+            addressItems.append("\"\(node)\": \"127.0.1.\(index + 1):\(port)\"")
+        }
         let addresses = addressItems.joined(separator: ", ")
         let token = try write("token", "fleet-token\n")
         let config = try write(
@@ -110,7 +112,8 @@ struct AgentFleetTests {
                 + addresses + "}}"
             let pinglist = try write("pinglist-\(node).json", pinglistText)
             var arguments: [String] = [
-                "agent", "--node", node, "--listen", "127.0.1.\(index + 1):\(port)", "--correlator", correlatorURL,
+                "agent", "--node", node, "--listen", "127.0.1.\(index + 1):\(port)", "--correlator",
+                correlatorURL,
                 "--token-file", token, "--window-seconds", "1", "--pinglist", pinglist,
                 "--spool", directory.appendingPathComponent("spool-\(node)").path, "--config", config,
             ]
@@ -192,7 +195,8 @@ struct AgentFleetTests {
         for src in nodes {
             let delayed: Double = try #require(try totals.median("\(src)/0->n2/0"))
             let undelayed: Double = try #require(try totals.median("\(src)/0->n1/0"))
-            print("agent fleet: \(src)/0 p50 to n2 (2 ms delay) \(Int(delayed)) µs, to n1 \(Int(undelayed)) µs")
+            print(
+                "agent fleet: \(src)/0 p50 to n2 (2 ms delay) \(Int(delayed)) µs, to n1 \(Int(undelayed)) µs")
             #expect(undelayed < 1000, "\(src)/0 -> n1/0 p50 \(undelayed) µs")
             let excess: Double = delayed - undelayed - 2000
             #expect(abs(excess) <= 300, "\(src)/0 -> n2/0 p50 \(delayed) µs, -> n1/0 \(undelayed) µs")
