@@ -39,6 +39,7 @@ let package = Package(
             name: "FaultlineCLI",
             dependencies: [
                 "QuantileSketch", "FleetModel", "Engine", "Simulation", "Store", "Service", "Net", "Verbs", "Probe",
+                "Agent",
             ]),
         // POSIX sockets, the HTTP/1.1 server and a blocking client. Imports nothing of ours.
         .target(name: "Net"),
@@ -48,6 +49,9 @@ let package = Package(
         .target(name: "Verbs", dependencies: ["CIBVerbs"]),
         // The node agent: sysfs discovery (NICs, GPUs, rails) and the verbs probers.
         .target(name: "Probe", dependencies: ["Verbs"]),
+        // The running agent: the probe scheduler (a pure state machine), the UDP transport and
+        // responder, fault injection, the spool and uploader, reloads and /metrics.
+        .target(name: "Agent", dependencies: ["FleetModel", "QuantileSketch", "Net", "Verbs"]),
         .executableTarget(name: "faultline", dependencies: ["FaultlineCLI"]),
         .executableTarget(
             name: "FaultlineBench", dependencies: ["QuantileSketch", "FleetModel", "Engine", "Simulation", "Net"]),
@@ -66,6 +70,7 @@ let package = Package(
         .testTarget(name: "FleetModelTests", dependencies: ["FleetModel"]),
         .testTarget(name: "NetTests", dependencies: ["Net"]),
         .testTarget(name: "VerbsTests", dependencies: ["Verbs"]),
+        .testTarget(name: "AgentTests", dependencies: ["Agent", "FleetModel", "QuantileSketch", "Net", "Verbs"]),
         .testTarget(
             name: "ProbeTests", dependencies: ["Probe", "Verbs"],
             exclude: ["Fixtures"]  // sysfs trees of small files and symlinks, read by #filePath

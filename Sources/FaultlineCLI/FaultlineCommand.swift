@@ -32,6 +32,7 @@ public enum FaultlineCommand {
         DbStatsCommand.self,
         DbImportCommand.self,
         DbExportCommand.self,
+        AgentRunCommand.self,
         AgentDiscoverCommand.self,
     ]
 

@@ -5,7 +5,7 @@
 
 import Synchronization
 
-/// A value behind a `Mutex`, for state shared by threads (the server's, the service's).
+/// A value behind a `Mutex`, for state shared by threads (the server's, the service's, the agent's).
 public final class Locked<Value: Sendable>: Sendable {
     private let mutex: Mutex<Value>
     /// Touched only inside the lock: the acquire/release pair ThreadSanitizer orders sections by.

@@ -183,6 +183,45 @@ enum Syscall {
         }
     }
 
+    /// `sendto` with `MSG_DONTWAIT | MSG_NOSIGNAL`: bytes written, nil when the socket buffer is full
+    /// (EAGAIN).
+    static func sendTo(
+        _ fd: Int32, _ buffer: UnsafeRawBufferPointer, _ address: UnsafePointer<sockaddr>, _ length: socklen_t
+    ) throws(SystemCallError) -> Int? {
+        do {
+            return try retryingOnInterrupt("sendto") {
+                Glibc.sendto(
+                    fd, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL), address,
+                    length)
+            }
+        } catch  where error.errno == .wouldBlock {
+            return nil
+        }
+    }
+
+    /// `recvfrom` with `MSG_DONTWAIT`: the datagram's length and sender, nil when none is queued.
+    static func receiveFrom(
+        _ fd: Int32, into buffer: UnsafeMutableRawBufferPointer
+    ) throws(SystemCallError) -> (Int, sockaddr_storage)? {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        do {
+            let count = try withUnsafeMutablePointer(to: &storage) {
+                (pointer) throws(SystemCallError) -> Int in
+                try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    (address) throws(SystemCallError) -> Int in
+                    try retryingOnInterrupt("recvfrom") {
+                        Glibc.recvfrom(
+                            fd, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT), address, &length)
+                    }
+                }
+            }
+            return (count, storage)
+        } catch  where error.errno == .wouldBlock {
+            return nil
+        }
+    }
+
     static func shutdown(_ fd: Int32, _ how: Int32) {
         // ENOTCONN when the peer is already gone: nothing to do then.
         _ = Glibc.shutdown(fd, how)
