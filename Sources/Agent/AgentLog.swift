@@ -1,6 +1,7 @@
 // The agent's log: one JSON object per line on stderr, {"time", "level", "message", ...fields}.
 // Secrets never go in: the token is read from its file and only ever put in the Authorization header.
 
+import FleetModel
 import Foundation
 import Glibc
 
@@ -49,21 +50,5 @@ public struct AgentLog: Sendable {
     }
 }
 
-/// A JSON string literal.
-func jsonText(_ text: String) -> String {
-    var out = "\""
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        case _ where scalar.value < 0x20:
-            let hex = String(scalar.value, radix: 16)
-            out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-        default: out.unicodeScalars.append(scalar)
-        }
-    }
-    return out + "\""
-}
+/// A JSON string literal, written as every other JSON of the project is.
+private func jsonText(_ text: String) -> String { JSONValue.string(text).jsonText }
