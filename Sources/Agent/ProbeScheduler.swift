@@ -87,7 +87,7 @@ public struct ProbeScheduler: Sendable {
 
     private var targets: [ProbeTarget] = []
     private var nextDue: [UInt64] = []
-    private var random: SplitMix
+    private var random: SplitMix64
     private var nextSequence: UInt64 = 1
     private struct Outstanding {
         var target: ProbeTarget
@@ -113,7 +113,7 @@ public struct ProbeScheduler: Sendable {
         self.transport = transport
         self.agentVersion = agentVersion
         self.wallOffset = wallOffset
-        random = SplitMix(seed: settings.seed)
+        random = SplitMix64(seed: settings.seed)
     }
 
     public var targetList: [ProbeTarget] { targets }
@@ -360,19 +360,3 @@ struct RecentSet: Sendable {
     }
 }
 
-/// SplitMix64: the scheduler's seeded jitter.
-struct SplitMix: Sendable {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    mutating func nextUnit() -> Double { Double(next() >> 11) / Double(1 << 53) }
-}

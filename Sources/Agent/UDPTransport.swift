@@ -49,7 +49,7 @@ public final class UDPTransport: ProbeTransport {
     public let listenAddress: SocketAddress
     private let clock = SystemMonotonicClock()
     private let addresses: Locked<AddressBook>
-    private let faults: Locked<(plan: FaultPlan, random: SplitMix)>
+    private let faults: Locked<(plan: FaultPlan, random: SplitMix64)>
     private let state = Locked(UDPTransportCounters())
     private let stopping = Locked(false)
     private let threads = DispatchGroup()
@@ -76,7 +76,7 @@ public final class UDPTransport: ProbeTransport {
         var generator = SystemRandomNumberGenerator()
         session = generator.next()
         self.addresses = Locked(addresses)
-        self.faults = Locked((faults, SplitMix(seed: faults.seed ?? generator.next())))
+        self.faults = Locked((faults, SplitMix64(seed: faults.seed ?? generator.next())))
     }
 
     public var counters: UDPTransportCounters { state.withLock { $0 } }
@@ -84,7 +84,7 @@ public final class UDPTransport: ProbeTransport {
     public func setAddresses(_ book: AddressBook) { addresses.withLock { $0 = book } }
 
     public func setFaults(_ plan: FaultPlan) {
-        faults.withLock { $0 = (plan, SplitMix(seed: plan.seed ?? $0.random.next())) }
+        faults.withLock { $0 = (plan, SplitMix64(seed: plan.seed ?? $0.random.next())) }
     }
 
     public func start(onReply: @escaping @Sendable (ProbeReply) -> Void) throws {

@@ -157,7 +157,7 @@ public final class Uploader: Sendable {
     private func run() {
         var client: HTTPClient?
         var failures = 0
-        var random = SplitMix(seed: UInt64.random(in: 0...UInt64.max))
+        var random = SplitMix64(seed: UInt64.random(in: 0...UInt64.max))
         var nextAttempt = ContinuousClock.now
         while true {
             let control = self.control.withLock { $0 }

@@ -1079,37 +1079,3 @@ private func binarySearch(_ sorted: [Int], _ value: Int) -> Int {
     }
     return low
 }
-
-/// SplitMix64 (Steele, Lea and Flood): a tiny seeded generator, so plans do not depend on the
-/// standard library's shuffling algorithm, which may change between releases.
-private struct SplitMix64 {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in 0..<bound (bound > 0), by rejection so no value is favoured.
-    mutating func below(_ bound: Int) -> Int {
-        let bound = UInt64(bound)
-        let limit = UInt64.max - UInt64.max % bound
-        while true {
-            let value = next()
-            if value < limit { return Int(value % bound) }
-        }
-    }
-
-    /// Fisher–Yates.
-    mutating func shuffle(_ values: inout [Int]) {
-        guard values.count > 1 else { return }
-        for i in stride(from: values.count - 1, to: 0, by: -1) {
-            values.swapAt(i, below(i + 1))
-        }
-    }
-}
