@@ -83,15 +83,8 @@ struct JudgedPair: Sendable {
     }
 }
 
-func median(_ values: [Double]) -> Double? {
-    guard !values.isEmpty else { return nil }
-    let sorted = values.sorted()
-    let middle = sorted.count / 2
-    return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
-}
-
-/// The median by selection (expected linear time), for the window's hundreds of thousands of p50s;
-/// the same value as `median`. Reorders `values`.
+/// The median (the mean of the two middle values for an even count) by selection, in expected
+/// linear time, for the window's hundreds of thousands of p50s; nil for none. Reorders `values`.
 func selectMedian(_ values: inout [Double]) -> Double? {
     guard !values.isEmpty else { return nil }
     let middle = values.count / 2

@@ -314,3 +314,23 @@ struct EngineTests {
         }
     }
 }
+
+@Suite("median by selection")
+struct SelectMedianTests {
+    @Test("equals the median of the sorted values, for many seeded arrays with ties, odd and even")
+    func agreesWithSorting() {
+        var generator = SeededGenerator(seed: 7)
+        #expect({ var empty: [Double] = []; return selectMedian(&empty) }() == nil)
+        for round in 0..<500 {
+            let count = 1 + Int(generator.next() % 64)
+            // Few distinct values in some rounds, so ties and runs of equal pivots are common.
+            let distinct = round % 3 == 0 ? 3 : 1_000
+            var values = (0..<count).map { _ in Double(generator.next() % UInt64(distinct)) / 7 }
+            let sorted = values.sorted()
+            let middle = sorted.count / 2
+            let expected = sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+            #expect(selectMedian(&values) == expected, "round \(round): \(sorted)")
+            #expect(values.sorted() == sorted, "round \(round): a permutation")
+        }
+    }
+}
