@@ -63,6 +63,11 @@ public struct Engine: Sendable {
     private var nodePairs: [NodeName: NodePairs] = [:]
     private let table: ComponentTable
     private var tracker = FindingTracker()
+    /// Reads every pair's p50, p90, p99 and p99.9 from its encoded sketch.
+    private var sketchReader = try! EncodedSketchReader(quantiles: [0.5, 0.9, 0.99, 0.999])
+    /// The closing window's arrays, kept from one window to the next: a window of a large fleet has
+    /// millions of pairs, and fresh arrays every time cost more in page faults than the work does.
+    private var buffers = WindowBuffers()
 
     /// Windows that may be open at once: state stays bounded whatever reporters claim.
     public static let maxOpenWindows: Int64 = 64
@@ -147,14 +152,17 @@ public struct Engine: Sendable {
         // Each node's pairs, in its report's order, with where its state keeps them.
         let nodes = reports.keys.sorted()
         var states = nodes.map { nodePairs.removeValue(forKey: $0) ?? NodePairs() }
-        var observations: [PairObservation] = []
-        var owners: [(node: Int32, entry: Int32)] = []
-        for (n, node) in nodes.enumerated() {
-            observe(reports[node]!, state: &states[n], into: &observations, owners: &owners, node: Int32(n))
+        var window = WindowBuffers()
+        swap(&window, &buffers)  // uniquely referenced while in use: no copy on write
+        defer {
+            window.removeAll()
+            swap(&window, &buffers)
         }
-        let classBaselines = baselines(observations, rules: rules)
-        var judged: [JudgedPair] = []
-        judged.reserveCapacity(observations.count)
+        for (n, node) in nodes.enumerated() {
+            observe(reports[node]!, state: &states[n], into: &window, node: Int32(n))
+        }
+        let classBaselines = baselines(window.observations, rules: rules)
+        window.judged.reserveCapacity(window.observations.count)
         // By class ordinal: a dictionary keyed by class would hash its name for each pair.
         var baselineOfClass = [ClassBaseline?](repeating: nil, count: PathClass.allCases.count)
         var rulesOfClass = [PathClassRules](repeating: rules.pathClasses[.loopback]!, count: PathClass.allCases.count)
@@ -162,28 +170,24 @@ public struct Engine: Sendable {
             baselineOfClass[pathClass.ordinal] = classBaselines[pathClass]
             rulesOfClass[pathClass.ordinal] = rules.pathClasses[pathClass]!  // Rules has every class
         }
-        for (observation, owner) in zip(observations, owners) {
-            let node = Int(owner.node)
-            let entry = Int(owner.entry)
-            let verdict = judge(
-                observation, baseline: baselineOfClass[observation.pathClass.ordinal],
-                classRules: rulesOfClass[observation.pathClass.ordinal],
-                ownP50: states[node].historyMedian(entry), rules: rules)
-            judged.append(verdict)
-            if verdict.verdict == .healthy, let p50 = observation.p50, observation.samples >= rules.minSamples
-            {
-                states[node].remember(p50, entry)
-            }
+        // Node by node (the observations are in node order), each state borrowed once.
+        var index = 0
+        for node in states.indices {
+            let owned = window.owners[index...].prefix { $0.node == Int32(node) }.count
+            judgeNode(
+                window.observations[index..<(index + owned)], owners: window.owners[index..<(index + owned)],
+                state: &states[node], baselines: baselineOfClass, rulesOfClass: rulesOfClass, into: &window.judged)
+            index += owned
         }
         for (n, node) in nodes.enumerated() { nodePairs[node] = states[n] }
-        counters.pairsJudged += judged.count
+        counters.pairsJudged += window.judged.count
 
-        let noisy = noisyReporters(judged, rules: rules, table: table)
+        let noisy = noisyReporters(window.judged, rules: rules, table: table)
         counters.noisyReporterWindows += noisy.count
         var blamed: [FindingTracker.Key: FindingTracker.Observation] = [:]
         for symptom in [Symptom.latency, .loss] {
             for blame in localize(
-                judged, symptom: symptom, rules: rules, topology: topology, table: table,
+                window.judged, routes: window.routes, symptom: symptom, rules: rules, topology: topology, table: table,
                 ignoredReporters: symptom == .latency ? noisy : [])
             {
                 let key = FindingTracker.Key(component: blame.component, symptom: symptom)
@@ -204,15 +208,38 @@ public struct Engine: Sendable {
             window: Timestamp(secondsSinceEpoch: start), observations: blamed, rules: rules)
     }
 
+    /// Judges one node's observations against the baselines and their own history, and remembers
+    /// the healthy ones' p50s.
+    private func judgeNode(
+        _ observations: ArraySlice<PairObservation>, owners: ArraySlice<(node: Int32, entry: Int32)>,
+        state: inout NodePairs, baselines: [ClassBaseline?], rulesOfClass: [PathClassRules],
+        into judged: inout [JudgedPair]
+    ) {
+        for (observation, owner) in zip(observations, owners) {
+            let entry = Int(owner.entry)
+            let verdict = judge(
+                observation, baseline: baselines[observation.pathClass.ordinal],
+                classRules: rulesOfClass[observation.pathClass.ordinal], ownP50: state.historyMedian(entry),
+                rules: rules)
+            judged.append(verdict)
+            if verdict.verdict == .healthy, let p50 = observation.p50, observation.samples >= rules.minSamples {
+                state.remember(p50, entry)
+            }
+        }
+    }
+
     /// A report's pairs as observations, appended with their places in the node's state; pairs the
     /// engine cannot use are counted and dropped.
     private mutating func observe(
-        _ report: Report, state: inout NodePairs, into observations: inout [PairObservation],
-        owners: inout [(node: Int32, entry: Int32)], node: Int32
+        _ report: Report, state: inout NodePairs, into window: inout WindowBuffers, node: Int32
     ) {
-        if !state.matches(report.pairs) { state.rebuild(for: report.pairs, topology: topology, table: table) }
+        let pairs = report.pairs
+        if !state.matches(pairs) { state.rebuild(for: pairs, topology: topology, table: table) }
         let reporterNumber = table.number(.node(report.node))!  // ingest checked the node
-        for (entry, pair) in report.pairs.enumerated() {
+        for entry in pairs.indices {
+            // Fields read in place: copying a pair would copy (and count references to) its strings.
+            let sent = pairs[entry].sent
+            let lost = pairs[entry].lost
             let resolved = state.entries[entry]
             switch resolved.problem {
             case .unknownEndpoint?:
@@ -226,26 +253,28 @@ public struct Engine: Sendable {
                 continue
             case nil: break
             }
-            var quantiles: [Double]?
-            if pair.sent > pair.lost {
-                guard let text = pair.rttMicros, let bytes = Data(base64Encoded: text),
-                    let sketch = try? QuantileSketch(decoding: bytes),
-                    sketch.count == UInt64(pair.sent - pair.lost),
-                    let answers = try? sketch.quantiles([0.5, 0.9, 0.99, 0.999])
+            var quantiles: (p50: Double, p90: Double, p99: Double, p999: Double)?
+            if sent > lost {
+                guard let text = pairs[entry].rttMicros, (try? sketchReader.read(base64: text)) == true,
+                    sketchReader.count == UInt64(sent - lost)
                 else {
                     counters.pairsInvalidSketch += 1
                     continue
                 }
-                quantiles = answers
+                quantiles = (
+                    sketchReader.answer(0), sketchReader.answer(1), sketchReader.answer(2), sketchReader.answer(3)
+                )
             }
-            observations.append(
+            let routeStart = Int32(window.routes.count)
+            state.appendComponents(of: entry, to: &window.routes)
+            window.observations.append(
                 PairObservation(
-                    src: pair.src, dst: pair.dst, reporter: report.node, pathClass: resolved.pathClass,
-                    components: state.components[resolved.components], srcNumber: resolved.srcNumber,
-                    reporterNumber: reporterNumber, dstNodeNumber: resolved.dstNodeNumber,
-                    sent: pair.sent, lost: pair.lost,
-                    p50: quantiles?[0], p90: quantiles?[1], p99: quantiles?[2], p999: quantiles?[3]))
-            owners.append((node, Int32(entry)))
+                    pathClass: resolved.pathClass, routeStart: routeStart,
+                    routeCount: Int32(resolved.components.count), srcNumber: resolved.srcNumber,
+                    dstNumber: resolved.dstNumber, reporterNumber: reporterNumber,
+                    dstNodeNumber: resolved.dstNodeNumber, sent: sent, lost: lost,
+                    p50: quantiles?.p50, p90: quantiles?.p90, p99: quantiles?.p99, p999: quantiles?.p999))
+            window.owners.append((node, Int32(entry)))
         }
     }
 
@@ -260,7 +289,7 @@ public struct Engine: Sendable {
         case .loss:
             // A node is unreachable when others cannot reach it; dead pairs it reports itself
             // say it has lost its way out, which is loss from where it stands.
-            let ownPairs = blame.explained.contains { .node($0.observation.reporter) == blame.component }
+            let ownPairs = blame.explained.contains { table.components[Int($0.observation.reporterNumber)] == blame.component }
             symptomName =
                 !dead ? "loss" : blame.component.kind != "node" ? "down" : ownPairs ? "loss" : "unreachable"
         case .health: preconditionFailure("health signals are not localized")
@@ -269,15 +298,17 @@ public struct Engine: Sendable {
         let strength = 1 - pow(0.5, Double(blame.explained.count))
         let confidence = min(1, max(0, blame.share * strength))
         func rounded(_ value: Double) -> JSONValue { .number((value * 1000).rounded() / 1000) }
+        // Endpoint numbers sort as the endpoints do (ComponentTable).
         let examples = blame.explained.sorted {
-            ($0.score, $0.observation.src, $0.observation.dst) > (
-                $1.score, $1.observation.src, $1.observation.dst
+            ($0.score, $0.observation.srcNumber, $0.observation.dstNumber) > (
+                $1.score, $1.observation.srcNumber, $1.observation.dstNumber
             )
         }
         .prefix(3).map { pair -> JSONValue in
             let o = pair.observation
             var entry: [String: JSONValue] = [
-                "src": .string(o.src.description), "dst": .string(o.dst.description),
+                "src": .string(table.components[Int(o.srcNumber)].description),
+                "dst": .string(table.components[Int(o.dstNumber)].description),
                 "class": .string(o.pathClass.rawValue), "verdict": .string(pair.verdict.rawValue),
                 "sent": .number(Double(o.sent)), "lost": .number(Double(o.lost)),
             ]
@@ -302,5 +333,22 @@ public struct Engine: Sendable {
         return FindingTracker.Observation(
             faultClass: faultClass, isHard: blame.symptom == .loss && dead, confidence: confidence,
             evidence: evidence)
+    }
+}
+
+/// The arrays of the window being closed, in pair order.
+private struct WindowBuffers {
+    var observations: [PairObservation] = []
+    /// Each observation's node (its place in the window's sorted nodes) and entry in that node's state.
+    var owners: [(node: Int32, entry: Int32)] = []
+    /// The component numbers of every observation's route, one after the other.
+    var routes: [Int32] = []
+    var judged: [JudgedPair] = []
+
+    mutating func removeAll() {
+        observations.removeAll(keepingCapacity: true)
+        owners.removeAll(keepingCapacity: true)
+        routes.removeAll(keepingCapacity: true)
+        judged.removeAll(keepingCapacity: true)
     }
 }

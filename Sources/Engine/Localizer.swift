@@ -146,9 +146,10 @@ func noisyReporters(_ pairs: [JudgedPair], rules: Rules, table: ComponentTable) 
 }
 
 /// The blamed components for one symptom, most explanatory first.
+/// `routes`: the component numbers the pairs' `route` ranges point into.
 /// `ignoredReporters`: numbers of the nodes whose pairs do not vote (`noisyReporters` for latency).
 func localize(
-    _ pairs: [JudgedPair], symptom: Symptom, rules: Rules, topology: Topology, table: ComponentTable,
+    _ pairs: [JudgedPair], routes: [Int32], symptom: Symptom, rules: Rules, topology: Topology, table: ComponentTable,
     ignoredReporters: [Int32] = []
 ) -> [Blame] {
     // Votes per component number: healthy pairs counted (and their probes, for the aggregate loss
@@ -169,9 +170,10 @@ func localize(
         // Only components the pair surely crossed vote: an unknown ECMP spine gets no evidence.
         if pair.isBad(for: symptom) {
             badIndexes.append(index)
-            for component in pair.observation.components { badCount[Int(component)] += 1 }
+            for place in pair.observation.route { badCount[Int(routes[place])] += 1 }
         } else if pair.isHealthy(for: symptom, rules: rules) {
-            for component in pair.observation.components {
+            for place in pair.observation.route {
+                let component = routes[place]
                 healthy[Int(component)] += 1
                 healthySent[Int(component)] += pair.observation.sent
             }
@@ -183,7 +185,8 @@ func localize(
     var badPairs = [Int](repeating: 0, count: badStart[table.count])
     var fill = badStart
     for index in badIndexes {
-        for component in pairs[index].observation.components {
+        for place in pairs[index].observation.route {
+            let component = routes[place]
             badPairs[fill[Int(component)]] = index
             fill[Int(component)] += 1
         }

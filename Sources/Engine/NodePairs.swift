@@ -15,16 +15,16 @@ struct NodePairs: Sendable {
         case repeated
     }
 
+    /// What the engine needs of a pair every window: numbers only, so that reading it costs no
+    /// reference counting.
     struct Entry: Sendable {
-        let src: EndpointID
-        let dst: EndpointID
-        let route: [SwitchName]?
         /// Why the pair cannot be used; nil when it can.
         let problem: Problem?
         let pathClass: PathClass
         /// Where the numbers of the components the pair crosses are in `components`.
         let components: Range<Int>
         let srcNumber: Int32
+        let dstNumber: Int32
         let dstNodeNumber: Int32
     }
 
@@ -33,10 +33,18 @@ struct NodePairs: Sendable {
         let dst: EndpointID
     }
 
+    /// What a report's pair is matched on: its endpoints and the route it reports.
+    private struct Identity: Sendable {
+        let key: PairKey
+        let route: [SwitchName]?
+    }
+
     /// The pairs' p50s a pair's own baseline is the median of.
     static let historyLength = 8
 
     private(set) var entries: [Entry] = []
+    /// The pairs the entries were resolved for, in the same order.
+    private var identities: [Identity] = []
     /// Every entry's component numbers, ascending per entry, one after the other.
     private(set) var components: [Int32] = []
     /// `historyLength` slots per entry, written round-robin; `historyWrites` counts the writes.
@@ -45,9 +53,9 @@ struct NodePairs: Sendable {
 
     /// Whether `pairs` are the pairs this state was built for, in the same order.
     func matches(_ pairs: [Report.Pair]) -> Bool {
-        guard pairs.count == entries.count else { return false }
-        for (pair, entry) in zip(pairs, entries)
-        where pair.src != entry.src || pair.dst != entry.dst || pair.path != entry.route {
+        guard pairs.count == identities.count else { return false }
+        for (pair, identity) in zip(pairs, identities)
+        where pair.src != identity.key.src || pair.dst != identity.key.dst || pair.path != identity.route {
             return false
         }
         return true
@@ -58,14 +66,16 @@ struct NodePairs: Sendable {
     mutating func rebuild(for pairs: [Report.Pair], topology: Topology, table: ComponentTable) {
         var previous: [PairKey: Int] = [:]
         for (index, entry) in entries.enumerated() where entry.problem == nil {
-            previous[PairKey(src: entry.src, dst: entry.dst)] = index
+            previous[identities[index].key] = index
         }
         var seen: Set<PairKey> = []
         var newEntries: [Entry] = []
+        var newIdentities: [Identity] = []
         var newComponents: [Int32] = []
         var newHistory: [Double] = []
         var newWrites: [UInt32] = []
         newEntries.reserveCapacity(pairs.count)
+        newIdentities.reserveCapacity(pairs.count)
         for pair in pairs {
             let key = PairKey(src: pair.src, dst: pair.dst)
             var problem: Problem?
@@ -84,11 +94,14 @@ struct NodePairs: Sendable {
                 problem = .invalidPath
             }
             let srcNumber = problem == .unknownEndpoint ? -1 : table.number(.endpoint(pair.src))!
+            let dstNumber = problem == .unknownEndpoint ? -1 : table.number(.endpoint(pair.dst))!
             let dstNodeNumber = problem == .unknownEndpoint ? -1 : table.number(.node(pair.dst.node))!
             newEntries.append(
                 Entry(
-                    src: pair.src, dst: pair.dst, route: pair.path, problem: problem, pathClass: pathClass,
-                    components: start..<newComponents.count, srcNumber: srcNumber, dstNodeNumber: dstNodeNumber))
+                    problem: problem, pathClass: pathClass,
+                    components: start..<newComponents.count, srcNumber: srcNumber, dstNumber: dstNumber,
+                    dstNodeNumber: dstNodeNumber))
+            newIdentities.append(Identity(key: key, route: pair.path))
             if problem == nil, let old = previous[key] {
                 let slots = old * Self.historyLength..<(old + 1) * Self.historyLength
                 newHistory += history[slots]
@@ -99,9 +112,16 @@ struct NodePairs: Sendable {
             }
         }
         entries = newEntries
+        identities = newIdentities
         components = newComponents
         history = newHistory
         historyWrites = newWrites
+    }
+
+    /// Appends the numbers of the components an entry's pair crosses.
+    func appendComponents(of entry: Int, to numbers: inout [Int32]) {
+        let range = entries[entry].components
+        components.withUnsafeBufferPointer { numbers.append(contentsOf: UnsafeBufferPointer(rebasing: $0[range])) }
     }
 
     /// The median of an entry's remembered p50s; nil before the first.

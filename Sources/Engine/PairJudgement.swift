@@ -4,17 +4,18 @@
 import FleetModel
 import QuantileSketch
 
-/// What the engine knows of one probed pair in one window.
+/// What the engine knows of one probed pair in one window. Numbers only (ComponentTable), no
+/// names: millions are built, copied and judged per window, and none of them costs a reference count.
 struct PairObservation: Sendable {
-    let src: EndpointID
-    let dst: EndpointID
-    /// The node that reported it (the source's node).
-    let reporter: NodeName
     let pathClass: PathClass
-    /// The numbers (ComponentTable) of the components every probe of the pair crossed, ascending.
-    let components: ArraySlice<Int32>
-    /// The numbers of the source endpoint, of the reporting node and of the destination's node.
+    /// Where the numbers of the components every probe of the pair crossed (ascending) lie in the
+    /// window's route array (one array of component numbers for all the window's pairs).
+    let routeStart: Int32
+    let routeCount: Int32
+    /// The numbers of the source and destination endpoints, of the reporting node (the source's
+    /// node) and of the destination's node.
     let srcNumber: Int32
+    let dstNumber: Int32
     let reporterNumber: Int32
     let dstNodeNumber: Int32
     let sent: Int
@@ -26,6 +27,8 @@ struct PairObservation: Sendable {
     let p999: Double?
     var samples: Int { sent - lost }
     var lossRate: Double { sent > 0 ? Double(lost) / Double(sent) : 0 }
+    /// The pair's place in the window's route array.
+    var route: Range<Int> { Int(routeStart)..<Int(routeStart + routeCount) }
 }
 
 enum Verdict: String, Sendable {

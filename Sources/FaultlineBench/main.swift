@@ -110,6 +110,18 @@ func sketches(count: Int, samples: Int, distribution: LatencyDistribution) throw
     }
 }
 
+/// What a report's `rttMicros` carries for one pair in one window: 20 probes' RTTs (a pair's own
+/// median spread as the simulator spreads them), as base64.
+func probeSketchTexts(count: Int) throws -> [String] {
+    var generator = SeededGenerator(seed: 2026)
+    return try (0..<count).map { seed in
+        var sketch = try QuantileSketch()
+        let median = 8 * exp(0.1 * (generator.nextUnit() - 0.5) * 4)
+        try sketch.add(contentsOf: LatencyDistribution.lognormal(median: median, sigma: 0.15).samples(20, seed: UInt64(seed)))
+        return Data(sketch.encoded()).base64EncodedString()
+    }
+}
+
 func printTable(_ results: [DatasetResult]) throws {
     let lognormal = LatencyDistribution.benchmarkSet[0].distribution
     let narrow = LatencyDistribution.lognormal(median: 8, sigma: 0.1)
@@ -153,6 +165,16 @@ func printTable(_ results: [DatasetResult]) throws {
         print("    encode                      \(String(format: "%8.1f", encode))")
         print("    decode                      \(String(format: "%8.1f", decode))")
     }
+
+    print("")
+    let probeTexts = try probeSketchTexts(count: 10_000)
+    var reader = try EncodedSketchReader(quantiles: [0.5, 0.9, 0.99, 0.999])
+    let read = try medianNanoseconds(operations: probeTexts.count) {
+        for text in probeTexts where try reader.read(base64: text) { sink &+= reader.count }
+    }
+    let meanLength = Double(probeTexts.map(\.utf8.count).reduce(0, +)) / Double(probeTexts.count)
+    print("20-sample probe sketches from base64 (\(String(format: "%.0f", meanLength)) characters on average)")
+    print("    count and 4 quantiles (ns)  \(String(format: "%8.1f", read))")
 
     print("")
     print("encoded bytes (mean over 100 sketches)")
@@ -216,6 +238,13 @@ func runWorkload(_ name: String, repeats: Int) throws -> Int {
             sink &+= sketch.count
         }
         return values.count
+    case "read-probe":
+        let texts = try probeSketchTexts(count: 1000)
+        var reader = try EncodedSketchReader(quantiles: [0.5, 0.9, 0.99, 0.999])
+        for _ in 0..<repeats {
+            for text in texts where try reader.read(base64: text) { sink &+= reader.count }
+        }
+        return texts.count
     case "merge-narrow", "merge-wide", "encode-narrow", "encode-wide", "decode-narrow", "decode-wide":
         let pool = try sketches(
             count: 200, samples: 1000, distribution: name.hasSuffix("narrow") ? narrow : lognormal)
@@ -243,7 +272,7 @@ let usage = """
            faultline-bench --write-data DIR
            faultline-bench --engine SCENARIO.json
            faultline-bench --serve HOST:PORT --admin-token TOKEN [--nodes N] [--threads N] [--seconds S] [--window-seconds S]
-           faultline-bench --workload insert|batch-insert|merge-narrow|merge-wide|encode-narrow|encode-wide|decode-narrow|decode-wide --repeat N
+           faultline-bench --workload insert|batch-insert|read-probe|merge-narrow|merge-wide|encode-narrow|encode-wide|decode-narrow|decode-wide --repeat N
     """
 var arguments = Array(CommandLine.arguments.dropFirst())
 var json = false

@@ -41,7 +41,7 @@ private enum WireType: UInt64 {
 
 /// A count must be a whole number a double carries exactly: at most 2^53 (`QuantileSketch.maxCount`).
 /// Computed, not stored: a stored global is initialized lazily and checked on every use.
-private var maxExactCount: Double { 9_007_199_254_740_992 }
+var maxExactCount: Double { 9_007_199_254_740_992 }
 
 // MARK: - Encoding
 

@@ -1,0 +1,146 @@
+// EncodedSketchReader must answer exactly as decoding the sketch and asking it would: the same
+// count, the same quantiles bit for bit, and an error whenever decoding throws, for the canonical
+// form it reads in place and for every other form and every malformed input it hands on.
+
+import Foundation
+import Simulation
+import Testing
+
+@testable import QuantileSketch
+
+/// What the full decoder says about `bytes`: its count and answers, or nil when it throws.
+private func decodedAnswers(_ bytes: [UInt8], _ qs: [Double]) -> (count: UInt64, answers: [Double])? {
+    guard let sketch = try? QuantileSketch(decoding: bytes) else { return nil }
+    return (sketch.count, (try? sketch.quantiles(qs)) ?? [])
+}
+
+/// What the reader says about `bytes`, in the same shape.
+private func readerAnswers(_ reader: inout EncodedSketchReader, _ bytes: [UInt8]) -> (count: UInt64, answers: [Double])? {
+    do {
+        try bytes.withUnsafeBufferPointer { buffer throws(SketchError) in try reader.read(bytes: buffer) }
+    } catch {
+        return nil
+    }
+    return (reader.count, reader.count == 0 ? [] : reader.answers)
+}
+
+private func expectSameAnswers(
+    _ bytes: [UInt8], _ reader: inout EncodedSketchReader, sourceLocation: SourceLocation = #_sourceLocation
+) {
+    let expected = decodedAnswers(bytes, reader.quantiles)
+    let actual = readerAnswers(&reader, bytes)
+    #expect(expected?.count == actual?.count, sourceLocation: sourceLocation)
+    #expect(expected?.answers == actual?.answers, sourceLocation: sourceLocation)
+    // And through base64, as reports carry it.
+    let text = Data(bytes).base64EncodedString()
+    let viaText: (count: UInt64, answers: [Double])? =
+        (try? reader.read(base64: text)) == true ? (reader.count, reader.count == 0 ? [] : reader.answers) : nil
+    #expect(expected?.count == viaText?.count, sourceLocation: sourceLocation)
+    #expect(expected?.answers == viaText?.answers, sourceLocation: sourceLocation)
+}
+
+struct EncodedSketchReaderTests {
+    /// The canonical form: sketches as agents write them, small and large, with zeros.
+    @Test(arguments: 0..<6)
+    func canonicalSketchesAnswerAsDecoded(seed: Int) throws {
+        var reader = try EncodedSketchReader(quantiles: testQuantiles)
+        var generator = SeededGenerator(seed: UInt64(seed) + 404)
+        for size in [1, 2, 5, 20, 100, 1000] {
+            var sketch = try QuantileSketch()
+            let values = LatencyDistribution.lognormal(median: 8, sigma: 0.2 + 0.3 * generator.nextUnit())
+                .samples(size, seed: generator.next())
+            try sketch.add(contentsOf: values)
+            if seed % 2 == 0 { try sketch.add(0, count: UInt64(seed + 1)) }
+            expectSameAnswers(sketch.encoded(), &reader)
+        }
+        expectSameAnswers(try QuantileSketch().encoded(), &reader)  // empty: count 0
+    }
+
+    /// Everything else goes through the full decoder and still answers alike: negative values,
+    /// other accuracies and interpolations, map-form bins, repeated stores.
+    @Test func otherFormsAnswerAsDecoded() throws {
+        var reader = try EncodedSketchReader(quantiles: [0.5, 0.9, 0.99, 0.999])
+        for seed in 0..<4 {
+            var mixed = try QuantileSketch(relativeAccuracy: seed % 2 == 0 ? 0.01 : 0.02)
+            try mixed.add(contentsOf: mixedValues(300, seed: UInt64(seed)))
+            expectSameAnswers(mixed.encoded(), &reader)
+        }
+        var proto = ProtoBytes()
+        proto.mapping()
+        proto.message(2) { store in
+            store.message(1) { entry in
+                entry.sint32(1, 120)
+                entry.double(2, 3)
+            }
+            store.packedDoubles(2, [1, 0, 2])
+            store.sint32(3, 100)
+        }
+        proto.message(2) { store in store.packedDoubles(2, [5]) }
+        expectSameAnswers(proto.bytes, &reader)
+        var interpolated = ProtoBytes()
+        interpolated.mapping(gamma: 1.05, interpolation: 3)
+        interpolated.message(2) { store in store.packedDoubles(2, [1, 2, 3]) }
+        expectSameAnswers(interpolated.bytes, &reader)
+    }
+
+    /// Mutated encodings: the reader accepts exactly what the decoder accepts, and agrees with it.
+    @Test(arguments: 0..<4)
+    func mutatedEncodingsAgreeWithTheDecoder(seed: Int) throws {
+        var reader = try EncodedSketchReader(quantiles: [0.5, 0.9, 0.99, 0.999])
+        var generator = SeededGenerator(seed: UInt64(seed) &* 104_729)
+        var small = try QuantileSketch()
+        try small.add(contentsOf: LatencyDistribution.lognormal(median: 8, sigma: 0.3).samples(20, seed: UInt64(seed)))
+        try small.add(0, count: 2)
+        let originals = [small.encoded()]
+        var accepted = 0
+        for _ in 0..<3000 {
+            var bytes = originals[0]
+            for _ in 0...(generator.next() % 3) {
+                let position = Int(generator.next() % UInt64(bytes.count + 1))
+                switch generator.next() % 5 {
+                case 0 where position < bytes.count: bytes[position] ^= UInt8(1 << (generator.next() % 8))
+                case 1 where position < bytes.count: bytes[position] = UInt8(truncatingIfNeeded: generator.next())
+                case 2: bytes.insert(UInt8(truncatingIfNeeded: generator.next() % 40), at: position)
+                case 3 where position < bytes.count: bytes.remove(at: position)
+                default: bytes = Array(bytes.prefix(position))
+                }
+            }
+            if decodedAnswers(bytes, reader.quantiles) != nil { accepted += 1 }
+            expectSameAnswers(bytes, &reader)
+        }
+        #expect(accepted > 0)
+    }
+
+    /// Text that is not strict base64 is still judged by Foundation's decoder, as before.
+    @Test(arguments: 0..<4)
+    func base64MatchesFoundation(seed: Int) throws {
+        var generator = SeededGenerator(seed: UInt64(seed) + 77)
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\n -_".utf8)
+        for _ in 0..<3000 {
+            let bytes = (0..<Int(generator.next() % 40)).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
+            var text = Array(Data(bytes).base64EncodedString().utf8)
+            if generator.next() % 2 == 0 && !text.isEmpty {
+                text[Int(generator.next() % UInt64(text.count))] = alphabet[Int(generator.next() % UInt64(alphabet.count))]
+            }
+            var output = [UInt8](repeating: 0, count: text.count / 4 * 3 + 1)
+            let length = text.withUnsafeBufferPointer { text in
+                output.withUnsafeMutableBufferPointer { Base64.decode(text, into: $0) }
+            }
+            let decoded = length.map { Array(output[..<$0]) }
+            let foundation = Data(base64Encoded: String(decoding: text, as: UTF8.self))
+            if let decoded {
+                // What the strict decoder takes, Foundation takes too, with the same bytes.
+                #expect(foundation.map(Array.init) == decoded)
+            }
+            if text == Array(Data(bytes).base64EncodedString().utf8) {
+                #expect(decoded == bytes)
+            }
+        }
+        var reader = try EncodedSketchReader(quantiles: [0.5])
+        #expect(try reader.read(base64: "not base64!") == false)
+    }
+
+    @Test func quantilesOutsideTheUnitIntervalAreRefused() {
+        #expect(throws: SketchError.invalidQuantile(1.5)) { try EncodedSketchReader(quantiles: [0.5, 1.5]) }
+    }
+}
