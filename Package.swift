@@ -29,6 +29,8 @@ let package = Package(
         .target(name: "FleetModel"),
         // The pure core: windows, pair statistics, baselines, localization, findings. No I/O.
         .target(name: "Engine", dependencies: ["FleetModel", "QuantileSketch"]),
+        // The remediation policy: findings and operator commands in, decisions out. No I/O.
+        .target(name: "Policy", dependencies: ["Engine", "FleetModel"]),
         // Synthetic data: seeded generators and latency distributions for tests, demo and benchmarks.
         .target(name: "Simulation", dependencies: ["FleetModel", "QuantileSketch", "Engine"]),
         // The correlator's SQLite store: connection, statements, migrations, the event log and
@@ -38,8 +40,8 @@ let package = Package(
         .target(
             name: "FaultlineCLI",
             dependencies: [
-                "QuantileSketch", "FleetModel", "Engine", "Simulation", "Store", "Service", "Net", "Verbs", "Probe",
-                "Agent",
+                "QuantileSketch", "FleetModel", "Engine", "Policy", "Simulation", "Store", "Service", "Net", "Verbs",
+                "Probe", "Agent",
             ]),
         // POSIX sockets, the HTTP/1.1 server and a blocking client. Imports nothing of ours.
         .target(name: "Net"),
@@ -68,6 +70,7 @@ let package = Package(
         ),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CSQLite3", "CIBVerbs"]),
         .testTarget(name: "FleetModelTests", dependencies: ["FleetModel"]),
+        .testTarget(name: "PolicyTests", dependencies: ["Policy", "Engine", "FleetModel"]),
         .testTarget(name: "NetTests", dependencies: ["Net"]),
         .testTarget(name: "VerbsTests", dependencies: ["Verbs"]),
         .testTarget(name: "AgentTests", dependencies: ["Agent", "FleetModel", "QuantileSketch", "Net", "Verbs"]),

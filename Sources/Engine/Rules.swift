@@ -42,6 +42,62 @@ public struct PathClassRules: Sendable, Equatable {
     }
 }
 
+/// The remediation policy's settings (docs/remediation.md): the guards every quarantine passes, when
+/// one waits for an operator's approval, and when a node goes back to service. Written in the same
+/// rules files as the detection rules, so that one `rules check` validates both and a replay with
+/// other rules asks "what if" of both. Durations are seconds.
+public struct PolicyRules: Sendable, Equatable {
+    /// At most this many nodes quarantined at once...
+    public var maxQuarantined: Int
+    /// ...and at most this share of the fleet's nodes; the lower of the two wins.
+    public var maxQuarantinedShare: Double
+    /// At most one new quarantine per leaf (failure domain) in this long, unless approved.
+    public var leafPeriodSeconds: Int
+    /// A token bucket: this many quarantines at once at most...
+    public var rateBurst: Int
+    /// ...refilled at this many per hour.
+    public var ratePerHour: Int
+    /// A quarantine below this confidence waits for an operator's approval...
+    public var approvalBelowConfidence: Double
+    /// ...as does one that would leave more than this many nodes of one leaf quarantined.
+    public var approvalAboveLeafQuarantined: Int
+    /// An approval not used within this long lapses; so does a held or waiting action this old.
+    public var approvalExpirySeconds: Int
+    /// A node goes back to service after this many clean windows in a row...
+    public var releaseCleanWindows: Int
+    /// ...and at least this long after it was quarantined.
+    public var releaseDelaySeconds: Int
+    /// A node quarantined this many times within `parkPeriodSeconds` stays out for a human.
+    public var parkAfterQuarantines: Int
+    public var parkPeriodSeconds: Int
+
+    public init(
+        maxQuarantined: Int, maxQuarantinedShare: Double, leafPeriodSeconds: Int, rateBurst: Int,
+        ratePerHour: Int, approvalBelowConfidence: Double, approvalAboveLeafQuarantined: Int,
+        approvalExpirySeconds: Int, releaseCleanWindows: Int, releaseDelaySeconds: Int,
+        parkAfterQuarantines: Int, parkPeriodSeconds: Int
+    ) {
+        self.maxQuarantined = maxQuarantined
+        self.maxQuarantinedShare = maxQuarantinedShare
+        self.leafPeriodSeconds = leafPeriodSeconds
+        self.rateBurst = rateBurst
+        self.ratePerHour = ratePerHour
+        self.approvalBelowConfidence = approvalBelowConfidence
+        self.approvalAboveLeafQuarantined = approvalAboveLeafQuarantined
+        self.approvalExpirySeconds = approvalExpirySeconds
+        self.releaseCleanWindows = releaseCleanWindows
+        self.releaseDelaySeconds = releaseDelaySeconds
+        self.parkAfterQuarantines = parkAfterQuarantines
+        self.parkPeriodSeconds = parkPeriodSeconds
+    }
+
+    /// What `rules/00-default.rules` says.
+    public static let defaults = PolicyRules(
+        maxQuarantined: 16, maxQuarantinedShare: 0.02, leafPeriodSeconds: 3600, rateBurst: 4, ratePerHour: 12,
+        approvalBelowConfidence: 0.5, approvalAboveLeafQuarantined: 2, approvalExpirySeconds: 3600,
+        releaseCleanWindows: 30, releaseDelaySeconds: 1800, parkAfterQuarantines: 3, parkPeriodSeconds: 86_400)
+}
+
 /// Everything the engine's judgement depends on. Parse it from the text format with `RulesParser`,
 /// write it back with `canonicalText`; `Rules.defaults` is what `rules/00-default.rules` says.
 public struct Rules: Sendable, Equatable {
@@ -64,11 +120,13 @@ public struct Rules: Sendable, Equatable {
     /// Hysteresis for hard faults (dead, all probes lost) and gray ones (slow, lossy).
     public var hardFault: Hysteresis
     public var grayFault: Hysteresis
+    /// The remediation policy's settings (the engine itself does not read them).
+    public var policy: PolicyRules
 
     public init(
         graceWindows: Int, minSamples: Int, lossyRate: Double, minLostProbes: Int, minProbesForDead: Int,
         minBadShare: Double, minIndependentReporters: Int, pathClasses: [PathClass: PathClassRules],
-        hardFault: Hysteresis, grayFault: Hysteresis
+        hardFault: Hysteresis, grayFault: Hysteresis, policy: PolicyRules = .defaults
     ) {
         self.graceWindows = graceWindows
         self.minSamples = minSamples
@@ -80,6 +138,7 @@ public struct Rules: Sendable, Equatable {
         self.pathClasses = pathClasses
         self.hardFault = hardFault
         self.grayFault = grayFault
+        self.policy = policy
     }
 }
 

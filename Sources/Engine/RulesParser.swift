@@ -254,13 +254,15 @@ private enum Section: Equatable {
     case window, pair, localize
     case pathClass(PathClass)
     case hysteresis(FaultClass)
+    case guards, approval, release
 
     /// In the order the canonical text writes them.
     static let all: [Section] =
         [.window, .pair, .localize] + PathClass.allCases.map(Section.pathClass)
-        + FaultClass.allCases.map(Section.hysteresis)
+        + FaultClass.allCases.map(Section.hysteresis) + [.guards, .approval, .release]
 
-    static let catalog = "[window], [pair], [localize], [class <path class>], [hysteresis hard|gray]"
+    static let catalog =
+        "[window], [pair], [localize], [class <path class>], [hysteresis hard|gray], [guards], [approval], [release]"
     static let classList = PathClass.allCases.map(\.rawValue).joined(separator: ", ")
 
     /// Between the brackets.
@@ -271,6 +273,9 @@ private enum Section: Equatable {
         case .localize: "localize"
         case .pathClass(let pathClass): "class \(pathClass.rawValue)"
         case .hysteresis(let faultClass): "hysteresis \(faultClass.rawValue)"
+        case .guards: "guards"
+        case .approval: "approval"
+        case .release: "release"
         }
     }
 
@@ -280,11 +285,15 @@ private enum Section: Equatable {
         let written = "[\(words.joined(separator: " "))]"
         guard let kind = words.first else { return .failure(Problem(message: "empty section header '[]'")) }
         switch kind {
-        case "window", "pair", "localize":
+        case "window", "pair", "localize", "guards", "approval", "release":
             guard words.count == 1 else {
                 return .failure(Problem(message: "section [\(kind)] takes no name, got \(quoted(written))"))
             }
-            return .success(kind == "window" ? .window : kind == "pair" ? .pair : .localize)
+            let plain: [String: Section] = [
+                "window": .window, "pair": .pair, "localize": .localize, "guards": .guards, "approval": .approval,
+                "release": .release,
+            ]
+            return .success(plain[kind]!)  // one of the keys matched above
         case "class":
             guard words.count == 2 else {
                 return .failure(
@@ -312,7 +321,9 @@ private enum Section: Equatable {
 
     /// Where a key belongs, e.g. "; it belongs under [pair]", or `orElse` when no section has it.
     static func hint(for key: String, prefix: String, orElse: String = "") -> String {
-        let homes = [Section.window, .pair, .localize, .pathClass(.loopback), .hysteresis(.hard)]
+        let homes = [
+            Section.window, .pair, .localize, .pathClass(.loopback), .hysteresis(.hard), .guards, .approval, .release,
+        ]
         guard let home = homes.first(where: { $0.settings.contains { $0.key == key } }) else { return orElse }
         let written =
             switch home {
@@ -358,6 +369,14 @@ private enum Section: Equatable {
                 ]
             case .gray: ["gray: slow or lossy pairs."]
             }
+        case .guards:
+            [
+                "Remediation (docs/remediation.md). Node-scoped findings quarantine their node; switches and",
+                "leaf-spine links only notify. Guards every quarantine passes; one that trips holds further",
+                "quarantines until an operator resets the breaker. Durations: 90s, 30m, 24h or seconds.",
+            ]
+        case .approval: ["When a quarantine waits for 'faultline quarantine approve ID'."]
+        case .release: ["Back to service, and when a node that keeps failing stays out for a human."]
         }
     }
 
@@ -443,6 +462,40 @@ private enum Section: Equatable {
                     get: { .whole(faultClass.hysteresis(of: $0).closeAfterClean) },
                     set: { rules, value in faultClass.update(&rules) { $0.closeAfterClean = value.whole } }),
             ]
+        case .guards:
+            [
+                .policyCount("max-quarantined", 0...100_000, "nodes quarantined at once, at most...", \.maxQuarantined),
+                .policyFraction(
+                    "max-quarantined-share", "...and this share of the fleet's nodes (the lower wins)",
+                    \.maxQuarantinedShare),
+                .policyDuration(
+                    "leaf-period", "one new quarantine per leaf in this long, unless approved", \.leafPeriodSeconds),
+                .policyCount("rate-burst", 1...10_000, "quarantines at once at most (a token bucket)...", \.rateBurst),
+                .policyCount("rate-per-hour", 1...100_000, "...refilled at this many an hour", \.ratePerHour),
+            ]
+        case .approval:
+            [
+                .policyFraction(
+                    "below-confidence", "a finding less confident than this waits for approval",
+                    \.approvalBelowConfidence),
+                .policyCount(
+                    "above-leaf-quarantined", 0...10_000,
+                    "so does one leaving more than this many nodes of a leaf out", \.approvalAboveLeafQuarantined),
+                .policyDuration(
+                    "expires", "an approval, a held or a waiting action lapses after this long",
+                    \.approvalExpirySeconds),
+            ]
+        case .release:
+            [
+                .policyCount(
+                    "clean-windows", 1...100_000, "back to service after this many clean windows in a row...",
+                    \.releaseCleanWindows),
+                .policyDuration("delay", "...and at least this long after the quarantine", \.releaseDelaySeconds),
+                .policyCount(
+                    "park-after", 1...1_000, "quarantined this many times within park-period: stays out",
+                    \.parkAfterQuarantines),
+                .policyDuration("park-period", "the period park-after counts in", \.parkPeriodSeconds),
+            ]
         }
     }
 }
@@ -468,6 +521,7 @@ private enum Value: Equatable {
     case whole(Int)
     case number(Double)
     case windows(Int, of: Int)
+    case seconds(Int)
 
     var whole: Int {
         if case .whole(let n) = self { return n }
@@ -492,6 +546,8 @@ private struct Setting {
     enum Kind {
         /// A whole number in the range.
         case count(ClosedRange<Int>)
+        /// Seconds from 1 to 30 days, written `45`, `90s`, `30m`, `24h` or `7d`.
+        case duration
         /// Above 0, at most 1; written `0.01` or `1%`.
         case fraction
         /// A factor from 1 to 1000.
@@ -508,6 +564,33 @@ private struct Setting {
         Setting(
             key: key, kind: .count(range), comment: comment, get: { .whole($0[keyPath: field]) },
             set: { $0[keyPath: field] = $1.whole })
+    }
+
+    static func policyCount(
+        _ key: String, _ range: ClosedRange<Int>, _ comment: String, _ field: WritableKeyPath<PolicyRules, Int>
+    ) -> Setting {
+        Setting(
+            key: key, kind: .count(range), comment: comment, get: { .whole($0.policy[keyPath: field]) },
+            set: { $0.policy[keyPath: field] = $1.whole })
+    }
+
+    static func policyFraction(
+        _ key: String, _ comment: String, _ field: WritableKeyPath<PolicyRules, Double>
+    ) -> Setting {
+        Setting(
+            key: key, kind: .fraction, comment: comment, get: { .number($0.policy[keyPath: field]) },
+            set: { $0.policy[keyPath: field] = $1.number })
+    }
+
+    static func policyDuration(
+        _ key: String, _ comment: String, _ field: WritableKeyPath<PolicyRules, Int>
+    ) -> Setting {
+        Setting(
+            key: key, kind: .duration, comment: comment, get: { .seconds($0.policy[keyPath: field]) },
+            set: { rules, value in
+                guard case .seconds(let seconds) = value else { return }
+                rules.policy[keyPath: field] = seconds
+            })
     }
 
     static func path(
@@ -541,6 +624,7 @@ fileprivate extension Setting.Kind {
         case .ratio: "a ratio from 1 to \(Int(Self.maxRatio))"
         case .micros: "microseconds from 0 to \(Int(Self.maxMicros))"
         case .windows: "'K of M' windows with 1 ≤ K ≤ M ≤ \(Self.maxWindows)"
+        case .duration: "a duration from 1 s to 30 days (such as 90s, 30m, 24h, 7d or plain seconds)"
         }
     }
 
@@ -581,6 +665,14 @@ fileprivate extension Setting.Kind {
                 1 <= k, k <= m, m <= Self.maxWindows
             else { return .failure(wrong) }
             return .success(.windows(k, of: m))
+        case .duration:
+            let units: [Character: Int] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
+            let unit = text.last.flatMap { units[$0] }
+            guard let number = wholeNumber(unit == nil ? text : text.dropLast()),
+                number <= 30 * 86_400,  // before multiplying: no overflow
+                case let seconds = number * (unit ?? 1), (1...(30 * 86_400)).contains(seconds)
+            else { return .failure(wrong) }
+            return .success(.seconds(seconds))
         }
     }
 
@@ -589,6 +681,12 @@ fileprivate extension Setting.Kind {
         case .whole(let n): "\(n)"
         case .number(let x): x == 0 ? "0" : "\(x)"  // the shortest text that reads back as x
         case .windows(let k, let m): "\(k) of \(m)"
+        case .seconds(let seconds):
+            // The largest unit that divides it: 3600 is written 1h, 5400 is 90m.
+            if seconds % 86_400 == 0 { "\(seconds / 86_400)d" }
+            else if seconds % 3600 == 0 { "\(seconds / 3600)h" }
+            else if seconds % 60 == 0 { "\(seconds / 60)m" }
+            else { "\(seconds)s" }
         }
     }
 }

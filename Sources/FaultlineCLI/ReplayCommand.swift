@@ -4,23 +4,26 @@
 import Engine
 import FleetModel
 import Foundation
+import Policy
 
 struct ReplayCommand: Command {
     static let name = "replay"
-    static let summary = "run the engine over recorded reports and print the findings"
+    static let summary = "run the engine and the policy over recorded reports: findings, then decisions"
     static let usage = "replay --topology FILE --input REPORTS.ndjson [--rules DIR] [--json]"
     static let help = """
         Reads probe reports (NDJSON, one report per line, in any order), groups them by window, closes
         each window as the live service would (the grace period counted in windows, not wall time),
         runs the engine and prints the findings stream (wire-v1.md §5): one JSON object per line with
-        --json, a readable line per event otherwise. The same input gives the same bytes on every run.
-        Remediation decisions will follow the findings once the policy lands.
+        --json, a readable line per event otherwise; then the remediation policy's decisions for the
+        same windows (quarantine, release, notify, held, awaiting-approval, ...: docs/remediation.md),
+        as the executor would take them in dry-run. The same input gives the same bytes on every run.
 
         options:
           --topology FILE   the fabric (wire-v1.md §2)
           --input FILE      the reports, NDJSON (- for standard input)
-          --rules DIR       detection rules (default: the built-in ones, equal to the repo's rules/)
-          --json            the findings stream as JSON lines
+          --rules DIR       detection and policy rules (default: the built-in ones, equal to the
+                            repo's rules/); another directory asks "what if" of both
+          --json            the findings and the decisions as JSON lines
 
         Reports that fail validation stop the replay with FILE:LINE: field: reason (exit 65); reports
         the engine counts instead of applying (late, duplicate, unknown node) are summarized on stderr.
@@ -64,6 +67,9 @@ struct ReplayCommand: Command {
                     + "\(finding.component)  (confidence \(JSONValue.number((finding.confidence * 100).rounded() / 100).jsonText))\n"
             }
         }
+        for decision in findings.decisions {
+            output += (json ? decision.jsonLine : decision.textLine) + "\n"
+        }
         io.write(output)
         let counters = findings.counters
         let skipped = [
@@ -81,20 +87,37 @@ struct ReplayCommand: Command {
         }
     }
 
-    /// The engine over reports in any order: windows close as the service would close them, the
-    /// window length taken from the earliest report.
+    /// The engine and the policy over reports in any order: windows close as the service would
+    /// close them, the window length taken from the earliest report; every closed window, with or
+    /// without findings, is a step of the policy.
     static func replay(
         _ reports: [Report], topology: Topology, rules: Rules
-    ) -> (events: [Finding], counters: EngineCounters) {
+    ) -> (events: [Finding], decisions: [Decision], counters: EngineCounters) {
         let ordered = reports.sorted { ($0.windowStart, $0.node) < ($1.windowStart, $1.node) }
-        guard let first = ordered.first else { return ([], EngineCounters()) }
+        guard let first = ordered.first else { return ([], [], EngineCounters()) }
         var engine = Engine(topology: topology, rules: rules, windowSeconds: first.windowSeconds)
+        var policy = Policy(topology: topology, settings: rules.policy)
         var events: [Finding] = []
+        var decisions: [Decision] = []
+        func stepPolicy(closedFrom start: Timestamp?, findings: [Finding]) {
+            guard let start, let next = engine.nextWindowToClose else { return }
+            var window = start
+            while window < next {
+                decisions += policy.step(window: window, findings: findings.filter { $0.window == window })
+                window = window.adding(seconds: Int64(first.windowSeconds))
+            }
+        }
         for report in ordered {
             // A window closes once reports of a window past its grace period arrive, as live.
-            events += engine.replay(report).findings
+            let before = engine.nextWindowToClose
+            let found = engine.replay(report).findings
+            stepPolicy(closedFrom: before, findings: found)
+            events += found
         }
-        events += engine.finish()
-        return (events, engine.counters)
+        let before = engine.nextWindowToClose
+        let found = engine.finish()
+        stepPolicy(closedFrom: before, findings: found)
+        events += found
+        return (events, decisions, engine.counters)
     }
 }

@@ -229,12 +229,12 @@ struct RulesTests {
         Mistake(
             text: "\n[thresholds]\n",
             problem:
-                "2: unknown section '[thresholds]'; the sections are [window], [pair], [localize], [class <path class>], [hysteresis hard|gray]"
+                "2: unknown section '[thresholds]'; the sections are [window], [pair], [localize], [class <path class>], [hysteresis hard|gray], [guards], [approval], [release]"
         ),
         Mistake(
             text: "[Pair]\n",
             problem:
-                "1: unknown section '[Pair]'; the sections are [window], [pair], [localize], [class <path class>], [hysteresis hard|gray]"
+                "1: unknown section '[Pair]'; the sections are [window], [pair], [localize], [class <path class>], [hysteresis hard|gray], [guards], [approval], [release]"
         ),
         Mistake(text: "[pair extra]\n", problem: "1: section [pair] takes no name, got '[pair extra]'"),
         Mistake(
@@ -376,7 +376,7 @@ struct RulesTests {
             #expect(
                 error.description == """
                     rules/90-site.rules:2: min-samples must be a whole number from 1 to 1000000, got '0'
-                    rules/90-site.rules:3: unknown section '[nope]'; the sections are [window], [pair], [localize], [class <path class>], [hysteresis hard|gray]
+                    rules/90-site.rules:3: unknown section '[nope]'; the sections are [window], [pair], [localize], [class <path class>], [hysteresis hard|gray], [guards], [approval], [release]
                     """)
         }
     }
@@ -402,7 +402,7 @@ struct RulesTests {
         #expect(
             parser.errors.map(\.description) == [
                 "10-a.rules:2: min-samples must be a whole number from 1 to 1000000, got 'ten'",
-                "10-a.rules:4: unknown section '[clas loopback]'; the sections are [window], [pair], [localize], [class <path class>], [hysteresis hard|gray]",
+                "10-a.rules:4: unknown section '[clas loopback]'; the sections are [window], [pair], [localize], [class <path class>], [hysteresis hard|gray], [guards], [approval], [release]",
                 "10-a.rules:8: open must be 'K of M' windows with 1 ≤ K ≤ M ≤ 64, got '9 of 3'",
                 "20-b.rules:3: not valid UTF-8",
                 "20-b.rules:4: expected 'key = value' or '[section]', got 'x'",
@@ -441,18 +441,41 @@ struct RulesTests {
         #expect(try RulesParser.parse(base.canonicalText, file: "w.rules").pathClasses.count == 4)
     }
 
+    @Test("the policy's settings read durations and shares, and refuse what is out of range")
+    func policySettings() throws {
+        let rules = try RulesParser.parse(
+            "[guards]\nmax-quarantined = 4\nmax-quarantined-share = 5%\nleaf-period = 90m\n"
+                + "[approval]\nexpires = 45\n[release]\ndelay = 2h\npark-period = 7d\n",
+            file: "90-site.rules")
+        #expect(rules.policy.maxQuarantined == 4)
+        #expect(rules.policy.maxQuarantinedShare == 0.05)
+        #expect(rules.policy.leafPeriodSeconds == 5400)
+        #expect(rules.policy.approvalExpirySeconds == 45)
+        #expect(rules.policy.releaseDelaySeconds == 7200)
+        #expect(rules.policy.parkPeriodSeconds == 7 * 86_400)
+        // Written back in the largest unit that divides, and read again to the same value.
+        #expect(rules.canonicalText.contains("leaf-period = 90m"))
+        #expect(try RulesParser.parse(rules.canonicalText, file: "w.rules") == rules)
+        for bad in ["0", "31d", "1w", "-5m", "m", "1.5h", "2592001"] {
+            #expect(throws: InvalidRules.self, "\(bad)") {
+                try RulesParser.parse("[release]\ndelay = \(bad)\n", file: "x.rules")
+            }
+        }
+    }
+
     @Test("settings are listed in the canonical order with their written values")
     func settingsList() {
         let settings = Rules.defaults.settings
-        #expect(settings.count == 1 + 4 + 2 + 4 * 5 + 2 * 2)
+        #expect(settings.count == 1 + 4 + 2 + 4 * 5 + 2 * 2 + 5 + 3 + 4)
         #expect(
             settings.first
                 == RulesSetting(name: RulesSettingName(section: "window", key: "grace-windows"), value: "1"))
         #expect(settings.map(\.name.description).contains("[class intra-host] min-excess-us"))
         #expect(
             settings.last
-                == RulesSetting(
-                    name: RulesSettingName(section: "hysteresis gray", key: "close-after"), value: "3"))
+                == RulesSetting(name: RulesSettingName(section: "release", key: "park-period"), value: "1d"))
+        #expect(
+            settings.first { $0.name == RulesSettingName(section: "hysteresis gray", key: "close-after") }?.value == "3")
         #expect(
             settings.first { $0.name == RulesSettingName(section: "hysteresis hard", key: "open") }?.value
                 == "2 of 3")

@@ -58,7 +58,12 @@ struct ReplayCommandTests {
         let (status, out, err) = run(["replay", "--topology", topologyPath, "--input", ordered, "--json"])
         #expect(status == .success, "\(err)")
         let lines = out.split(separator: "\n").map(String.init)
-        #expect(lines.count == 1)
+        #expect(lines.count == 2)
+        // The finding, then the policy's decision: quarantine the node of the dead rail.
+        let decision = try #require(JSONSerialization.jsonObject(with: Data(lines[1].utf8)) as? [String: Any])
+        #expect(decision["decision"] as? String == "quarantine")
+        #expect(decision["node"] as? String == "gpu-0002")
+        #expect(decision["class"] as? String == "gpu.down")
         let object = try #require(JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
         #expect(object["component"] as? String == "gpu-0002/0")
         #expect(object["kind"] as? String == "gpu")

@@ -1,0 +1,362 @@
+// The remediation policy: findings and operator commands in, decisions out. Pure and deterministic
+// (no clock, no I/O: time is the window it is given), so the live service, dry-run and replay take
+// the very same decisions from the same events. docs/remediation.md explains each rule.
+//
+// Node-scoped findings (an endpoint, a node, a node's own access link) ask for their node's
+// quarantine; fabric-scoped ones (a switch, a leaf–spine link) only notify: never drain every node
+// behind a switch. A quarantine passes, in order: the breaker (closed), the fleet caps (at most
+// `maxQuarantined` nodes and `maxQuarantinedShare` of the fleet), the token bucket; a guard that
+// trips opens the breaker and the quarantine is `held` until an operator resets it. Then approval:
+// a finding below the confidence threshold, a second new quarantine in one leaf within the leaf
+// period, or one leaving too many nodes of a leaf out waits for `approve`. A node goes back after
+// `releaseCleanWindows` clean windows and `releaseDelaySeconds`; one quarantined `parkAfter` times
+// in the park period stays out for a human.
+
+import Engine
+import FleetModel
+
+public struct Policy: Sendable {
+    public let settings: PolicyRules
+    private let topology: Topology
+    /// The fleet cap: the lower of the count and the share of the fleet's nodes (one at least).
+    public let quarantineCap: Int
+
+    /// Nodes Faultline quarantined, and what for.
+    public private(set) var quarantined: [NodeName: Quarantine] = [:]
+    /// Quarantines not yet taken: held by a guard or waiting for approval, by id.
+    public private(set) var pending: [String: Pending] = [:]
+    /// Open while a guard has tripped, until an operator resets it; the guard that tripped it.
+    public private(set) var breaker: String?
+    /// Nodes an operator put on hold: no automatic quarantine or release.
+    public private(set) var onHold: Set<NodeName> = []
+
+    /// The node-scoped findings open per node (component and class).
+    private var openFindings: [NodeName: Set<FindingKey>] = [:]
+    /// Fabric findings already notified, so that an update does not notify again.
+    private var notified: Set<FindingKey> = []
+    private var tokens: Double
+    private var tokensAt: Timestamp?
+    /// The last new quarantine per leaf.
+    private var lastQuarantineOfLeaf: [SwitchName: Timestamp] = [:]
+    /// When each node was quarantined, within the park period.
+    private var quarantineTimes: [NodeName: [Timestamp]] = [:]
+
+    public struct Quarantine: Sendable, Equatable {
+        public let id: String
+        public let since: Timestamp
+        public let component: String
+        public let faultClass: String
+        /// Windows in a row without an open finding on the node.
+        public var cleanWindows = 0
+        /// Kept out for a human: no automatic release.
+        public var parked = false
+    }
+
+    public struct Pending: Sendable, Equatable {
+        public enum State: Sendable, Equatable {
+            case held
+            /// Released from a guard by a breaker reset: through every guard again next window.
+            case retry
+            case awaitingApproval
+            case approved(until: Timestamp)
+        }
+        public let id: String
+        public let node: NodeName
+        public let created: Timestamp
+        public let component: String
+        public let faultClass: String
+        public let confidence: Double
+        public var state: State
+    }
+
+    private struct FindingKey: Hashable, Comparable {
+        let component: Component
+        let faultClass: String
+        static func < (lhs: FindingKey, rhs: FindingKey) -> Bool {
+            (lhs.component, lhs.faultClass) < (rhs.component, rhs.faultClass)
+        }
+    }
+
+    public init(topology: Topology, settings: PolicyRules) {
+        self.topology = topology
+        self.settings = settings
+        // The share rounds down, but allows one node at least: a small fleet still gets a quarantine.
+        let shareCap = max(1, Int((settings.maxQuarantinedShare * Double(topology.nodes.count)).rounded(.down)))
+        self.quarantineCap = min(settings.maxQuarantined, shareCap)
+        self.tokens = Double(settings.rateBurst)
+    }
+
+    /// The node a finding's component asks to quarantine; nil for fabric components.
+    public func node(of component: Component) -> NodeName? {
+        switch component {
+        case .endpoint(let endpoint): return endpoint.node
+        case .node(let node): return node
+        case .link(let id):
+            guard let link = topology.link(id) else { return nil }
+            for end in [link.a, link.b] { if case .endpoint(let endpoint) = end { return endpoint.node } }
+            return nil
+        case .switch: return nil
+        }
+    }
+
+    /// One closed window: its findings events in, the window's decisions out. Call it for every
+    /// closed window in order, with or without findings (clean windows count towards release).
+    public mutating func step(window: Timestamp, findings: [Finding]) -> [Decision] {
+        var decisions: [Decision] = []
+        refillTokens(at: window)
+        // Findings first, in a fixed order: the stream's own order is the engine's, already sorted.
+        var candidates: [(node: NodeName, finding: Finding)] = []
+        for finding in findings {
+            let key = FindingKey(component: finding.component, faultClass: finding.faultClass)
+            guard let node = node(of: finding.component) else {
+                // One notification per component and class: a class change (loss to down) is news.
+                notified = notified.filter { $0.component != finding.component || $0 == key }
+                if finding.event == .closed {
+                    notified.remove(key)
+                } else if notified.insert(key).inserted {
+                    decisions.append(
+                        Decision(
+                            time: window, kind: .notify, id: "\(finding.component)@\(window)", node: nil,
+                            component: finding.component.description, faultClass: finding.faultClass,
+                            reason: "fabric component: no node is drained"))
+                }
+                continue
+            }
+            switch finding.event {
+            case .opened, .updated:
+                // An update may change the class: the old key goes.
+                openFindings[node, default: []] = openFindings[node, default: []].filter {
+                    $0.component != finding.component
+                }
+                openFindings[node, default: []].insert(key)
+                if finding.event == .opened { candidates.append((node, finding)) }
+            case .closed:
+                openFindings[node]?.remove(key)
+                if openFindings[node]?.isEmpty == true { openFindings[node] = nil }
+            }
+        }
+        // Waiting quarantines whose node is clean again are stale.
+        for id in pending.keys.sorted() {
+            guard let waiting = pending[id] else { continue }
+            if openFindings[waiting.node] == nil {
+                pending[id] = nil
+                decisions.append(decision(.dropped, waiting, at: window, reason: "its finding closed"))
+            } else if case .awaitingApproval = waiting.state,
+                window.secondsSinceEpoch - waiting.created.secondsSinceEpoch >= Int64(settings.approvalExpirySeconds)
+            {
+                pending[id] = nil
+                decisions.append(decision(.dropped, waiting, at: window, reason: "not approved in time"))
+            } else if case .approved(let until) = waiting.state, window > until {
+                pending[id] = nil
+                decisions.append(decision(.dropped, waiting, at: window, reason: "approval expired"))
+            }
+        }
+        // Approved quarantines, then new ones, each through the guards.
+        for id in pending.keys.sorted() {
+            guard let waiting = pending[id] else { continue }
+            switch waiting.state {
+            case .approved, .retry: decisions += consider(waiting, at: window)
+            case .held, .awaitingApproval: continue
+            }
+        }
+        for (node, finding) in candidates.sorted(by: { ($0.node, $0.finding.component) < ($1.node, $1.finding.component) })
+        where quarantined[node] == nil && !onHold.contains(node) && !pending.values.contains(where: { $0.node == node })
+        {
+            let waiting = Pending(
+                id: "\(node)@\(window)", node: node, created: window, component: finding.component.description,
+                faultClass: finding.faultClass, confidence: finding.confidence, state: .awaitingApproval)
+            decisions += consider(waiting, at: window)
+        }
+        decisions += releases(at: window)
+        return decisions
+    }
+
+    /// A quarantine through the guards: taken, held, or left waiting for approval.
+    private mutating func consider(_ candidate: Pending, at time: Timestamp) -> [Decision] {
+        var waiting = candidate
+        let isApproved: Bool
+        if case .approved = waiting.state { isApproved = true } else { isApproved = false }
+        if let breaker {
+            let wasHeld = waiting.state == .held
+            waiting.state = .held
+            pending[waiting.id] = waiting
+            return wasHeld ? [] : [decision(.held, waiting, at: time, reason: "breaker open: \(breaker)")]
+        }
+        if let tripped = trippedGuard() {
+            breaker = tripped
+            waiting.state = .held
+            pending[waiting.id] = waiting
+            return [decision(.held, waiting, at: time, reason: tripped)]
+        }
+        if !isApproved, let why = approvalNeeded(for: waiting, at: time) {
+            waiting.state = .awaitingApproval
+            pending[waiting.id] = waiting
+            return [decision(.awaitingApproval, waiting, at: time, reason: why)]
+        }
+        pending[waiting.id] = nil
+        tokens -= 1
+        for leaf in leaves(of: waiting.node) { lastQuarantineOfLeaf[leaf] = time }
+        let period = Int64(settings.parkPeriodSeconds)
+        quarantineTimes[waiting.node, default: []].removeAll { time.secondsSinceEpoch - $0.secondsSinceEpoch >= period }
+        quarantineTimes[waiting.node, default: []].append(time)
+        quarantined[waiting.node] = Quarantine(
+            id: waiting.id, since: time, component: waiting.component, faultClass: waiting.faultClass)
+        let reason = isApproved ? "approved" : "confidence \(JSONValue.number((waiting.confidence * 100).rounded() / 100).jsonText)"
+        return [decision(.quarantine, waiting, at: time, reason: reason)]
+    }
+
+    /// The guard that stops one more quarantine now, if any.
+    private func trippedGuard() -> String? {
+        if quarantined.count + 1 > quarantineCap {
+            return "fleet cap: \(quarantined.count) of at most \(quarantineCap) nodes quarantined"
+        }
+        if tokens < 1 {
+            return "rate limit: \(settings.rateBurst) at once, \(settings.ratePerHour) an hour"
+        }
+        return nil
+    }
+
+    /// Why a quarantine needs an operator's approval, if it does.
+    private func approvalNeeded(for waiting: Pending, at time: Timestamp) -> String? {
+        if waiting.confidence < settings.approvalBelowConfidence {
+            return "confidence below \(JSONValue.number(settings.approvalBelowConfidence).jsonText)"
+        }
+        for leaf in leaves(of: waiting.node) {
+            if let last = lastQuarantineOfLeaf[leaf],
+                time.secondsSinceEpoch - last.secondsSinceEpoch < Int64(settings.leafPeriodSeconds)
+            {
+                return "another quarantine under \(leaf) since \(last)"
+            }
+            let out = quarantined.keys.count { leaves(of: $0).contains(leaf) }
+            if out + 1 > settings.approvalAboveLeafQuarantined {
+                return "\(out + 1) nodes under \(leaf) would be out"
+            }
+        }
+        return nil
+    }
+
+    /// Quarantined nodes that have been clean long enough go back, unless parked or on hold.
+    private mutating func releases(at time: Timestamp) -> [Decision] {
+        var decisions: [Decision] = []
+        for node in quarantined.keys.sorted() {
+            guard var quarantine = quarantined[node] else { continue }
+            quarantine.cleanWindows = openFindings[node] == nil ? quarantine.cleanWindows + 1 : 0
+            quarantined[node] = quarantine
+            guard !quarantine.parked, !onHold.contains(node), quarantine.cleanWindows >= settings.releaseCleanWindows,
+                time.secondsSinceEpoch - quarantine.since.secondsSinceEpoch >= Int64(settings.releaseDelaySeconds)
+            else { continue }
+            let recent = quarantineTimes[node, default: []].count {
+                time.secondsSinceEpoch - $0.secondsSinceEpoch < Int64(settings.parkPeriodSeconds)
+            }
+            if recent >= settings.parkAfterQuarantines {
+                quarantine.parked = true
+                quarantined[node] = quarantine
+                decisions.append(
+                    Decision(
+                        time: time, kind: .parked, id: quarantine.id, node: node, component: quarantine.component,
+                        faultClass: quarantine.faultClass,
+                        reason: "quarantined \(recent) times in \(settings.parkPeriodSeconds / 3600) h: a human releases it"))
+                continue
+            }
+            quarantined[node] = nil
+            decisions.append(
+                Decision(
+                    time: time, kind: .release, id: quarantine.id, node: node, component: quarantine.component,
+                    faultClass: quarantine.faultClass, reason: "\(quarantine.cleanWindows) clean windows"))
+        }
+        return decisions
+    }
+
+    private mutating func refillTokens(at time: Timestamp) {
+        if let last = tokensAt, time > last {
+            let elapsed = Double(time.secondsSinceEpoch - last.secondsSinceEpoch)
+            tokens = min(Double(settings.rateBurst), tokens + elapsed * Double(settings.ratePerHour) / 3600)
+        }
+        tokensAt = max(tokensAt ?? time, time)
+    }
+
+    /// The leaves a node's rails hang off: its failure domains.
+    private func leaves(of node: NodeName) -> [SwitchName] {
+        guard let rails = topology.node(node)?.rails else { return [] }
+        return Array(Set(rails.map(\.leaf))).sorted()
+    }
+
+    private func decision(_ kind: Decision.Kind, _ waiting: Pending, at time: Timestamp, reason: String) -> Decision {
+        Decision(
+            time: time, kind: kind, id: waiting.id, node: waiting.node, component: waiting.component,
+            faultClass: waiting.faultClass, reason: reason)
+    }
+}
+
+// MARK: - Operator commands
+
+/// What an operator can tell the policy (`faultline quarantine ...`).
+public enum OperatorCommand: Sendable, Equatable {
+    case approve(id: String)
+    case resetBreaker
+    /// Release a node Faultline quarantined (parked ones included).
+    case release(NodeName)
+    /// No automatic quarantine or release of the node until `unhold`.
+    case hold(NodeName)
+    case unhold(NodeName)
+}
+
+/// Why a command was refused.
+public struct PolicyCommandError: Error, Sendable, Equatable, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
+}
+
+extension Policy {
+    /// Applies an operator's command at `time`; the decisions it causes (an approval runs at the
+    /// next window, through the guards).
+    public mutating func apply(_ command: OperatorCommand, at time: Timestamp) throws(PolicyCommandError) -> [Decision] {
+        switch command {
+        case .approve(let id):
+            guard var waiting = pending[id] else { throw PolicyCommandError(message: "no waiting quarantine \(id)") }
+            guard waiting.state == .awaitingApproval else {
+                throw PolicyCommandError(message: "\(id) is held by a guard, not waiting for approval: reset the breaker")
+            }
+            waiting.state = .approved(until: time.adding(seconds: Int64(settings.approvalExpirySeconds)))
+            pending[id] = waiting
+            return [decision(.approved, waiting, at: time, reason: "approved by an operator")]
+        case .resetBreaker:
+            breaker = nil
+            var decisions = [
+                Decision(
+                    time: time, kind: .breakerReset, id: "breaker@\(time)", node: nil, component: "", faultClass: "",
+                    reason: "reset by an operator")
+            ]
+            // Held quarantines gone stale are dropped, not replayed into the fleet (NVSentinel #450);
+            // the others wait for the next window, through the guards again.
+            for id in pending.keys.sorted() {
+                guard var waiting = pending[id], waiting.state == .held else { continue }
+                if time.secondsSinceEpoch - waiting.created.secondsSinceEpoch >= Int64(settings.approvalExpirySeconds) {
+                    pending[id] = nil
+                    decisions.append(decision(.dropped, waiting, at: time, reason: "stale when the breaker was reset"))
+                } else {
+                    waiting.state = .retry
+                    pending[id] = waiting
+                }
+            }
+            return decisions
+        case .release(let node):
+            guard let quarantine = quarantined[node] else {
+                throw PolicyCommandError(message: "\(node) is not quarantined by Faultline")
+            }
+            quarantined[node] = nil
+            return [
+                Decision(
+                    time: time, kind: .release, id: quarantine.id, node: node, component: quarantine.component,
+                    faultClass: quarantine.faultClass, reason: "released by an operator")
+            ]
+        case .hold(let node):
+            guard topology.node(node) != nil else { throw PolicyCommandError(message: "unknown node \(node)") }
+            onHold.insert(node)
+            return []
+        case .unhold(let node):
+            onHold.remove(node)
+            return []
+        }
+    }
+}

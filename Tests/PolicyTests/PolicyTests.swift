@@ -1,0 +1,232 @@
+// The remediation policy on event streams: the guards cap a storm exactly, a flapping finding
+// quarantines once and never flaps, approvals wait and expire, the breaker holds until reset and
+// drops what went stale, fabric findings only notify, and the same stream gives the same decisions.
+
+import Engine
+import FleetModel
+import Testing
+
+@testable import Policy
+
+/// 1,024 nodes × 2 rails, 32 nodes a leaf: 32 scalable units.
+private let fleet = try! Topology.railOptimized(.init(nodes: 1024, rails: 2, nodesPerLeaf: 32, spines: 4))
+private let windowSeconds: Int64 = 10
+
+private func window(_ n: Int) -> Timestamp { Timestamp(secondsSinceEpoch: 1_790_000_000 + Int64(n) * windowSeconds) }
+
+private func node(_ n: Int) -> NodeName { fleet.nodes[n].name }
+
+private func finding(
+    _ event: Finding.Event, _ component: Component, at n: Int, faultClass: String = "node.unreachable",
+    confidence: Double = 0.9
+) -> Finding {
+    Finding(
+        window: window(n), event: event, component: component, faultClass: faultClass, confidence: confidence,
+        evidence: [:])
+}
+
+/// Settings that let the named guard bind alone.
+private func settings(_ change: (inout PolicyRules) -> Void = { _ in }) -> PolicyRules {
+    var rules = PolicyRules.defaults
+    rules.maxQuarantined = 1000
+    rules.maxQuarantinedShare = 1
+    rules.rateBurst = 1000
+    rules.ratePerHour = 100_000
+    rules.leafPeriodSeconds = 1
+    rules.approvalAboveLeafQuarantined = 1000
+    change(&rules)
+    return rules
+}
+
+private func kinds(_ decisions: [Decision]) -> [Decision.Kind: Int] {
+    decisions.reduce(into: [:]) { $0[$1.kind, default: 0] += 1 }
+}
+
+struct PolicyGuardTests {
+    @Test(arguments: [("count", 16), ("share", 20), ("rate", 7)])
+    func aStormOnAThousandNodesQuarantinesExactlyTheCap(guardName: String, cap: Int) throws {
+        let rules = settings {
+            switch guardName {
+            case "count": $0.maxQuarantined = cap
+            case "share": $0.maxQuarantinedShare = Double(cap) / Double(fleet.nodes.count) + 1e-9
+            default: $0.rateBurst = cap
+            }
+        }
+        var policy = Policy(topology: fleet, settings: rules)
+        let storm = (0..<1000).map { finding(.opened, .node(node($0)), at: 0) }
+        var decisions = policy.step(window: window(0), findings: storm)
+        // More windows of the same open findings: still nothing beyond the cap.
+        for n in 1...20 { decisions += policy.step(window: window(n), findings: []) }
+        // Approving every quarantine that waits (one per leaf and period) changes nothing: the
+        // approved ones meet the open breaker.
+        for waiting in decisions where waiting.kind == .awaitingApproval {
+            decisions += try policy.apply(.approve(id: waiting.id), at: window(21))
+        }
+        for n in 22...40 { decisions += policy.step(window: window(n), findings: []) }
+        let counted = kinds(decisions)
+        #expect(counted[.quarantine] == cap)
+        #expect(counted[.held] == 1000 - cap)
+        #expect(policy.quarantined.count == cap)
+        #expect(policy.breaker != nil)
+    }
+
+    @Test func theBreakerHoldsUntilResetAndDropsWhatWentStale() throws {
+        var policy = Policy(topology: fleet, settings: settings { $0.maxQuarantined = 1 })
+        var decisions = policy.step(
+            window: window(0), findings: [finding(.opened, .node(node(0)), at: 0), finding(.opened, .node(node(40)), at: 0)])
+        #expect(decisions.map(\.kind) == [.quarantine, .held])
+        // Still held while the breaker is open, however long.
+        for n in 1..<400 { decisions = policy.step(window: window(n), findings: []); #expect(decisions.isEmpty) }
+        // An hour later the operator resets: the held quarantine is stale and dropped, not run.
+        decisions = try policy.apply(.resetBreaker, at: window(400))
+        #expect(decisions.map(\.kind) == [.breakerReset, .dropped])
+        #expect(policy.step(window: window(401), findings: []).isEmpty)
+        #expect(policy.quarantined.keys.sorted() == [node(0)])
+    }
+
+    @Test func aFreshHeldQuarantineRunsAfterTheResetThroughTheGuardsAgain() throws {
+        var policy = Policy(topology: fleet, settings: settings { $0.maxQuarantined = 1 })
+        _ = policy.step(
+            window: window(0), findings: [finding(.opened, .node(node(0)), at: 0), finding(.opened, .node(node(40)), at: 0)])
+        _ = try policy.apply(.release(node(0)), at: window(1))
+        _ = try policy.apply(.resetBreaker, at: window(1))
+        let decisions = policy.step(window: window(2), findings: [])
+        #expect(decisions.map(\.kind) == [.quarantine])
+        #expect(decisions.first?.node == node(40))
+    }
+
+    @Test func oneNewQuarantinePerLeafPerPeriodUnlessApproved() throws {
+        var policy = Policy(topology: fleet, settings: settings { $0.leafPeriodSeconds = 3600 })
+        // Nodes 0 and 1 share their leaves; node 32 is in the next scalable unit.
+        let decisions = policy.step(
+            window: window(0),
+            findings: [0, 1, 32].map { finding(.opened, .node(node($0)), at: 0) })
+        #expect(decisions.map(\.kind) == [.quarantine, .awaitingApproval, .quarantine])
+        let waiting = try #require(decisions.first { $0.kind == .awaitingApproval })
+        #expect(waiting.node == node(1))
+        _ = try policy.apply(.approve(id: waiting.id), at: window(1))
+        #expect(policy.step(window: window(2), findings: []).map(\.kind) == [.quarantine])
+        #expect(policy.quarantined[node(1)] != nil)
+    }
+
+    @Test func lowConfidenceWaitsAndAnUnapprovedQuarantineLapses() throws {
+        var policy = Policy(topology: fleet, settings: settings { $0.approvalExpirySeconds = 600 })
+        let decisions = policy.step(
+            window: window(0), findings: [finding(.opened, .node(node(5)), at: 0, confidence: 0.3)])
+        #expect(decisions.map(\.kind) == [.awaitingApproval])
+        var later: [Decision] = []
+        for n in 1...60 { later += policy.step(window: window(n), findings: []) }
+        #expect(later.map(\.kind) == [.dropped])
+        #expect(throws: PolicyCommandError.self) { try policy.apply(.approve(id: decisions[0].id), at: window(61)) }
+        #expect(policy.quarantined.isEmpty)
+    }
+
+    @Test func fabricFindingsNotifyAndDrainNothing() throws {
+        var policy = Policy(topology: fleet, settings: settings())
+        let spine = fleet.switches.first { fleet.tier(of: $0.name) == .spine }!.name
+        let fabricLink = fleet.links.first { link in
+            if case .switch = link.a, case .switch = link.b { return true } else { return false }
+        }!
+        let decisions = policy.step(
+            window: window(0),
+            findings: [
+                finding(.opened, .switch(spine), at: 0, faultClass: "switch.loss"),
+                finding(.opened, .link(fabricLink.id), at: 0, faultClass: "link.degraded"),
+            ])
+        #expect(decisions.map(\.kind) == [.notify, .notify])
+        #expect(decisions.allSatisfy { $0.node == nil })
+        // The same class again is not news; a worse class is.
+        #expect(policy.step(window: window(1), findings: [finding(.updated, .switch(spine), at: 1, faultClass: "switch.loss")]).isEmpty)
+        #expect(
+            policy.step(window: window(2), findings: [finding(.updated, .switch(spine), at: 2, faultClass: "switch.down")])
+                .map(\.kind) == [.notify])
+        #expect(policy.quarantined.isEmpty)
+    }
+
+    @Test func anAccessLinkQuarantinesItsNode() throws {
+        var policy = Policy(topology: fleet, settings: settings())
+        let access = fleet.links.first { link in
+            if case .endpoint(let endpoint) = link.a { return endpoint.node == node(7) }
+            if case .endpoint(let endpoint) = link.b { return endpoint.node == node(7) }
+            return false
+        }!
+        let decisions = policy.step(
+            window: window(0), findings: [finding(.opened, .link(access.id), at: 0, faultClass: "link.loss")])
+        #expect(decisions.map(\.kind) == [.quarantine])
+        #expect(decisions.first?.node == node(7))
+    }
+}
+
+struct PolicyReleaseTests {
+    @Test func aFindingFlappingEveryThirtySecondsForAnHourQuarantinesOnceAndNeverReleases() {
+        var policy = Policy(topology: fleet, settings: settings())
+        var decisions: [Decision] = []
+        // Opened for 3 windows, closed for 3 (a 60 s cycle: it flaps every 30 s), for an hour.
+        for n in 0..<360 {
+            let phase = n % 6
+            let events =
+                phase == 0
+                ? [finding(.opened, .node(node(9)), at: n)]
+                : phase == 3 ? [finding(.closed, .node(node(9)), at: n)] : []
+            decisions += policy.step(window: window(n), findings: events)
+        }
+        #expect(kinds(decisions) == [.quarantine: 1])
+        #expect(policy.quarantined[node(9)] != nil)
+    }
+
+    @Test func aCleanNodeGoesBackAfterTheCleanWindowsAndTheDelay() {
+        var policy = Policy(
+            topology: fleet, settings: settings { $0.releaseCleanWindows = 6; $0.releaseDelaySeconds = 300 })
+        _ = policy.step(window: window(0), findings: [finding(.opened, .node(node(3)), at: 0)])
+        _ = policy.step(window: window(1), findings: [finding(.closed, .node(node(3)), at: 1)])
+        var released: Int?
+        for n in 2..<100 where released == nil {
+            if policy.step(window: window(n), findings: []).contains(where: { $0.kind == .release }) { released = n }
+        }
+        // Clean from window 1: six clean windows by window 6, but 300 s only at window 30.
+        #expect(released == 30)
+        #expect(policy.quarantined.isEmpty)
+    }
+
+    @Test func aNodeQuarantinedTooOftenIsParkedForAHuman() throws {
+        var policy = Policy(
+            topology: fleet,
+            settings: settings {
+                $0.releaseCleanWindows = 1
+                $0.releaseDelaySeconds = 1
+                $0.parkAfterQuarantines = 3
+            })
+        var decisions: [Decision] = []
+        for cycle in 0..<3 {
+            let start = cycle * 10
+            decisions += policy.step(window: window(start), findings: [finding(.opened, .node(node(2)), at: start)])
+            decisions += policy.step(window: window(start + 1), findings: [finding(.closed, .node(node(2)), at: start + 1)])
+            for n in (start + 2)..<(start + 10) { decisions += policy.step(window: window(n), findings: []) }
+        }
+        #expect(decisions.map(\.kind) == [.quarantine, .release, .quarantine, .release, .quarantine, .parked])
+        #expect(policy.quarantined[node(2)]?.parked == true)
+        // Only a human brings it back.
+        #expect(try policy.apply(.release(node(2)), at: window(40)).map(\.kind) == [.release])
+        #expect(throws: PolicyCommandError.self) { try policy.apply(.release(node(2)), at: window(41)) }
+    }
+
+    @Test func theSameStreamGivesTheSameDecisions() {
+        func run() -> [String] {
+            var policy = Policy(topology: fleet, settings: .defaults)
+            var lines: [String] = []
+            var generator = SplitMix64(seed: 7)
+            for n in 0..<200 {
+                let events = (0..<3).map { _ -> Finding in
+                    let target = node(Int(generator.next() % 1024))
+                    return finding(generator.next() % 3 == 0 ? .closed : .opened, .node(target), at: n,
+                                   confidence: Double(generator.next() % 100) / 100)
+                }
+                lines += policy.step(window: window(n), findings: events).map(\.jsonLine)
+            }
+            return lines
+        }
+        let first = run()
+        #expect(!first.isEmpty)
+        #expect(first == run())
+    }
+}
