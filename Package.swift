@@ -31,6 +31,8 @@ let package = Package(
         .target(name: "Engine", dependencies: ["FleetModel", "QuantileSketch"]),
         // The remediation policy: findings and operator commands in, decisions out. No I/O.
         .target(name: "Policy", dependencies: ["Engine", "FleetModel"]),
+        // The remediation actions (slurm, exec, webhook, dry-run), each verifying what it did.
+        .target(name: "Remediation", dependencies: ["Net", "FleetModel"]),
         // Synthetic data: seeded generators and latency distributions for tests, demo and benchmarks.
         .target(name: "Simulation", dependencies: ["FleetModel", "QuantileSketch", "Engine"]),
         // The correlator's SQLite store: connection, statements, migrations, the event log and
@@ -40,10 +42,11 @@ let package = Package(
         .target(
             name: "FaultlineCLI",
             dependencies: [
-                "QuantileSketch", "FleetModel", "Engine", "Policy", "Simulation", "Store", "Service", "Net", "Verbs",
+                "QuantileSketch", "FleetModel", "Engine", "Policy", "Remediation", "Simulation", "Store", "Service", "Net", "Verbs",
                 "Probe", "Agent",
             ]),
-        // POSIX sockets, the HTTP/1.1 server and a blocking client. Imports nothing of ours.
+        // POSIX edges: sockets, the HTTP/1.1 server and a blocking client, subprocesses. Imports
+        // nothing of ours.
         .target(name: "Net"),
         // The correlator service: ingest, the engine on one serial queue, the API, metrics, tokens.
         .target(name: "Service", dependencies: ["Net", "Store", "Engine", "FleetModel", "QuantileSketch"]),
@@ -71,6 +74,7 @@ let package = Package(
         .testTarget(name: "SystemLibraryTests", dependencies: ["CSQLite3", "CIBVerbs"]),
         .testTarget(name: "FleetModelTests", dependencies: ["FleetModel"]),
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "Engine", "FleetModel"]),
+        .testTarget(name: "RemediationTests", dependencies: ["Remediation", "Net"]),
         .testTarget(name: "NetTests", dependencies: ["Net"]),
         .testTarget(name: "VerbsTests", dependencies: ["Verbs"]),
         .testTarget(name: "AgentTests", dependencies: ["Agent", "FleetModel", "QuantileSketch", "Net", "Verbs"]),
