@@ -3,7 +3,7 @@
 APT_PACKAGES := libsqlite3-dev libibverbs-dev pkg-config
 SWIFT ?= swift
 
-.PHONY: all deps build release test test-tsan bench bench-sketch bench-engine bench-scenarios bench-serve bench-peers bench-instructions demo interop fuzz format lint clean
+.PHONY: all deps build release test test-slurm test-tsan bench bench-sketch bench-engine bench-scenarios bench-serve bench-peers bench-instructions demo interop fuzz format lint clean
 
 all: build
 
@@ -31,6 +31,15 @@ release: deps
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+
+# The Slurm action against a real slurmctld and three slurmd on this host (ci/slurm-world; root,
+# installs Debian's slurm-wlm and munge when missing). The world is removed afterwards, also on failure.
+test-slurm: deps
+	$(SWIFT) build --build-tests
+	@world=$$(mktemp -d); \
+	ci/slurm-world start "$$world" 3 >/dev/null || { ci/slurm-world stop "$$world"; rm -rf "$$world"; exit 1; }; \
+	FAULTLINE_SLURM_CONF="$$world/slurm.conf" $(SWIFT) test --skip-build --filter RealSlurmTests; status=$$?; \
+	ci/slurm-world stop "$$world"; rm -rf "$$world"; exit $$status
 
 # The Net and Service tests under ThreadSanitizer, in their own scratch directory so the normal build stays warm.
 test-tsan: deps

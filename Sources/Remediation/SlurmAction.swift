@@ -12,11 +12,17 @@ public struct SlurmAction: QuarantineAction {
     public let scontrol: String
     /// Per scontrol call: with slurmctld down, scontrol gives up after about 9 s by itself.
     public let timeout: Duration
+    /// Added to scontrol's environment, e.g. `SLURM_CONF` for a cluster other than the default.
+    public let environment: [String: String]
     private let runner: any CommandRunner
 
-    public init(scontrol: String = "scontrol", timeout: Duration = .seconds(20), runner: any CommandRunner) {
+    public init(
+        scontrol: String = "scontrol", timeout: Duration = .seconds(20), environment: [String: String] = [:],
+        runner: any CommandRunner
+    ) {
         self.scontrol = scontrol
         self.timeout = timeout
+        self.environment = environment
         self.runner = runner
     }
 
@@ -77,7 +83,7 @@ public struct SlurmAction: QuarantineAction {
 
     private func run(_ arguments: [String]) throws(ActionError) -> CommandResult {
         do {
-            let result = try runner.run([scontrol] + arguments, timeout: timeout)
+            let result = try runner.run([scontrol] + arguments, environment: environment, timeout: timeout)
             if result.timedOut {
                 throw ActionError(.failed, "slurm: scontrol \(arguments.joined(separator: " ")) timed out after \(timeout)")
             }
