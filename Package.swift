@@ -49,7 +49,8 @@ let package = Package(
         // nothing of ours.
         .target(name: "Net"),
         // The correlator service: ingest, the engine on one serial queue, the API, metrics, tokens.
-        .target(name: "Service", dependencies: ["Net", "Store", "Engine", "FleetModel", "QuantileSketch"]),
+        .target(
+            name: "Service", dependencies: ["Net", "Store", "Engine", "Policy", "Remediation", "FleetModel", "QuantileSketch"]),
         // Owning wrappers over libibverbs behind VerbsAPI, the real one and a seeded fake.
         .target(name: "Verbs", dependencies: ["CIBVerbs"]),
         // The node agent: sysfs discovery (NICs, GPUs, rails) and the verbs probers.

@@ -25,6 +25,7 @@ public enum FaultlineCommand {
         RulesShowCommand.self,
         ReplayCommand.self,
         ServeCommand.self,
+        ActionRunCommand.self,
         SimulateCommand.self,
         DbCheckCommand.self,
         DbMigrateCommand.self,

@@ -43,6 +43,21 @@ public struct ServiceConfiguration: Sendable, Equatable {
     public var silentAfterWindows = 3
     /// `tick-milliseconds`: how often the window ticker looks at the clock.
     public var tickMilliseconds = 1_000
+    /// `action`: how a quarantine is carried out: dry-run (the default), slurm, exec or webhook.
+    public var action = "dry-run"
+    /// `action-timeout-seconds`: one call of the action (scontrol, the script, the webhook).
+    public var actionTimeoutSeconds = 20
+    /// `slurm-scontrol`: the scontrol program; `slurm-conf`: SLURM_CONF for it, when not the default.
+    public var slurmScontrol = "scontrol"
+    public var slurmConf: String?
+    /// `exec-script`: the script of the exec action.
+    public var execScript: String?
+    /// `webhook-url` (http://HOST:PORT/PATH) and `webhook-token-file` (the bearer token, one line).
+    public var webhookURL: String?
+    public var webhookTokenFile: String?
+
+    /// The actions `action` may name.
+    public static let actionNames = ["dry-run", "exec", "slurm", "webhook"]
 
     public init() {}
 
@@ -73,6 +88,27 @@ public struct ServiceConfiguration: Sendable, Equatable {
         "rebuild-windows": integer(\.rebuildWindows, 0...10_000),
         "silent-after-windows": integer(\.silentAfterWindows, 1...10_000),
         "tick-milliseconds": integer(\.tickMilliseconds, 10...60_000),
+        "action": { config, value in
+            guard actionNames.contains(value) else { return "expected one of \(actionNames.joined(separator: ", ")), found '\(value)'" }
+            config.action = value
+            return nil
+        },
+        "action-timeout-seconds": integer(\.actionTimeoutSeconds, 1...600),
+        "slurm-scontrol": {
+            $0.slurmScontrol = $1; return nil
+        },
+        "slurm-conf": {
+            $0.slurmConf = $1; return nil
+        },
+        "exec-script": {
+            $0.execScript = $1; return nil
+        },
+        "webhook-url": {
+            $0.webhookURL = $1; return nil
+        },
+        "webhook-token-file": {
+            $0.webhookTokenFile = $1; return nil
+        },
     ]
 
     private static func integer(

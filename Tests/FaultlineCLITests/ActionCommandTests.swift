@@ -1,0 +1,48 @@
+// `faultline action run`: one action by hand through a config file, the state read back, errors as
+// exit statuses.
+
+import FaultlineCLI
+import Foundation
+import Testing
+
+@Suite("action run")
+struct ActionCommandTests {
+    @Test("an exec script quarantines, reports its state as JSON and releases")
+    func execThroughAConfigFile() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("action-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let state = directory.appendingPathComponent("state").path
+        let script = directory.appendingPathComponent("q.sh").path
+        try """
+        #!/bin/sh
+        case "$1" in
+          quarantine) printf '%s' "$FAULTLINE_REASON" > '\(state)' ;;
+          release) rm -f '\(state)' ;;
+          status) if [ -f '\(state)' ]; then printf '{"quarantined": true, "reason": "%s"}' "$(cat '\(state)')"; else echo '{"quarantined": false}'; fi ;;
+        esac
+        """.write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+        let config = directory.appendingPathComponent("serve.conf").path
+        try "exec-script = \(script)\naction-timeout-seconds = 5\n".write(toFile: config, atomically: true, encoding: .utf8)
+
+        let quarantine = run(["action", "run", "exec", "quarantine", "gpu-0007", "--config", config])
+        #expect(quarantine.0 == .success, "\(quarantine.err)")
+        #expect(quarantine.out.hasPrefix("gpu-0007: out of service (Faultline's), reason: faultline:gpu-0007@"))
+        let status = run(["action", "run", "exec", "status", "gpu-0007", "--config", config, "--json"])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(status.out.utf8)) as? [String: Any])
+        #expect(object["node"] as? String == "gpu-0007")
+        #expect(object["quarantined"] as? Bool == true && object["ours"] as? Bool == true)
+        #expect((object["reason"] as? String)?.hasSuffix(" manual") == true)
+        #expect(run(["action", "run", "exec", "release", "gpu-0007", "--config", config]).out == "gpu-0007: in service\n")
+    }
+
+    @Test("usage errors and missing settings")
+    func mistakes() {
+        #expect(run(["action", "run", "slurm", "drain", "gpu-0001"]).0 == .usage)
+        #expect(run(["action", "run", "ssh", "status", "gpu-0001"]).0 == .usage)
+        #expect(run(["action", "run", "dry-run", "status"]).0 == .usage)
+        let missing = run(["action", "run", "exec", "status", "gpu-0001"])
+        #expect(missing.0 == .dataError && missing.err.contains("exec-script"))
+    }
+}
