@@ -68,7 +68,7 @@ struct ActionRunCommand: Command {
         } catch {
             throw CommandError.data("\(error)")
         }
-        let state: NodeState
+        let state: SchedulerState
         do {
             switch verb {
             case "quarantine":

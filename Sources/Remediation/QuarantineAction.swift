@@ -5,7 +5,7 @@
 import Foundation
 
 /// A node's state as the scheduler (or whatever the action drives) reports it.
-public struct NodeState: Sendable, Equatable {
+public struct SchedulerState: Sendable, Equatable {
     public let node: String
     /// Out of service: drained, cordoned, or what the action means by it.
     public let quarantined: Bool
@@ -95,9 +95,9 @@ public protocol QuarantineAction: Sendable {
     var name: String { get }
     /// Takes the node out of service and returns the state read back. Idempotent: a node already
     /// quarantined by us is left as it is. Throws `notOurs` for a node someone else took out.
-    func quarantine(_ request: QuarantineRequest) throws(ActionError) -> NodeState
+    func quarantine(_ request: QuarantineRequest) throws(ActionError) -> SchedulerState
     /// Puts a node we quarantined back into service and returns the state read back. A node not
     /// quarantined is left alone; one quarantined by someone else throws `notOurs`.
-    func release(node: String) throws(ActionError) -> NodeState
-    func status(node: String) throws(ActionError) -> NodeState
+    func release(node: String) throws(ActionError) -> SchedulerState
+    func status(node: String) throws(ActionError) -> SchedulerState
 }

@@ -20,7 +20,7 @@ public struct ExecAction: QuarantineAction {
         self.runner = runner
     }
 
-    public func status(node: String) throws(ActionError) -> NodeState {
+    public func status(node: String) throws(ActionError) -> SchedulerState {
         let result = try run("status", environment: ["FAULTLINE_NODE": node])
         guard result.succeeded else {
             throw ActionError(.failed, "exec: \(script) status \(node): \(result.outcome): \(result.standardError.prefix(200))")
@@ -34,12 +34,12 @@ public struct ExecAction: QuarantineAction {
                 .failed, "exec: \(script) status \(node) must print {\"quarantined\": true|false, \"reason\": \"...\"}")
         }
         let reason = printed.reason ?? ""
-        return NodeState(
+        return SchedulerState(
             node: node, quarantined: printed.quarantined, ours: printed.quarantined && QuarantineMark.isOurs(reason),
             reason: reason)
     }
 
-    public func quarantine(_ request: QuarantineRequest) throws(ActionError) -> NodeState {
+    public func quarantine(_ request: QuarantineRequest) throws(ActionError) -> SchedulerState {
         let before = try status(node: request.node)
         if before.quarantined {
             guard before.ours else { throw ActionError(.notOurs, "exec: \(request.node) is out for someone else: left alone") }
@@ -59,7 +59,7 @@ public struct ExecAction: QuarantineAction {
         return after
     }
 
-    public func release(node: String) throws(ActionError) -> NodeState {
+    public func release(node: String) throws(ActionError) -> SchedulerState {
         let before = try status(node: node)
         guard before.quarantined else { return before }
         guard before.ours else { throw ActionError(.notOurs, "exec: \(node) is out for someone else: left alone") }
@@ -117,23 +117,23 @@ public struct WebhookAction: QuarantineAction {
         self.attempts = max(1, attempts)
     }
 
-    public func status(node: String) throws(ActionError) -> NodeState {
-        NodeState(node: node, quarantined: false, ours: false, reason: "a webhook keeps no state")
+    public func status(node: String) throws(ActionError) -> SchedulerState {
+        SchedulerState(node: node, quarantined: false, ours: false, reason: "a webhook keeps no state")
     }
 
-    public func quarantine(_ request: QuarantineRequest) throws(ActionError) -> NodeState {
+    public func quarantine(_ request: QuarantineRequest) throws(ActionError) -> SchedulerState {
         try post(
             event: "quarantine",
             fields: [
                 "node": request.node, "intent": request.intent, "class": request.faultClass,
                 "component": request.component, "runbook": request.runbook, "reason": request.reason,
             ])
-        return NodeState(node: request.node, quarantined: false, ours: false, reason: "notified")
+        return SchedulerState(node: request.node, quarantined: false, ours: false, reason: "notified")
     }
 
-    public func release(node: String) throws(ActionError) -> NodeState {
+    public func release(node: String) throws(ActionError) -> SchedulerState {
         try post(event: "release", fields: ["node": node])
-        return NodeState(node: node, quarantined: false, ours: false, reason: "notified")
+        return SchedulerState(node: node, quarantined: false, ours: false, reason: "notified")
     }
 
     private func post(event: String, fields: [String: String]) throws(ActionError) {
@@ -179,14 +179,14 @@ public final class DryRunAction: QuarantineAction, @unchecked Sendable {
 
     public init() {}
 
-    public func status(node: String) throws(ActionError) -> NodeState {
+    public func status(node: String) throws(ActionError) -> SchedulerState {
         lock.withLock {
             let reason = out[node]
-            return NodeState(node: node, quarantined: reason != nil, ours: reason != nil, reason: reason ?? "")
+            return SchedulerState(node: node, quarantined: reason != nil, ours: reason != nil, reason: reason ?? "")
         }
     }
 
-    public func quarantine(_ request: QuarantineRequest) throws(ActionError) -> NodeState {
+    public func quarantine(_ request: QuarantineRequest) throws(ActionError) -> SchedulerState {
         lock.withLock {
             if out[request.node] == nil {
                 out[request.node] = request.mark
@@ -196,7 +196,7 @@ public final class DryRunAction: QuarantineAction, @unchecked Sendable {
         return try status(node: request.node)
     }
 
-    public func release(node: String) throws(ActionError) -> NodeState {
+    public func release(node: String) throws(ActionError) -> SchedulerState {
         lock.withLock {
             if out.removeValue(forKey: node) != nil { log.append("release \(node)") }
         }

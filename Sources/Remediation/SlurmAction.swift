@@ -26,7 +26,7 @@ public struct SlurmAction: QuarantineAction {
         self.runner = runner
     }
 
-    public func status(node: String) throws(ActionError) -> NodeState {
+    public func status(node: String) throws(ActionError) -> SchedulerState {
         try Self.checkName(node)
         let result = try run(["show", "node", node])
         guard result.succeeded else {
@@ -42,7 +42,7 @@ public struct SlurmAction: QuarantineAction {
         return state
     }
 
-    public func quarantine(_ request: QuarantineRequest) throws(ActionError) -> NodeState {
+    public func quarantine(_ request: QuarantineRequest) throws(ActionError) -> SchedulerState {
         let before = try status(node: request.node)
         if before.quarantined {
             guard before.ours else {
@@ -62,7 +62,7 @@ public struct SlurmAction: QuarantineAction {
         return after
     }
 
-    public func release(node: String) throws(ActionError) -> NodeState {
+    public func release(node: String) throws(ActionError) -> SchedulerState {
         let before = try status(node: node)
         guard before.quarantined else { return before }
         guard before.ours else {
@@ -109,7 +109,7 @@ public struct SlurmAction: QuarantineAction {
 
     /// The node's state from `scontrol show node` output: `State=IDLE+DRAIN` (any of DRAIN, DOWN,
     /// FAIL counts as out of service) and the `Reason=` line (its trailing `[user@time]` dropped).
-    static func parseNode(_ output: String, node: String) -> NodeState? {
+    static func parseNode(_ output: String, node: String) -> SchedulerState? {
         var state: String?
         var reason = ""
         for line in output.split(separator: "\n") {
@@ -130,7 +130,7 @@ public struct SlurmAction: QuarantineAction {
         guard let state else { return nil }
         let flags = state.split(whereSeparator: { $0 == "+" || $0 == "*" }).map { $0.uppercased() }
         let out = flags.contains { $0.hasPrefix("DRAIN") || $0 == "DOWN" || $0 == "FAIL" || $0 == "FAILING" }
-        return NodeState(node: node, quarantined: out, ours: out && QuarantineMark.isOurs(reason), reason: reason)
+        return SchedulerState(node: node, quarantined: out, ours: out && QuarantineMark.isOurs(reason), reason: reason)
     }
 
     private static func firstLine(_ text: String) -> String {

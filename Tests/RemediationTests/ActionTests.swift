@@ -150,7 +150,7 @@ struct SlurmActionTests {
                Reason=faultline:gpu001@2026-11-22T05:00:00Z link.loss [root@2026-11-22T05:00:03]
             """
         let state = SlurmAction.parseNode(text, node: "gpu001")
-        #expect(state == NodeState(node: "gpu001", quarantined: true, ours: true, reason: "faultline:gpu001@2026-11-22T05:00:00Z link.loss"))
+        #expect(state == SchedulerState(node: "gpu001", quarantined: true, ours: true, reason: "faultline:gpu001@2026-11-22T05:00:00Z link.loss"))
         #expect(SlurmAction.parseNode("   State=DOWN*\n   Reason=Not responding [slurm@2026]\n", node: "n")?.ours == false)
         #expect(SlurmAction.parseNode("   State=IDLE\n", node: "n")?.quarantined == false)
         #expect(SlurmAction.parseNode("nothing here", node: "n") == nil)

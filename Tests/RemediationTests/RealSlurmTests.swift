@@ -58,7 +58,7 @@ struct RealSlurmTests {
         #expect(throws: ActionError.self) { try quick.quarantine(request("gpu001")) }
         // Back up (state kept): our drain is still there, and still ours.
         _ = try SubprocessRunner().run(["slurmctld"], environment: ["SLURM_CONF": conf], timeout: .seconds(30))
-        var state: NodeState?
+        var state: SchedulerState?
         for _ in 0..<100 where state == nil {
             state = try? action.status(node: "gpu003")
             if state == nil { Thread.sleep(forTimeInterval: 0.2) }
