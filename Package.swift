@@ -31,8 +31,9 @@ let package = Package(
         .target(name: "Engine", dependencies: ["FleetModel", "QuantileSketch"]),
         // The remediation policy: findings and operator commands in, decisions out. No I/O.
         .target(name: "Policy", dependencies: ["Engine", "FleetModel"]),
-        // The remediation actions (slurm, exec, webhook, dry-run), each verifying what it did.
-        .target(name: "Remediation", dependencies: ["Net", "FleetModel"]),
+        // The remediation actions (slurm, exec, webhook, dry-run), each verifying what it did, and
+        // the executor with its intent log and hash-chained audit in the store.
+        .target(name: "Remediation", dependencies: ["Net", "FleetModel", "Policy", "Store"]),
         // Synthetic data: seeded generators and latency distributions for tests, demo and benchmarks.
         .target(name: "Simulation", dependencies: ["FleetModel", "QuantileSketch", "Engine"]),
         // The correlator's SQLite store: connection, statements, migrations, the event log and
@@ -75,7 +76,7 @@ let package = Package(
         .testTarget(name: "SystemLibraryTests", dependencies: ["CSQLite3", "CIBVerbs"]),
         .testTarget(name: "FleetModelTests", dependencies: ["FleetModel"]),
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "Engine", "FleetModel"]),
-        .testTarget(name: "RemediationTests", dependencies: ["Remediation", "Net"]),
+        .testTarget(name: "RemediationTests", dependencies: ["Remediation", "Net", "Policy", "Store", "FleetModel"]),
         .testTarget(name: "NetTests", dependencies: ["Net"]),
         .testTarget(name: "VerbsTests", dependencies: ["Verbs"]),
         .testTarget(name: "AgentTests", dependencies: ["Agent", "FleetModel", "QuantileSketch", "Net", "Verbs"]),

@@ -26,6 +26,8 @@ public enum FaultlineCommand {
         ReplayCommand.self,
         ServeCommand.self,
         ActionRunCommand.self,
+        ExecutorRunCommand.self,
+        AuditVerifyCommand.self,
         SimulateCommand.self,
         DbCheckCommand.self,
         DbMigrateCommand.self,

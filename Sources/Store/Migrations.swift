@@ -18,8 +18,7 @@ public enum Migrations {
     /// The table recording applied migrations.
     static let ledgerTable = "faultline_migrations"
 
-    /// Every migration, in the order applied. Actions and audit (the remediation issue) will come
-    /// as further entries here.
+    /// Every migration, in the order applied.
     public static let all: [Migration] = [
         Migration(
             name: "0001-event-log",
@@ -120,6 +119,37 @@ public enum Migrations {
                     text TEXT NOT NULL
                 );
                 CREATE INDEX configurations_by_kind ON configurations (kind, effective_from);
+                """),
+        Migration(
+            name: "0004-remediation",
+            sql: """
+                -- The executor's intent log: written before acting, finished after the state was
+                -- read back; a pending row at start is reconciled against the scheduler.
+                CREATE TABLE intents (
+                    id TEXT PRIMARY KEY,
+                    kind TEXT NOT NULL CHECK (kind IN ('quarantine', 'release')),
+                    node TEXT NOT NULL,
+                    decided_at INTEGER NOT NULL,
+                    decision TEXT NOT NULL,
+                    state TEXT NOT NULL CHECK (state IN ('pending', 'done', 'failed')),
+                    attempts INTEGER NOT NULL,
+                    outcome TEXT,
+                    updated_at INTEGER NOT NULL
+                ) WITHOUT ROWID;
+                CREATE INDEX intents_pending ON intents (state) WHERE state = 'pending';
+                -- Append-only and hash-chained: each entry carries the SHA-256 of the one before.
+                CREATE TABLE audit (
+                    seq INTEGER PRIMARY KEY,
+                    at INTEGER NOT NULL,
+                    actor TEXT NOT NULL,
+                    entry TEXT NOT NULL,
+                    previous TEXT NOT NULL,
+                    hash TEXT NOT NULL
+                );
+                CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+                    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+                CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+                    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
                 """),
     ]
 
