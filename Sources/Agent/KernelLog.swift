@@ -12,8 +12,8 @@ public protocol KernelLogSource: Sendable {
     func newLines(containing marker: String, limit: Int) throws(AgentError) -> (lines: [String], skipped: Int)
 }
 
-/// `/dev/kmsg`, opened once, read without blocking. Reading needs CAP_SYSLOG where
-/// `kernel.dmesg_restrict` is 1 (the agent usually runs as root).
+/// `/dev/kmsg`, opened once, read without blocking. Opening it needs CAP_SYSLOG where
+/// `kernel.dmesg_restrict` is 1 (deploy/faultline-agent.service grants it to the agent's user).
 public final class KernelMessageDevice: KernelLogSource {
     public let path: String
     private let descriptor: Int32
