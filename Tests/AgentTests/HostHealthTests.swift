@@ -22,6 +22,11 @@ func fixtureCopy(_ name: String, file: String = #filePath) throws -> String {
     return copy
 }
 
+/// Removes a `fixtureCopy` with the temporary directory made for it.
+func removeFixtureCopy(_ root: String) {
+    try? FileManager.default.removeItem(atPath: URL(fileURLWithPath: root).deletingLastPathComponent().path)
+}
+
 /// Replaces the file at `relative` below `root` (through symlinked directories, as sysfs paths go).
 func writeFile(_ root: String, _ relative: String, _ text: String) throws {
     try Data((text + "\n").utf8).write(to: URL(fileURLWithPath: root + "/" + relative))
@@ -87,7 +92,7 @@ let hgxGPUs = [0x18, 0x2b, 0x3b, 0x4d, 0x9b, 0xab, 0xbb, 0xcd].map { "0000:\(Str
     @Test("a healthy HGX node: nothing wrong, so only what was checked; the same object every window")
     func healthyNode() throws {
         let root = try fixtureCopy("hgx-8gpu-8nic")
-        defer { try? FileManager.default.removeItem(atPath: root) }
+        defer { removeFixtureCopy(root) }
         var health = try collector(root)
         let first = health.collect()
         #expect(
@@ -106,7 +111,7 @@ let hgxGPUs = [0x18, 0x2b, 0x3b, 0x4d, 0x9b, 0xab, 0xbb, 0xcd].map { "0000:\(Str
     @Test("links below their maximum width are downtrained; a GPU's speed only counts when it is busy")
     func downtrainedLinks() throws {
         let root = try fixtureCopy("pcie-8gpu-2nic")
-        defer { try? FileManager.default.removeItem(atPath: root) }
+        defer { removeFixtureCopy(root) }
         // The fixture's GPU 6 (0000:95:00.0) is at x8 Gen3 of x16 Gen4. Besides: mlx5_0 (rails 0-3)
         // at x8; GPU 1 at x8 with its speed "Unknown"; GPU 4 at 2.5 GT/s and GPU 5 at 8 GT/s (x16).
         try writeFile(root, "sys/class/infiniband/mlx5_0/device/current_link_width", "8")
@@ -152,7 +157,7 @@ let hgxGPUs = [0x18, 0x2b, 0x3b, 0x4d, 0x9b, 0xab, 0xbb, 0xcd].map { "0000:\(Str
     @Test("a DOWN port is reported for every rail its NIC serves; a NIC gone from sysfs is DOWN")
     func portsDown() throws {
         let root = try fixtureCopy("pcie-8gpu-2nic")
-        defer { try? FileManager.default.removeItem(atPath: root) }
+        defer { removeFixtureCopy(root) }
         var health = try collector(root)
         let first = health.collect()
         let ports = entries(first, "ports")
@@ -179,7 +184,7 @@ let hgxGPUs = [0x18, 0x2b, 0x3b, 0x4d, 0x9b, 0xab, 0xbb, 0xcd].map { "0000:\(Str
     )
     func counterDeltas() throws {
         let root = try fixtureCopy("hgx-8gpu-8nic")
-        defer { try? FileManager.default.removeItem(atPath: root) }
+        defer { removeFixtureCopy(root) }
         var health = try collector(root)
         let counters = "sys/class/infiniband/mlx5_5/ports/1/counters/"
         #expect(health.collect().json["counters"] == nil)  // symbol_error is 17 already: remembered
@@ -211,7 +216,7 @@ let hgxGPUs = [0x18, 0x2b, 0x3b, 0x4d, 0x9b, 0xab, 0xbb, 0xcd].map { "0000:\(Str
     @Test("a GPU gone from sysfs is off the bus on its rail, with no PCIe link of its own")
     func vanishedGPU() throws {
         let root = try fixtureCopy("hgx-8gpu-8nic")
-        defer { try? FileManager.default.removeItem(atPath: root) }
+        defer { removeFixtureCopy(root) }
         var health = try collector(root)
         #expect(health.collect().json["gpus"] == nil)
         try FileManager.default.removeItem(atPath: root + "/sys/bus/pci/devices/" + hgxGPUs[2])
@@ -230,7 +235,7 @@ let hgxGPUs = [0x18, 0x2b, 0x3b, 0x4d, 0x9b, 0xab, 0xbb, 0xcd].map { "0000:\(Str
     @Test("nvidia-smi figures per rail; XID 79 takes a GPU off the bus for good; other XIDs are counted")
     func nvidiaSMIAndXids() throws {
         let root = try fixtureCopy("hgx-8gpu-8nic")
-        defer { try? FileManager.default.removeItem(atPath: root) }
+        defer { removeFixtureCopy(root) }
         // GPU 2 (0000:3b:00.0) fell off the bus: nvidia-smi prints an error in place of its row.
         var lines = hgxGPUs.enumerated().map { index, address -> String in
             let bus = address.split(separator: ":")[1].uppercased()
@@ -294,7 +299,7 @@ let hgxGPUs = [0x18, 0x2b, 0x3b, 0x4d, 0x9b, 0xab, 0xbb, 0xcd].map { "0000:\(Str
     @Test("bounded: lists are cut at the limit and the cut is named; errors list a few and count the rest")
     func bounded() throws {
         let root = try fixtureCopy("hgx-8gpu-8nic")
-        defer { try? FileManager.default.removeItem(atPath: root) }
+        defer { removeFixtureCopy(root) }
         let kernelLog = FakeKernelLog()
         kernelLog.append(
             (0..<300).map {
@@ -365,7 +370,7 @@ let hgxGPUs = [0x18, 0x2b, 0x3b, 0x4d, 0x9b, 0xab, 0xbb, 0xcd].map { "0000:\(Str
     @Test("a report whose rail 3 port is DOWN, sent as JSON, makes the engine open gpu.port-down on rail 3")
     func portDownBecomesAFinding() throws {
         let root = try fixtureCopy("hgx-8gpu-8nic")
-        defer { try? FileManager.default.removeItem(atPath: root) }
+        defer { removeFixtureCopy(root) }
         let topology = try Topology.railOptimized(.init(nodes: 2, rails: 8, nodesPerLeaf: 2, spines: 1))
         let node = topology.nodes[0].name
         var health = try collector(root)
@@ -398,7 +403,7 @@ let hgxGPUs = [0x18, 0x2b, 0x3b, 0x4d, 0x9b, 0xab, 0xbb, 0xcd].map { "0000:\(Str
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let root = try fixtureCopy("pcie-8gpu-2nic")
-        defer { try? FileManager.default.removeItem(atPath: root) }
+        defer { removeFixtureCopy(root) }
         let correlator = FakeCorrelator()
         let server = try correlator.start(on: try SocketAddress.parse("127.0.0.1:0"))
         defer { server.stop() }
