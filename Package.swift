@@ -57,8 +57,9 @@ let package = Package(
         // The node agent: sysfs discovery (NICs, GPUs, rails) and the verbs probers.
         .target(name: "Probe", dependencies: ["Verbs"]),
         // The running agent: the probe scheduler (a pure state machine), the UDP transport and
-        // responder, fault injection, the spool and uploader, reloads and /metrics.
-        .target(name: "Agent", dependencies: ["FleetModel", "QuantileSketch", "Net", "Verbs"]),
+        // responder, fault injection, the spool and uploader, reloads, /metrics, and the host health
+        // that rides along in its reports (read from sysfs through Probe).
+        .target(name: "Agent", dependencies: ["FleetModel", "QuantileSketch", "Net", "Verbs", "Probe"]),
         .executableTarget(name: "faultline", dependencies: ["FaultlineCLI"]),
         .executableTarget(
             name: "FaultlineBench", dependencies: ["QuantileSketch", "FleetModel", "Engine", "Simulation", "Net"]),
@@ -79,7 +80,9 @@ let package = Package(
         .testTarget(name: "RemediationTests", dependencies: ["Remediation", "Net", "Policy", "Store", "FleetModel"]),
         .testTarget(name: "NetTests", dependencies: ["Net"]),
         .testTarget(name: "VerbsTests", dependencies: ["Verbs"]),
-        .testTarget(name: "AgentTests", dependencies: ["Agent", "FleetModel", "QuantileSketch", "Net", "Verbs"]),
+        .testTarget(
+            name: "AgentTests",
+            dependencies: ["Agent", "FleetModel", "QuantileSketch", "Net", "Verbs", "Probe", "Engine"]),
         .testTarget(
             name: "ProbeTests", dependencies: ["Probe", "Verbs"],
             exclude: ["Fixtures"]  // sysfs trees of small files and symlinks, read by #filePath

@@ -1,14 +1,15 @@
-// The running agent: wires the pinglist, the scheduler, a transport, the spool and uploader, the
-// metrics endpoint and reloads together. Threads: the probe loop (the caller's thread in `run`),
-// the transport's receive and delay threads, the upload thread, the pinglist refresher and the
-// metrics server's threads. Shared state sits behind `Locked`; none of it runs on Swift's
-// cooperative pool.
+// The running agent: wires the pinglist, the scheduler, a transport, host health, the spool and
+// uploader, the metrics endpoint and reloads together. Threads: the probe loop (the caller's thread
+// in `run`), the transport's receive and delay threads, the host health queue, the upload thread,
+// the pinglist refresher and the metrics server's threads. Shared state sits behind `Locked`; none
+// of it runs on Swift's cooperative pool.
 
 import Dispatch
 import FleetModel
 import Foundation
 import Glibc
 import Net
+import Probe
 import Verbs
 
 /// Everything the command line gives the agent.
@@ -48,6 +49,8 @@ public final class NodeAgent: Sendable {
     let transport: UDPTransport
     let uploader: Uploader
     let scheduler: Locked<ProbeScheduler>
+    /// Adds host health to each closed window's report before it goes to the uploader.
+    let health: HostHealthWorker
     private let control = Locked(Control())
     private let wake = DispatchSemaphore(value: 0)
     private let refresherDone = DispatchSemaphore(value: 0)
@@ -71,8 +74,10 @@ public final class NodeAgent: Sendable {
         var peers = AddressBook()
     }
 
-    /// Loads every input and binds the sockets; an error names the input.
-    public init(options: AgentOptions, log: AgentLog = AgentLog()) throws {
+    /// Loads every input and binds the sockets; an error names the input. `health` is where host
+    /// health is read from (nil: this host's sysfs, nvidia-smi on PATH and /dev/kmsg); what cannot
+    /// be read there is logged and left out of the reports, never an error.
+    public init(options: AgentOptions, log: AgentLog = AgentLog(), health: HostHealthSources? = nil) throws {
         guard options.transport == .udp else {
             throw AgentError(
                 "--transport \(options.transport.rawValue): only udp runs in this build "
@@ -106,6 +111,7 @@ public final class NodeAgent: Sendable {
                 agentVersion: options.agentVersion, wallOffset: wallNow - Int64(bitPattern: clock.nanoseconds)
             ))
         self.inputs = Locked(inputs)
+        self.health = HostHealthWorker(collector: Self.healthCollector(health, log: log), log: log)
         let metricsText = config.metrics ?? options.metrics.map(\.description)
         if let text = metricsText {
             let address: SocketAddress
@@ -202,7 +208,7 @@ public final class NodeAgent: Sendable {
                 log(
                     .debug, "window closed",
                     ["windowStart": "\(report.windowStart)", "pairs": "\(report.pairs.count)"])
-                uploader.enqueue(report)
+                health.submit(report) { [uploader] in uploader.enqueue($0) }
             }
             if finished { break }
             // Sleep until the next deadline, but at least a tick: probes due within it go out
@@ -212,6 +218,7 @@ public final class NodeAgent: Sendable {
             _ = wake.wait(timeout: .now() + .nanoseconds(Int(min(wait, 100_000_000))))
         }
         transport.stop()
+        health.drain()
         let flush = inputs.withLock { $0.config.flushSeconds } ?? 5
         uploader.stop(flushWithin: .seconds(flush))
         if options.pinglistFile == nil { refresherDone.wait() }
@@ -223,6 +230,31 @@ public final class NodeAgent: Sendable {
     }
 
     // MARK: Inputs
+
+    /// The host health collector over `sources` (or this host's), for the rails discovery finds in
+    /// its sysfs now. Rails are numbered at start: a GPU already missing then shifts the numbers.
+    static func healthCollector(_ given: HostHealthSources?, log: AgentLog) -> HostHealthCollector {
+        var sources: HostHealthSources
+        if let given {
+            sources = given
+        } else {
+            sources = HostHealthSources(kernelLog: nil)
+            do { sources.kernelLog = try KernelMessageDevice() } catch {
+                log(.warning, "host health: no kernel log, so no GPU XID events", ["error": "\(error)"])
+            }
+        }
+        var rails: [RailInfo] = []
+        do { rails = try discoverNode(sources.sysfs).rails } catch {
+            log(.warning, "host health: sysfs discovery failed, so no rail health", ["error": "\(error)"])
+        }
+        log(
+            .info, "host health",
+            [
+                "rails": "\(rails.count)", "sysfs": sources.sysfs.root,
+                "nics": Set(rails.map(\.nic)).sorted().joined(separator: ","),
+            ])
+        return HostHealthCollector(rails: rails, sources: sources)
+    }
 
     static func readToken(_ path: String) throws -> String {
         guard let data = FileManager.default.contents(atPath: path) else {
@@ -408,6 +440,21 @@ public final class NodeAgent: Sendable {
         metric(
             "reports_rejected_total", "counter", "Reports the correlator refused (400, 409, 413): dropped.",
             "\(upload.rejected)")
+        let hostHealth = health.counters.withLock { $0 }
+        metric(
+            "health_collections_total", "counter", "Windows whose report got host health.",
+            "\(hostHealth.collections)")
+        metric(
+            "health_errors_total", "counter",
+            "Host health that could not be read or parsed (named in the report).",
+            "\(hostHealth.errors)")
+        metric(
+            "health_gpu_queries_skipped_total", "counter",
+            "Windows without nvidia-smi: collection had fallen behind.",
+            "\(hostHealth.gpuQueriesSkipped)")
+        metric(
+            "gpu_xid_events_total", "counter", "NVIDIA XID events read from the kernel log.",
+            "\(hostHealth.xidEvents)")
         metric("cpu_seconds_total", "counter", "User and system CPU time of the agent process.", "\(cpu)")
         metric("max_rss_bytes", "gauge", "Peak resident set size.", "\(Int(usage.ru_maxrss) * 1024)")
         return lines.joined(separator: "\n") + "\n"

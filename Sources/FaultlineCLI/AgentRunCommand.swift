@@ -21,7 +21,9 @@ struct AgentRunCommand: Command {
     static let help = """
         Probes every pair of this node's pinglist each window, answers the probes of other agents on
         --listen (UDP), and POSTs one report per window (wire-v1.md §3) to the correlator with the
-        token of --token-file as a bearer token. Reports wait in the spool directory (bounded; oldest
+        token of --token-file as a bearer token. Each report carries the node's host health: PCIe
+        links below their maximum, NIC ports not ACTIVE and their error counters' changes, GPUs off
+        the bus (sysfs, XID 79 in /dev/kmsg) and nvidia-smi's ECC, memory and thermal findings. Reports wait in the spool directory (bounded; oldest
         dropped first) while the correlator is unreachable or answers 5xx, and go out in order when
         it is back. Logs are JSON lines on stderr. See docs/agent.md.
 

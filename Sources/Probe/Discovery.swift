@@ -125,9 +125,7 @@ func readRDMADevice(_ reader: SysfsReader, _ name: String) -> RDMADeviceInfo {
         guard let number = Int(entry) else { return nil }
         let port = "\(base)/ports/\(entry)"
         func named(_ file: String) -> String {
-            // "4: ACTIVE" → "ACTIVE"
-            guard let text = reader.text("\(port)/\(file)") else { return "unknown" }
-            return text.split(separator: ":", maxSplits: 1).last.map { String($0).trimmingWhitespace } ?? text
+            reader.text("\(port)/\(file)").map(portStateWord) ?? "unknown"
         }
         let counters = reader.entries(port + "/counters").compactMap { counter -> (String, UInt64)? in
             guard let text = reader.text("\(port)/counters/\(counter)"), let value = UInt64(text) else {
@@ -205,6 +203,11 @@ func pairRails(
     return rails
 }
 
+/// The name in a port's `state` or `phys_state`: "4: ACTIVE" → "ACTIVE", "5: LinkUp" → "LinkUp".
+func portStateWord(_ text: String) -> String {
+    text.split(separator: ":", maxSplits: 1).last.map { String($0).trimmingWhitespace } ?? text
+}
+
 /// The components of a resolved device path below `sys/devices`.
 private func pathComponents(_ path: String) -> [Substring] {
     let parts = path.split(separator: "/")
@@ -212,6 +215,6 @@ private func pathComponents(_ path: String) -> [Substring] {
     return Array(parts.dropFirst(2))
 }
 
-private func lastComponent(_ path: String) -> String {
+func lastComponent(_ path: String) -> String {
     path.split(separator: "/").last.map(String.init) ?? path
 }
