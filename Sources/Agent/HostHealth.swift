@@ -25,7 +25,7 @@ public struct HostHealthSources: Sendable {
     public var kernelLog: (any KernelLogSource)?
 
     public init(
-        sysfs: SysfsReader = SysfsReader(), commands: any CommandRunner = SystemCommandRunner(),
+        sysfs: SysfsReader = SysfsReader(), commands: any CommandRunner = SubprocessRunner(outputLimit: 64 << 10),
         kernelLog: (any KernelLogSource)?
     ) {
         self.sysfs = sysfs
@@ -249,22 +249,30 @@ public struct HostHealthCollector: Sendable {
     /// nvidia-smi's rows by PCI address, and how the query went: "ok", "failed" (some or all of it:
     /// named in `problems`) or "absent" (not installed: no problem).
     private func runNvidiaSMI(_ problems: inout [String]) -> ([String: NvidiaSMIRow], String) {
+        let output: CommandResult
         do {
-            let output = try sources.commands.run(
-                NvidiaSMI.command, NvidiaSMI.arguments,
-                timeoutSeconds: HostHealthLimits.gpuQueryTimeoutSeconds)
-            let parsed = NvidiaSMI.parse(output.standardOutput)
-            problems += parsed.problems
-            if output.status != 0 { problems.append("nvidia-smi: exit status \(output.status)") }
-            let rows = Dictionary(
-                parsed.rows.map { ($0.address, $0) }, uniquingKeysWith: { first, _ in first })
-            return (rows, output.status == 0 && parsed.problems.isEmpty ? "ok" : "failed")
-        } catch .notFound {
-            return ([:], "absent")
+            // The C locale: numbers and words as the parser expects them.
+            output = try sources.commands.run(
+                [NvidiaSMI.command] + NvidiaSMI.arguments, environment: ["LC_ALL": "C"],
+                timeout: .milliseconds(Int(HostHealthLimits.gpuQueryTimeoutSeconds * 1000)))
+        } catch where error.errno == Errno(rawValue: ENOENT) {
+            return ([:], "absent")  // not installed: normal on a machine without NVIDIA's driver
         } catch {
-            problems.append("\(error)")
+            problems.append("nvidia-smi: \(error)")
             return ([:], "failed")
         }
+        if output.timedOut || output.truncated {
+            problems.append(
+                output.timedOut
+                    ? "nvidia-smi: no answer within \(HostHealthLimits.gpuQueryTimeoutSeconds) s, killed"
+                    : "nvidia-smi: output over the limit, cut")
+            return ([:], "failed")
+        }
+        let parsed = NvidiaSMI.parse(output.standardOutput)
+        problems += parsed.problems
+        if !output.succeeded { problems.append("nvidia-smi: \(output.outcome)") }
+        let rows = Dictionary(parsed.rows.map { ($0.address, $0) }, uniquingKeysWith: { first, _ in first })
+        return (rows, output.succeeded && parsed.problems.isEmpty ? "ok" : "failed")
     }
 
     /// `xids`: the XID events logged since the last window, counted per GPU and code; an XID 79

@@ -157,10 +157,22 @@ public struct SubprocessRunner: CommandRunner {
                 }
             }
         }
+        // A program that closed its output may still be running: the deadline holds for it too.
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        // Whatever it left running in its group goes too.
-        if timedOut { kill(-pid, SIGKILL) }
+        while !timedOut {
+            let waited = waitpid(pid, &status, WNOHANG)
+            if waited == pid || (waited < 0 && errno != EINTR) { break }
+            if ContinuousClock.now >= deadline {
+                timedOut = true
+                kill(-pid, SIGKILL)
+            } else {
+                usleep(2_000)
+            }
+        }
+        if timedOut {
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            kill(-pid, SIGKILL)  // whatever it left running in its group goes too
+        }
         let exited = status & 0x7F == 0
         return CommandResult(
             exitStatus: exited ? (status >> 8) & 0xFF : nil, signal: exited ? nil : status & 0x7F,

@@ -271,6 +271,13 @@ struct SubprocessTests {
         #expect(ContinuousClock.now - start < .seconds(10))
     }
 
+    @Test func aProgramThatClosesItsOutputAndHangsIsKilledToo() throws {
+        let start = ContinuousClock.now
+        let result = try SubprocessRunner().run(["/bin/sh", "-c", "exec >&- 2>&-; sleep 30"], timeout: .milliseconds(300))
+        #expect(result.timedOut)
+        #expect(ContinuousClock.now - start < .seconds(10))
+    }
+
     @Test func outputBeyondTheLimitIsDroppedNotBlocking() throws {
         let result = try SubprocessRunner(outputLimit: 1000).run(
             ["/bin/sh", "-c", "head -c 200000 /dev/zero | tr '\\\\0' a"], timeout: .seconds(10))
