@@ -89,7 +89,10 @@ let package = Package(
         ),
         .testTarget(
             name: "ServiceTests",
-            dependencies: ["Service", "Net", "Store", "Engine", "FleetModel", "QuantileSketch", "Simulation"]),
+            dependencies: [
+                "Service", "Net", "Store", "Engine", "FleetModel", "QuantileSketch", "Simulation", "Policy",
+                "Remediation",
+            ]),
         .testTarget(
             name: "StoreTests",
             dependencies: ["Store", "CSQLite3", "FleetModel", "QuantileSketch", "Engine", "Simulation"]),

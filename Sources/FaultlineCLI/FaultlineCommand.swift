@@ -25,6 +25,7 @@ public enum FaultlineCommand {
         RulesShowCommand.self,
         ReplayCommand.self,
         ServeCommand.self,
+        QuarantineCommand.self,
         ActionRunCommand.self,
         ExecutorRunCommand.self,
         AuditVerifyCommand.self,

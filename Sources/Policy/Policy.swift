@@ -86,6 +86,16 @@ public struct Policy: Sendable {
         self.tokens = Double(settings.rateBurst)
     }
 
+    /// Takes back a quarantine recorded before a restart (the executor's intent log), so that the
+    /// caps count it and its release follows the usual rules.
+    public mutating func restore(
+        quarantined node: NodeName, id: String, since: Timestamp, component: String, faultClass: String
+    ) {
+        quarantined[node] = Quarantine(id: id, since: since, component: component, faultClass: faultClass)
+        quarantineTimes[node, default: []].append(since)
+        for leaf in leaves(of: node) { lastQuarantineOfLeaf[leaf] = max(lastQuarantineOfLeaf[leaf] ?? since, since) }
+    }
+
     /// The node a finding's component asks to quarantine; nil for fabric components.
     public func node(of component: Component) -> NodeName? {
         switch component {

@@ -9,6 +9,7 @@ import Engine
 import FleetModel
 import Foundation
 import Net
+import Policy
 import QuantileSketch
 import Store
 
@@ -35,7 +36,8 @@ public struct CorrelatorInputs: Sendable {
 /// A node as `GET /v1/nodes` shows it.
 public struct NodeStatus: Sendable, Equatable {
     public var node: NodeName
-    /// `healthy`, `suspect` (an open finding names it, one of its endpoints or their links),
+    /// `quarantined` (by Faultline's policy), `healthy`, `suspect` (an open finding names it, one of
+    /// its endpoints or their links),
     /// `silent` (no report for `silent-after-windows` windows), `unknown` (never reported).
     public var state: String
     public var lastReportWindow: Timestamp?
@@ -142,14 +144,17 @@ public final class Correlator: Sendable {
     private let readQueue = DispatchQueue(label: "faultline.correlator.reader")
     private let published: Locked<Published>
     private let counters = Locked(CorrelatorCounters())
+    /// The policy and the executor; nil runs the correlator without remediation (tests).
+    public let remediator: Remediator?
 
     /// Opens (creating and migrating when needed) the store at `databasePath`, records the topology
     /// and rules in force, and rebuilds the engine from the stored reports of the recent windows.
     public init(
         databasePath: String, inputs: CorrelatorInputs, settings: Settings = Settings(),
-        clock: any ServiceClock = SystemClock(), log: ServiceLog = .silent
+        clock: any ServiceClock = SystemClock(), log: ServiceLog = .silent, remediator: Remediator? = nil
     ) throws {
         self.settings = settings
+        self.remediator = remediator
         self.databasePath = databasePath
         self.clock = clock
         self.log = log
@@ -359,6 +364,7 @@ public final class Correlator: Sendable {
         guard let before, let after, after > before else { return }
         let closed = windowStarts(from: before, to: after)
         apply(findings)
+        remediator?.windowsClosed(closed, findings: findings)
         let statuses = nodeStatuses(now: now)
         let engineCounters = state.engine.counters
         counters.withLock { $0.engine = engineCounters }
@@ -488,6 +494,7 @@ public final class Correlator: Sendable {
                 let closed = windowStarts(from: first, to: after).filter { !alreadyClosed.contains($0) }
                 let closedSet = Set(closed)
                 apply(findings.filter { closedSet.contains($0.window) })
+                remediator?.windowsClosed(closed, findings: findings.filter { closedSet.contains($0.window) })
                 persist(
                     closed: closed, findings: findings.filter { closedSet.contains($0.window) },
                     statuses: nodeStatuses(now: now), closedAt: now)
@@ -589,11 +596,15 @@ public final class Correlator: Sendable {
             }
         }
         let silentAfter = Int64(settings.silentAfterWindows + 1) * Int64(settings.windowSeconds)
+        let quarantined = remediator?.snapshot.quarantined ?? [:]
         return topology.nodes.map(\.name).sorted().map { node in
             let last = state.lastReport[node]
-            let why = reasons[node] ?? []
+            var why = reasons[node] ?? []
             let status: String
-            if !why.isEmpty {
+            if let quarantine = quarantined[node] {
+                status = "quarantined"
+                why.insert("quarantined \(quarantine.id) for \(quarantine.component) \(quarantine.faultClass)", at: 0)
+            } else if !why.isEmpty {
                 status = "suspect"
             } else if let last {
                 status = now.secondsSinceEpoch - last.secondsSinceEpoch > silentAfter ? "silent" : "healthy"

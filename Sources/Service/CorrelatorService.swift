@@ -4,6 +4,7 @@
 
 import Dispatch
 import FleetModel
+import Engine
 import Foundation
 import Net
 
@@ -25,10 +26,12 @@ public final class CorrelatorService: Sendable {
         guard let databasePath = configuration.databasePath else {
             throw ConfigurationError(location: nil, message: "no database path")
         }
+        let remediator = try Remediator(
+            databasePath: databasePath, topology: inputs.topology, rules: inputs.rules.policy,
+            action: try configuration.makeAction(), clock: clock, log: log)
         let correlator = try Correlator(
             databasePath: databasePath, inputs: inputs, settings: Correlator.Settings(configuration),
-            clock: clock,
-            log: log)
+            clock: clock, log: log, remediator: remediator)
         self.correlator = correlator
         self.log = log
         var limits = HTTPServer.Limits()

@@ -5,6 +5,7 @@ import Engine
 import FleetModel
 import Foundation
 import Net
+import Policy
 import QuantileSketch
 
 /// Builds the service's router.
@@ -108,6 +109,35 @@ public enum ServiceAPI {
             }
             return json(200, .object(["nodes": .array(nodes)]))
         }
+        router.get("/v1/quarantine") { request in
+            _ = try authorize(correlator, request, node: nil)
+            guard let remediator = correlator.remediator else { throw HTTPError(404, "remediation is not running") }
+            return json(200, quarantineJSON(remediator.snapshot))
+        }
+        // Operator commands (docs/api.md): approve a waiting quarantine, reset the breaker, release,
+        // hold or unhold a node. Each answers with the decisions it caused.
+        for verb in ["approve", "release", "hold", "unhold", "reset-breaker"] {
+            let pattern = verb == "reset-breaker" ? "/v1/quarantine/reset-breaker" : "/v1/quarantine/\(verb)/{target}"
+            router.post(pattern) { request in
+                _ = try authorize(correlator, request, node: nil)
+                guard let remediator = correlator.remediator else { throw HTTPError(404, "remediation is not running") }
+                let target = request.pathParameters["target"] ?? ""
+                let command: OperatorCommand
+                switch verb {
+                case "approve": command = .approve(id: target)
+                case "reset-breaker": command = .resetBreaker
+                default:
+                    guard let node = NodeName(target) else { throw HTTPError(400, "'\(target)' is not a node name", field: "node") }
+                    command = verb == "release" ? .release(node) : verb == "hold" ? .hold(node) : .unhold(node)
+                }
+                switch remediator.apply(command, by: "operator") {
+                case .success(let decisions):
+                    return json(200, .object(["decisions": .array(decisions.map(decisionJSON))]))
+                case .failure(let error):
+                    throw HTTPError(409, error.message)
+                }
+            }
+        }
         router.get("/healthz") { _ in json(200, .object(["status": .string("alive")])) }
         router.get("/readyz") { _ in
             correlator.isReady
@@ -175,6 +205,49 @@ public enum ServiceAPI {
         if let node = NodeName(id), topology.node(node) != nil { return .node(node) }
         if let name = SwitchName(id), topology.tier(of: name) != nil { return .switch(name) }
         return nil
+    }
+
+    /// A decision as a JSON object (the fields of its JSON line).
+    static func decisionJSON(_ decision: Decision) -> JSONValue {
+        .object([
+            "time": .string(decision.time.description), "decision": .string(decision.kind.rawValue),
+            "id": .string(decision.id), "node": decision.node.map { .string($0.description) } ?? .null,
+            "component": .string(decision.component), "class": .string(decision.faultClass),
+            "reason": .string(decision.reason),
+        ])
+    }
+
+    /// `GET /v1/quarantine`: the nodes out, what waits, the breaker, the nodes on hold, the latest decisions.
+    static func quarantineJSON(_ snapshot: Remediator.Snapshot) -> JSONValue {
+        let quarantined = snapshot.quarantined.keys.sorted().map { node -> JSONValue in
+            let q = snapshot.quarantined[node]!
+            return .object([
+                "node": .string(node.description), "id": .string(q.id), "since": .string(q.since.description),
+                "component": .string(q.component), "class": .string(q.faultClass),
+                "cleanWindows": .number(Double(q.cleanWindows)), "parked": .bool(q.parked),
+            ])
+        }
+        let pending = snapshot.pending.map { p -> JSONValue in
+            let state: String
+            switch p.state {
+            case .held: state = "held"
+            case .retry: state = "retry"
+            case .awaitingApproval: state = "awaiting-approval"
+            case .approved(let until): state = "approved until \(until)"
+            }
+            return .object([
+                "id": .string(p.id), "node": .string(p.node.description), "created": .string(p.created.description),
+                "component": .string(p.component), "class": .string(p.faultClass), "state": .string(state),
+                "confidence": .number((p.confidence * 1000).rounded() / 1000),
+            ])
+        }
+        return .object([
+            "action": .string(snapshot.actionName), "quarantined": .array(quarantined), "pending": .array(pending),
+            "breaker": snapshot.breaker.map { .object(["open": .bool(true), "reason": .string($0)]) }
+                ?? .object(["open": .bool(false)]),
+            "onHold": .array(snapshot.onHold.map { .string($0.description) }),
+            "recentDecisions": .array(snapshot.recent.map(decisionJSON)),
+        ])
     }
 
     /// The pairs of `report` that involve `component` (all of them for its node), with quantiles.

@@ -5,6 +5,7 @@ import Engine
 import FleetModel
 import Foundation
 import Net
+import Remediation
 import Simulation
 import Testing
 
@@ -63,7 +64,11 @@ final class ServiceFixture {
     private(set) var router: Router
     var databasePath: String { directory.path + "/faultline.db" }
 
-    init(settings: Correlator.Settings = Correlator.Settings()) throws {
+    /// With `action`, the correlator runs the remediation policy and executor through it.
+    let action: (any QuarantineAction)?
+
+    init(settings: Correlator.Settings = Correlator.Settings(), action: (any QuarantineAction)? = nil) throws {
+        self.action = action
         directory = try TemporaryDirectory()
         let topology = smallSimulator.topology
         inputs = CorrelatorInputs(
@@ -71,7 +76,12 @@ final class ServiceFixture {
             rules: .defaults, tokens: try Tokens(text: tokensText(topology), file: "tokens"))
         clock = ManualClock(smallSimulator.windowStart(0))
         correlator = try Correlator(
-            databasePath: directory.path + "/faultline.db", inputs: inputs, settings: settings, clock: clock)
+            databasePath: directory.path + "/faultline.db", inputs: inputs, settings: settings, clock: clock,
+            remediator: try action.map { [path = directory.path + "/faultline.db", clock, inputs] action in
+                try Remediator(
+                    databasePath: path, topology: topology, rules: inputs.rules.policy, action: action, clock: clock,
+                    log: .silent)
+            })
         router = ServiceAPI.router(correlator)
     }
 
@@ -79,7 +89,12 @@ final class ServiceFixture {
     func restart(settings: Correlator.Settings = Correlator.Settings()) throws {
         correlator.close()
         correlator = try Correlator(
-            databasePath: databasePath, inputs: inputs, settings: settings, clock: clock)
+            databasePath: databasePath, inputs: inputs, settings: settings, clock: clock,
+            remediator: try action.map { action in
+                try Remediator(
+                    databasePath: databasePath, topology: inputs.topology, rules: inputs.rules.policy, action: action,
+                    clock: clock, log: .silent)
+            })
         router = ServiceAPI.router(correlator)
     }
 

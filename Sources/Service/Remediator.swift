@@ -1,0 +1,137 @@
+// The live remediation loop of `faultline serve`: closed windows' findings into the policy, its
+// decisions through the executor (intent log, action, verification, audit), operator commands from
+// the admin API. All on one serial queue of its own, so a slow or hung action (bounded by its
+// timeout) never holds up ingest or the engine. At start, the quarantines of the intent log are
+// taken back and the intents a crash left pending are reconciled.
+
+import Dispatch
+import Engine
+import FleetModel
+import Foundation
+import Net
+import Policy
+import Remediation
+import Store
+
+public final class Remediator: Sendable {
+    /// What the admin API shows without waiting for the queue.
+    public struct Snapshot: Sendable {
+        public var quarantined: [NodeName: Policy.Quarantine] = [:]
+        public var pending: [Policy.Pending] = []
+        public var breaker: String?
+        public var onHold: [NodeName] = []
+        /// The latest decisions, oldest first (at most `recentLimit`).
+        public var recent: [Decision] = []
+        public var actionName: String = ""
+    }
+
+    static let recentLimit = 200
+    private let queue = DispatchQueue(label: "faultline.remediation")
+    /// Touched only on `queue`.
+    private nonisolated(unsafe) var policy: Policy
+    private nonisolated(unsafe) let executor: Executor
+    private let published: Locked<Snapshot>
+    private let clock: any ServiceClock
+    private let log: ServiceLog
+
+    public init(
+        databasePath: String, topology: Topology, rules: PolicyRules, action: any QuarantineAction,
+        clock: any ServiceClock, log: ServiceLog
+    ) throws {
+        let store = try Store(path: databasePath)
+        self.clock = clock
+        self.log = log
+        executor = Executor(store: store, action: action) { clock.now() }
+        var policy = Policy(topology: topology, settings: rules)
+        // The quarantines in force: per node, the last intent done, if it is a quarantine.
+        var last: [String: IntentRecord] = [:]
+        for intent in try store.allIntents() where intent.state == .done { last[intent.node] = intent }
+        for (node, intent) in last.sorted(by: { $0.key < $1.key }) where intent.kind == .quarantine {
+            guard let name = NodeName(node), topology.node(name) != nil else { continue }
+            let decision = Self.fields(intent.decision)
+            policy.restore(
+                quarantined: name, id: decision["id"] ?? intent.id, since: intent.decidedAt,
+                component: decision["component"] ?? node, faultClass: decision["class"] ?? "")
+        }
+        self.policy = policy
+        published = Locked(Snapshot(actionName: action.name))
+        queue.async { [self] in
+            do {
+                for (intent, outcome) in try executor.reconcile() {
+                    log.log("intent-reconciled", ["intent": .string(intent), "outcome": .string("\(outcome)")])
+                }
+            } catch {
+                log.log("store-error", ["operation": .string("reconcile"), "error": .string("\(error)")])
+            }
+            publish()
+        }
+    }
+
+    /// Closed windows, in order, with the findings events the engine gave for them.
+    public func windowsClosed(_ windows: [Timestamp], findings: [Finding]) {
+        queue.async { [self] in
+            var decisions: [Decision] = []
+            for window in windows {
+                decisions += policy.step(window: window, findings: findings.filter { $0.window == window })
+            }
+            carryOut(decisions)
+        }
+    }
+
+    /// An operator's command; returns the decisions it caused, or why it was refused.
+    public func apply(_ command: OperatorCommand, by actor: String) -> Result<[Decision], PolicyCommandError> {
+        queue.sync {
+            let now = clock.now()
+            let result = Result { () throws(PolicyCommandError) in try policy.apply(command, at: now) }
+            guard case .success(let decisions) = result else { return result }
+            try? executor.store.appendAudit(
+                at: now, actor: actor,
+                entry: "{\"event\": \"command\", \"command\": \(JSONValue.string("\(command)").jsonText)}")
+            carryOut(decisions)
+            return .success(decisions)
+        }
+    }
+
+    public var snapshot: Snapshot { published.withLock { $0 } }
+
+    /// Waits for the queue's work (tests).
+    public func waitUntilIdle() { queue.sync {} }
+
+    private func carryOut(_ decisions: [Decision]) {
+        for decision in decisions {
+            do {
+                let outcome = try executor.execute(decision)
+                log.log(
+                    "decision",
+                    [
+                        "decision": .string(decision.kind.rawValue), "id": .string(decision.id),
+                        "node": decision.node.map { .string($0.description) } ?? .null,
+                        "outcome": .string("\(outcome)"),
+                    ])
+            } catch {
+                log.log("store-error", ["operation": .string("execute"), "error": .string("\(error)")])
+            }
+        }
+        published.withLock { snapshot in
+            snapshot.recent = Array((snapshot.recent + decisions).suffix(Self.recentLimit))
+        }
+        publish()
+    }
+
+    private func publish() {
+        let quarantined = policy.quarantined
+        let pending = policy.pending.keys.sorted().compactMap { policy.pending[$0] }
+        let breaker = policy.breaker
+        let onHold = policy.onHold.sorted()
+        published.withLock {
+            $0.quarantined = quarantined
+            $0.pending = pending
+            $0.breaker = breaker
+            $0.onHold = onHold
+        }
+    }
+
+    private static func fields(_ json: String) -> [String: String] {
+        (try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])?.compactMapValues { $0 as? String } ?? [:]
+    }
+}
