@@ -2,6 +2,13 @@
 
 import FleetModel
 
+/// Every fault class the engine raises: `<kind>.<symptom>` from localization (a node that others
+/// cannot reach is `unreachable`, never `down`) and the three from node health. Each has its
+/// runbook, runbooks/<class>.md.
+public let faultClasses: [String] =
+    ["gpu", "link", "switch"].flatMap { kind in ["degraded", "loss", "down"].map { "\(kind).\($0)" } }
+    + ["node.degraded", "node.loss", "node.unreachable", "gpu.port-down", "gpu.off-bus", "gpu.pcie-downtrained"]
+
 /// One event of the findings stream: a finding opened, updated or closed in a window.
 public struct Finding: Sendable, Equatable {
     public enum Event: String, Sendable {

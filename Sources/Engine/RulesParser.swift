@@ -36,6 +36,8 @@ public struct RulesError: Error, Sendable, Equatable, CustomStringConvertible {
 public struct InvalidRules: Error, Sendable, Equatable, CustomStringConvertible {
     public let errors: [RulesError]
 
+    public init(errors: [RulesError]) { self.errors = errors }
+
     public var description: String { errors.map(\.description).joined(separator: "\n") }
 }
 

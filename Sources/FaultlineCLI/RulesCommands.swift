@@ -4,6 +4,7 @@
 import Engine
 import FleetModel
 import Foundation
+import Policy
 
 /// The rules in effect for a rules directory, and where they came from.
 struct LoadedRules {
@@ -63,7 +64,7 @@ func loadRules(_ path: String, io: some CommandIO) throws(CommandError) -> Loade
 struct RulesCheckCommand: Command {
     static let name = "rules check"
     static let summary = "validate a directory of rules files and summarize the rules in effect"
-    static let usage = "rules check DIR"
+    static let usage = "rules check DIR [--runbooks DIR]"
     static let help = """
         Applies the *.rules files of DIR in filename order over the built-in defaults, the way every
         command that takes --rules DIR reads them (files whose names start with '.' are skipped), and
@@ -72,22 +73,42 @@ struct RulesCheckCommand: Command {
         status is 65. When all is well it summarizes the rules in effect and lists every setting that
         differs from the built-in defaults with the file and line that set it. DIR may also be a single
         rules file. docs/rules.md describes the format.
+
+        The runbooks are checked too (--runbooks DIR, by default the runbooks/ folder beside DIR when
+        there is one): every fault class the engine raises has its runbook, every runbook names a
+        class the engine raises, and each one's header block (severity, ladder, release: see
+        runbooks/README.md) is valid; problems as "FILE:LINE: message".
         """
 
     let path: String
+    let runbooksPath: String?
 
     init(arguments: [String]) throws(CommandError) {
-        let options = try OptionParser(arguments, valued: [], positionals: 1)
+        let options = try OptionParser(arguments, valued: ["runbooks"], positionals: 1)
         guard let path = options.positionals.first else { throw CommandError.usage("which rules directory?") }
         self.path = path
+        if let given = options.value("runbooks") {
+            runbooksPath = given
+        } else {
+            let trimmed = path.hasSuffix("/") ? String(path.dropLast()) : path
+            let parent = (trimmed as NSString).deletingLastPathComponent
+            let beside = parent.isEmpty ? "runbooks" : parent + "/runbooks"
+            var isDirectory: ObjCBool = false
+            let exists = FileManager.default.fileExists(atPath: beside, isDirectory: &isDirectory) && isDirectory.boolValue
+            runbooksPath = exists ? beside : nil
+        }
     }
 
     func run(io: some CommandIO) throws(CommandError) {
         let loaded = try loadRules(path, io: io)
+        let headers = try runbooksPath.map { (runbooks) throws(CommandError) in try checkRunbooks(runbooks, io: io) }
         let names = loaded.files.map { String($0.split(separator: "/").last ?? Substring($0)) }
         io.write("\(path): valid (\(plural(names.count, "file")): \(names.joined(separator: ", ")))\n\n")
         io.write(summary(loaded.rules))
         io.write("\n" + changes(loaded))
+        if let runbooksPath, let headers {
+            io.write("\n\(runbooksPath): \(plural(headers.count, "runbook")) valid, one for every fault class\n")
+        }
     }
 
     /// The rules in a few lines and a table of the path classes.
@@ -182,4 +203,41 @@ private func percent(_ fraction: Double) -> String {
 /// A number without a needless `.0`: `2`, `1.5`.
 private func compact(_ value: Double) -> String {
     value == value.rounded() && abs(value) < 1e15 ? "\(Int(value))" : "\(value)"
+}
+
+/// Checks a runbooks directory: a valid header block in every runbook, one runbook for every fault
+/// class the engine raises and none for a class it does not. Problems go to stderr as FILE:LINE.
+func checkRunbooks(_ path: String, io: some CommandIO) throws(CommandError) -> [RunbookHeader] {
+    let names: [String]
+    do {
+        names = try FileManager.default.contentsOfDirectory(atPath: path)
+            .filter { $0.hasSuffix(".md") && $0 != "README.md" && !$0.hasPrefix(".") }
+            .sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+    } catch {
+        throw CommandError.noInput("cannot list \(path): \(error.localizedDescription)")
+    }
+    let directory = path.hasSuffix("/") ? path : path + "/"
+    var problems: [String] = []
+    var headers: [RunbookHeader] = []
+    for name in names {
+        let file = directory + name
+        let text = String(decoding: try readFile(file, limit: 1 << 20), as: UTF8.self)
+        do {
+            headers.append(try RunbookHeader.parse(text, file: file))
+        } catch {
+            problems += error.errors.map(\.description)
+        }
+        let faultClass = String(name.dropLast(3))
+        if !faultClasses.contains(faultClass) {
+            problems.append("\(file):1: no fault class '\(faultClass)': the engine raises \(faultClasses.joined(separator: ", "))")
+        }
+    }
+    for faultClass in faultClasses where !names.contains("\(faultClass).md") {
+        problems.append("\(directory)\(faultClass).md: missing: every fault class the engine raises needs its runbook")
+    }
+    guard problems.isEmpty else {
+        for problem in problems { io.writeError(problem + "\n") }
+        throw CommandError.data("\(plural(problems.count, "error")) in \(path)")
+    }
+    return headers
 }

@@ -1,17 +1,11 @@
 // Every fault class the engine can raise has a runbook named after it (runbooks/<class>.md).
 
+import Engine
 import Foundation
 import Testing
 
 struct RunbookTests {
-    static let classes: [String] =
-        ["gpu", "link", "switch"].flatMap { kind in ["degraded", "loss", "down"].map { "\(kind).\($0)" } }
-        + [
-            "node.degraded", "node.loss", "node.unreachable", "gpu.port-down", "gpu.off-bus",
-            "gpu.pcie-downtrained",
-        ]
-
-    @Test(arguments: classes)
+    @Test(arguments: faultClasses)
     func everyFaultClassHasARunbook(faultClass: String) throws {
         let runbooks = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("runbooks")

@@ -56,7 +56,27 @@ struct RulesCommandTests {
         #expect(out.hasPrefix("\(repositoryRules): valid (1 file: 00-default.rules)\n"))
         #expect(out.contains("\nlossy        ≥ 1% of probes lost, and ≥ 3 lost\n"))
         #expect(out.contains("\ncross-leaf   ×1.5      ×2        3 µs        none         none\n"))
-        #expect(out.hasSuffix("\nevery setting is the built-in default\n"))
+        #expect(out.contains("\nevery setting is the built-in default\n"))
+        // The runbooks beside it are checked too.
+        #expect(out.hasSuffix("runbooks: 15 runbooks valid, one for every fault class\n"))
+    }
+
+    @Test("rules check names a bad runbook header at its line, and a missing runbook")
+    func badRunbooks() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("runbooks-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let source = URL(fileURLWithPath: repositoryRules).deletingLastPathComponent().appendingPathComponent("runbooks")
+        for name in try FileManager.default.contentsOfDirectory(atPath: source.path) where name != "link.loss.md" {
+            try FileManager.default.copyItem(at: source.appendingPathComponent(name), to: directory.appendingPathComponent(name))
+        }
+        let broken = directory.appendingPathComponent("gpu.down.md")
+        let text = try String(contentsOf: broken, encoding: .utf8).replacingOccurrences(of: "release: auto", with: "release: never")
+        try text.write(to: broken, atomically: true, encoding: .utf8)
+        let (status, _, err) = run(["rules", "check", repositoryRules, "--runbooks", directory.path])
+        #expect(status == .dataError)
+        #expect(err.contains("\(directory.path)/gpu.down.md:4: release must be auto or manual, got 'never'\n"))
+        #expect(err.contains("\(directory.path)/link.loss.md: missing"))
     }
 
     @Test("a site file overrides single keys; check lists the changes with the line that made each")
@@ -214,9 +234,9 @@ struct RulesCommandTests {
     @Test(
         "wrong command lines are usage errors (64) with the usage line",
         arguments: [
-            (["rules", "check"], "which rules directory?", "rules check DIR"),
-            (["rules", "check", "a", "b"], "unexpected argument 'b'", "rules check DIR"),
-            (["rules", "check", "--rules", "a"], "unknown option '--rules'", "rules check DIR"),
+            (["rules", "check"], "which rules directory?", "rules check DIR [--runbooks DIR]"),
+            (["rules", "check", "a", "b"], "unexpected argument 'b'", "rules check DIR [--runbooks DIR]"),
+            (["rules", "check", "--rules", "a"], "unknown option '--rules'", "rules check DIR [--runbooks DIR]"),
             (["rules", "show", "extra"], "unexpected argument 'extra'", "rules show [--rules DIR]"),
             (["rules", "show", "--rules"], "option '--rules' needs a value", "rules show [--rules DIR]"),
             (
@@ -235,10 +255,10 @@ struct RulesCommandTests {
     func help() {
         let (status, out, _) = run(["rules", "--help"])
         #expect(status == .success)
-        #expect(out == "usage:\n  faultline rules check DIR\n  faultline rules show [--rules DIR]\n")
+        #expect(out == "usage:\n  faultline rules check DIR [--runbooks DIR]\n  faultline rules show [--rules DIR]\n")
         let (checkStatus, checkHelp, _) = run(["rules", "check", "--help"])
         #expect(checkStatus == .success)
-        #expect(checkHelp.hasPrefix("usage: faultline rules check DIR\n\n"))
+        #expect(checkHelp.hasPrefix("usage: faultline rules check DIR [--runbooks DIR]\n\n"))
         #expect(checkHelp.contains("FILE:LINE: message"))
         let (_, rootHelp, _) = run(["--help"])
         #expect(rootHelp.contains("  rules check "))
