@@ -31,7 +31,7 @@ let package = Package(
         .target(name: "Engine", dependencies: ["FleetModel", "QuantileSketch"]),
         // The remediation policy: findings and operator commands in, decisions out. No I/O.
         .target(name: "Policy", dependencies: ["Engine", "FleetModel"]),
-        // The remediation actions (slurm, exec, webhook, dry-run), each verifying what it did, and
+        // The remediation actions (slurm, kubernetes, exec, webhook, dry-run), each verifying what it did, and
         // the executor with its intent log and hash-chained audit in the store.
         .target(name: "Remediation", dependencies: ["Net", "FleetModel", "Policy", "Store"]),
         // Synthetic data: seeded generators and latency distributions for tests, demo and benchmarks.

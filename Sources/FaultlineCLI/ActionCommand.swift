@@ -8,17 +8,18 @@ import Service
 
 struct ActionRunCommand: Command {
     static let name = "action run"
-    static let summary = "run one quarantine action (slurm, exec, webhook, dry-run) on one node by hand"
+    static let summary = "run one quarantine action (slurm, kubernetes, exec, webhook, dry-run) on one node by hand"
     static let usage = "action run ACTION quarantine|release|status NODE [--reason TEXT] [--config FILE] [--json]"
     static let help = """
-        Runs ACTION (dry-run, slurm, exec or webhook) once on NODE and prints the node's state as read
+        Runs ACTION (dry-run, slurm, kubernetes, exec or webhook) once on NODE and prints the node's state as read
         back afterwards. quarantine takes the node out with Faultline's mark (faultline:<intent>
         <class>); release puts it back only when that mark is Faultline's; status only reads.
 
         options:
           --reason TEXT   for quarantine: what the mark says after the intent (default 'manual')
           --config FILE   the service's config file (docs/service.md): slurm-scontrol, slurm-conf,
-                          exec-script, webhook-url, webhook-token-file, action-timeout-seconds
+                          exec-script, webhook-url, webhook-token-file, kubernetes-proxy,
+                          kubernetes-token-file, action-timeout-seconds
           --json          {"node": ..., "quarantined": ..., "ours": ..., "reason": ...}
 
         Exit status 0 when the action did what was asked (verified), 65 when it did not or refused

@@ -28,15 +28,22 @@ extension ServiceConfiguration {
             guard let webhookURL else {
                 throw ConfigurationError(location: nil, message: "the webhook action needs 'webhook-url = http://HOST:PORT/PATH'")
             }
-            var token: String?
-            if let webhookTokenFile {
-                guard let text = try? String(contentsOfFile: webhookTokenFile, encoding: .utf8) else {
-                    throw ConfigurationError(location: nil, message: "cannot read webhook-token-file \(webhookTokenFile)")
-                }
-                token = text.trimmingCharacters(in: .whitespacesAndNewlines)
-            }
+            let token = try webhookTokenFile.map { (path) throws(ConfigurationError) in try Self.token(path, "webhook-token-file") }
             do {
                 return try WebhookAction(url: webhookURL, token: token, timeout: timeout)
+            } catch {
+                throw ConfigurationError(location: nil, message: error.description)
+            }
+        case "kubernetes":
+            guard let kubernetesProxy else {
+                throw ConfigurationError(
+                    location: nil, message: "the kubernetes action needs 'kubernetes-proxy = http://HOST:PORT' (kubectl proxy)")
+            }
+            let token = try kubernetesTokenFile.map { (path) throws(ConfigurationError) in
+                try Self.token(path, "kubernetes-token-file")
+            }
+            do {
+                return try KubernetesAction(proxy: kubernetesProxy, token: token, timeout: timeout)
             } catch {
                 throw ConfigurationError(location: nil, message: error.description)
             }
@@ -45,5 +52,13 @@ extension ServiceConfiguration {
                 location: nil,
                 message: "unknown action '\(chosen)' (known: \(Self.actionNames.joined(separator: ", ")))")
         }
+    }
+
+    /// A bearer token: the first line of a file.
+    private static func token(_ path: String, _ key: String) throws(ConfigurationError) -> String {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw ConfigurationError(location: nil, message: "cannot read \(key) \(path)")
+        }
+        return text.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }

@@ -55,9 +55,13 @@ public struct ServiceConfiguration: Sendable, Equatable {
     /// `webhook-url` (http://HOST:PORT/PATH) and `webhook-token-file` (the bearer token, one line).
     public var webhookURL: String?
     public var webhookTokenFile: String?
+    /// `kubernetes-proxy` (http://HOST:PORT of `kubectl proxy` or another API server proxy) and
+    /// `kubernetes-token-file` (a bearer token, when the proxy wants one).
+    public var kubernetesProxy: String?
+    public var kubernetesTokenFile: String?
 
     /// The actions `action` may name.
-    public static let actionNames = ["dry-run", "exec", "slurm", "webhook"]
+    public static let actionNames = ["dry-run", "exec", "kubernetes", "slurm", "webhook"]
 
     public init() {}
 
@@ -108,6 +112,12 @@ public struct ServiceConfiguration: Sendable, Equatable {
         },
         "webhook-token-file": {
             $0.webhookTokenFile = $1; return nil
+        },
+        "kubernetes-proxy": {
+            $0.kubernetesProxy = $1; return nil
+        },
+        "kubernetes-token-file": {
+            $0.kubernetesTokenFile = $1; return nil
         },
     ]
 
