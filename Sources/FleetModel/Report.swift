@@ -69,16 +69,13 @@ public struct Report: Sendable, Equatable {
     public static let maxSketchBase64Bytes = 64 << 10
 
     /// Parses and validates one report. With a topology, every `src` must be an endpoint of `node`
-    /// in it (unknown destinations are the engine's to count, not an error here).
+    /// in it (unknown destinations are the engine's to count, not an error here). The JSON is read
+    /// strictly, straight from the bytes (ReportJSON.swift says how, and where it differs from
+    /// Foundation's JSONDecoder, which read it before).
     public init(json: Data, topology: Topology? = nil) throws(ReportError) {
-        let wire: WireReport
-        do {
-            wire = try JSONDecoder().decode(WireReport.self, from: json)
-        } catch let error as DecodingError {
-            throw ReportError(decoding: error)
-        } catch {
-            throw ReportError("", "not valid JSON")
-        }
+        let wire = try json.withUnsafeBytes { bytes in
+            Result { () throws(ReportError) in try WireReport(json: bytes) }
+        }.get()
         try self.init(wire, topology: topology)
     }
 
@@ -195,14 +192,25 @@ public struct Report: Sendable, Equatable {
     public static func parseLines(
         _ text: Data, name: String, topology: Topology? = nil
     ) throws(ReportError) -> [Report] {
+        try text.withUnsafeBytes { bytes in
+            Result { () throws(ReportError) in try parseLines(bytes, name: name, topology: topology) }
+        }.get()
+    }
+
+    static func parseLines(
+        _ bytes: UnsafeRawBufferPointer, name: String, topology: Topology?
+    ) throws(ReportError) -> [Report] {
         var reports: [Report] = []
         var lineNumber = 0
-        for line in text.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+        var lineStart = 0
+        while lineStart <= bytes.count {
+            let lineEnd = bytes[lineStart...].firstIndex(of: UInt8(ascii: "\n")) ?? bytes.count
+            let line = UnsafeRawBufferPointer(rebasing: bytes[lineStart..<lineEnd])
             lineNumber += 1
-            let trimmed = line.drop { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }
-            if trimmed.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
+            lineStart = lineEnd + 1
+            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
             do {
-                reports.append(try Report(json: Data(line), topology: topology))
+                reports.append(try Report(WireReport(json: line), topology: topology))
             } catch {
                 throw ReportError(error.field, error.reason, location: "\(name):\(lineNumber)")
             }
@@ -212,6 +220,8 @@ public struct Report: Sendable, Equatable {
 }
 
 /// The JSON shape of a report, before validation. Unknown keys are ignored (writers may add some).
+/// ReportJSON.swift reads it; `Decodable` is kept for the test that holds that reader to Foundation's
+/// JSONDecoder, which read it before (not for use in the report path).
 struct WireReport: Decodable {
     struct Agent: Decodable {
         var version: String
