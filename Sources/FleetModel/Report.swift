@@ -107,44 +107,47 @@ public struct Report: Sendable, Equatable {
         }
         var pairs: [Pair] = []
         pairs.reserveCapacity(wire.pairs.count)
-        var seen: Set<[EndpointID]> = []
+        // Every src is on this node, so a pair is known by its dst and src's rail: one hash a pair.
+        var sourceRailsByDestination: [EndpointID: UInt64] = [:]
+        sourceRailsByDestination.reserveCapacity(wire.pairs.count)
         for (i, entry) in wire.pairs.enumerated() {
-            let at = "pairs[\(i)]"
+            // The field path, built only for an error.
+            func at(_ field: String = "") -> String { "pairs[\(i)]" + field }
             guard let src = EndpointID(entry.src) else {
-                throw ReportError("\(at).src", "'\(entry.src)' is not an endpoint id")
+                throw ReportError(at(".src"), "'\(entry.src)' is not an endpoint id")
             }
             guard let dst = EndpointID(entry.dst) else {
-                throw ReportError("\(at).dst", "'\(entry.dst)' is not an endpoint id")
+                throw ReportError(at(".dst"), "'\(entry.dst)' is not an endpoint id")
             }
             guard src.node == node else {
-                throw ReportError("\(at).src", "\(src) is not an endpoint of \(node)")
+                throw ReportError(at(".src"), "\(src) is not an endpoint of \(node)")
             }
             if let topology, topology.rail(src) == nil {
-                throw ReportError("\(at).src", "unknown endpoint \(src)")
+                throw ReportError(at(".src"), "unknown endpoint \(src)")
             }
-            guard seen.insert([src, dst]).inserted else {
-                throw ReportError(at, "pair \(src) -> \(dst) given twice")
+            guard insertRail(src.rail, into: &sourceRailsByDestination[dst, default: 0]) else {
+                throw ReportError(at(), "pair \(src) -> \(dst) given twice")
             }
-            guard entry.sent >= 0 else { throw ReportError("\(at).sent", "negative") }
+            guard entry.sent >= 0 else { throw ReportError(at(".sent"), "negative") }
             guard (0...entry.sent).contains(entry.lost) else {
-                throw ReportError("\(at).lost", "\(entry.lost) is outside 0...sent (\(entry.sent))")
+                throw ReportError(at(".lost"), "\(entry.lost) is outside 0...sent (\(entry.sent))")
             }
             let errors = entry.errors ?? 0
-            guard errors >= 0 else { throw ReportError("\(at).errors", "negative") }
+            guard errors >= 0 else { throw ReportError(at(".errors"), "negative") }
             if entry.rttMicros == nil, entry.sent > entry.lost {
                 throw ReportError(
-                    "\(at).rttMicros", "missing while \(entry.sent - entry.lost) probes returned")
+                    at(".rttMicros"), "missing while \(entry.sent - entry.lost) probes returned")
             }
             if let sketch = entry.rttMicros, sketch.utf8.count > Self.maxSketchBase64Bytes {
-                throw ReportError("\(at).rttMicros", "over \(Self.maxSketchBase64Bytes) bytes")
+                throw ReportError(at(".rttMicros"), "over \(Self.maxSketchBase64Bytes) bytes")
             }
             var path: [SwitchName]?
             if let names = entry.path {
-                guard names.count <= 8 else { throw ReportError("\(at).path", "more than 8 switches") }
+                guard names.count <= 8 else { throw ReportError(at(".path"), "more than 8 switches") }
                 path = []
                 for (j, name) in names.enumerated() {
                     guard let switchName = SwitchName(name) else {
-                        throw ReportError("\(at).path[\(j)]", "'\(name)' is not a switch name")
+                        throw ReportError(at(".path[\(j)]"), "'\(name)' is not a switch name")
                     }
                     path?.append(switchName)
                 }
@@ -217,6 +220,13 @@ public struct Report: Sendable, Equatable {
         }
         return reports
     }
+}
+
+/// Marks `rail` in a set of rails; false when it was there already.
+private func insertRail(_ rail: Int, into rails: inout UInt64) -> Bool {
+    let bit: UInt64 = 1 << UInt64(rail)  // EndpointID.rails is 0...63
+    defer { rails |= bit }
+    return rails & bit == 0
 }
 
 /// The JSON shape of a report, before validation. Unknown keys are ignored (writers may add some).

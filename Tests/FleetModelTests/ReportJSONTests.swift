@@ -259,6 +259,18 @@ let agreementTable: [AgreementRow] = {
                 "{\"src\": \"gpu-a017/3\", \"dst\": \"gpu-b002/3\"",
                 "{\"src\": \"gpu-b002/3\", \"dst\": \"gpu-b002/3\"")),
         AgreementRow("pair given twice", sample("\"dst\": \"gpu-b002/3\"", "\"dst\": \"gpu-a017/3\"")),
+        AgreementRow(
+            "one dst from two rails",
+            sample(
+                "\"pairs\": [",
+                "\"pairs\": [{\"src\": \"gpu-a017/4\", \"dst\": \"gpu-b002/3\", \"sent\": 1, \"lost\": 1}, ")),
+        AgreementRow(
+            "rails 0 and 63, then 63 again",
+            sample(
+                "\"pairs\": [",
+                "\"pairs\": [{\"src\": \"gpu-a017/63\", \"dst\": \"gpu-a017/0\", \"sent\": 1, \"lost\": 1}, "
+                    + "{\"src\": \"gpu-a017/0\", \"dst\": \"gpu-a017/0\", \"sent\": 1, \"lost\": 1}, "
+                    + "{\"src\": \"gpu-a017/63\", \"dst\": \"gpu-a017/0\", \"sent\": 2, \"lost\": 2}, ")),
         AgreementRow("rail 64", sample("\"dst\": \"gpu-b002/3\"", "\"dst\": \"gpu-b002/64\"")),
         AgreementRow(
             "rail with a leading zero", sample("\"dst\": \"gpu-b002/3\"", "\"dst\": \"gpu-b002/03\"")),
@@ -675,8 +687,11 @@ struct JSONReaderTests {
         for position in 0..<40 {
             let before = String(repeating: "a", count: position)
             let after = String(repeating: "b", count: 40 - position)
-            for (escape, decoded) in [("\\\"", "\""), ("\\\\", "\\"), ("\\n", "\n"), ("\\u00e9", "é"), ("é", "é"), ("😀", "😀")] {
-                #expect(value("\"\(before)\(escape)\(after)\"") == .success(.string(before + decoded + after)))
+            for (escape, decoded) in [
+                ("\\\"", "\""), ("\\\\", "\\"), ("\\n", "\n"), ("\\u00e9", "é"), ("é", "é"), ("😀", "😀"),
+            ] {
+                #expect(
+                    value("\"\(before)\(escape)\(after)\"") == .success(.string(before + decoded + after)))
             }
             for bad: [UInt8] in [[0x01], [0x1F], [0x0A], [0xFF], [0xC3], [0xED, 0xA0, 0x80]] {
                 let bytes = [0x22] + Array(before.utf8) + bad + Array(after.utf8) + [0x22]
@@ -860,6 +875,45 @@ struct JSONReaderTests {
             }
         }
         return false
+    }
+}
+
+@Suite("EndpointID parsed byte by byte, as it was by characters")
+struct EndpointIDParsingTests {
+    /// The parser before it read bytes.
+    func characterParse(_ text: String) -> EndpointID? {
+        guard let slash = text.lastIndex(of: "/"), let node = NodeName(text[..<slash]) else { return nil }
+        let railText = text[text.index(after: slash)...]
+        guard !railText.isEmpty, railText.count <= 2, railText.allSatisfy({ $0.isASCII && $0.isNumber }),
+            railText.count == 1 || railText.first != "0", let rail = Int(railText)
+        else { return nil }
+        return EndpointID(node: node, rail: rail)
+    }
+
+    @Test("tricky ids and seeded random ones agree")
+    func agree() {
+        let tricky = [
+            "a/0", "a/9", "a/10", "a/63", "a/64", "a/00", "a/07", "a/", "/0", "a", "a/b/1", "a//1", "a/1/",
+            "a/+1",
+            "a/-0", "a/1 ", " a/1", "a/١", "a/1\u{301}", "a/\u{301}1", "a\u{301}/1", "é/1", "a/1\r\n",
+            "a/\r\n",
+            "a.b_c-d/5", "-a/5", String(repeating: "a", count: 63) + "/1",
+            String(repeating: "a", count: 64) + "/1",
+            "a/100", "a/6 3", "a/６",
+        ]
+        for text in tricky {
+            #expect(EndpointID(text) == characterParse(text), "\(text)")
+            #expect(EndpointID(Substring(text)) == characterParse(text), "\(text)")
+        }
+        var generator = SplitMix64(seed: 64)
+        let alphabet: [Character] = [
+            "a", "Z", "0", "1", "6", "3", "/", "-", ".", "_", " ", "é", "\u{301}", "١",
+        ]
+        for _ in 0..<20_000 {
+            let text = String(
+                (0..<(1 + generator.below(8))).map { _ in alphabet[generator.below(alphabet.count)] })
+            #expect(EndpointID(text) == characterParse(text), "\(text)")
+        }
     }
 }
 
