@@ -3,8 +3,9 @@
 // as `JSONValue`, nothing else kept as a tree. Its errors are the ones Foundation's JSONDecoder gave
 // before it (ReportJSONTests holds the two to one table): the field path and `missing`,
 // `expected Int`, `expected String, found null`…, and when several fields are wrong, the one
-// JSONDecoder named (it decoded fields in declaration order, after checking the syntax of the whole
-// input). Where this reader differs, it is stricter or names more:
+// JSONDecoder named (it decoded fields in declaration order, after checking the structure of the
+// whole input). A UTF-8 byte order mark is skipped, as JSONDecoder skipped it. Where this reader
+// differs, it is stricter or names more:
 // - a syntax error says what and where (`not valid JSON at byte 17: …`) and names the field it was in;
 //   a malformed string or number is a syntax error wherever it is, reported before any missing or
 //   mistyped field (JSONDecoder checked the insides of strings and numbers only as it decoded them,
@@ -70,6 +71,7 @@ struct ReportFieldPosition: Comparable {
         )
     }
 
+    /// Same rank (the suffix does not count).
     static func == (lhs: Self, rhs: Self) -> Bool {
         (lhs.field, lhs.index, lhs.pairField, lhs.element) == (
             rhs.field, rhs.index, rhs.pairField, rhs.element
@@ -77,9 +79,9 @@ struct ReportFieldPosition: Comparable {
     }
 }
 
-/// One pass over a report's bytes. A syntax error ends it at once (JSONDecoder checked syntax before
-/// anything else); a field of the wrong type is noted and skipped, and the first in JSONDecoder's
-/// order is thrown at the end.
+/// One pass over a report's bytes. A syntax error ends it at once (JSONDecoder checked the structure
+/// before anything else); a field of the wrong type, missing or given twice is noted and skipped, and
+/// the first in JSONDecoder's order is thrown at the end.
 struct WireReportReader {
     private var reader: JSONReader
     /// The field being read, for a syntax error's path.
