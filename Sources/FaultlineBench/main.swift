@@ -177,6 +177,14 @@ func printTable(_ results: [DatasetResult]) throws {
     print("    count and 4 quantiles (ns)  \(String(format: "%8.1f", read))")
 
     print("")
+    let (reportBody, topology) = try benchReport()
+    let parse = try medianNanoseconds(operations: 1_000) {
+        try parseReports(reportBody, topology: topology, count: 1_000)
+    }
+    print("report JSON (64 pairs, \(reportBody.count) bytes; 1,000-node topology)")
+    print("    Report(json:topology:) (µs) \(String(format: "%8.1f", parse / 1_000))")
+
+    print("")
     print("encoded bytes (mean over 100 sketches)")
     for (label, distribution) in [("lognormal σ=0.1", narrow), ("lognormal σ=0.45", lognormal)] {
         for samples in [100, 1000] {
@@ -245,6 +253,10 @@ func runWorkload(_ name: String, repeats: Int) throws -> Int {
             for text in texts where try reader.read(base64: text) { sink &+= reader.count }
         }
         return texts.count
+    case "parse-report":
+        let (body, topology) = try benchReport()
+        try parseReports(body, topology: topology, count: 100 * repeats)
+        return 100
     case "merge-narrow", "merge-wide", "encode-narrow", "encode-wide", "decode-narrow", "decode-wide":
         let pool = try sketches(
             count: 200, samples: 1000, distribution: name.hasSuffix("narrow") ? narrow : lognormal)
@@ -272,7 +284,7 @@ let usage = """
            faultline-bench --write-data DIR
            faultline-bench --engine SCENARIO.json
            faultline-bench --serve HOST:PORT --admin-token TOKEN [--nodes N] [--threads N] [--seconds S] [--window-seconds S]
-           faultline-bench --workload insert|batch-insert|read-probe|merge-narrow|merge-wide|encode-narrow|encode-wide|decode-narrow|decode-wide --repeat N
+           faultline-bench --workload insert|batch-insert|read-probe|parse-report|merge-narrow|merge-wide|encode-narrow|encode-wide|decode-narrow|decode-wide --repeat N
     """
 var arguments = Array(CommandLine.arguments.dropFirst())
 var json = false

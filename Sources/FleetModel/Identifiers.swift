@@ -11,6 +11,9 @@ public struct NodeName: Hashable, Comparable, Sendable, CustomStringConvertible 
         rawValue = String(text)
     }
 
+    /// `text` has passed `isValidName`.
+    fileprivate init(validated text: String) { rawValue = text }
+
     public var description: String { rawValue }
     public static func < (lhs: NodeName, rhs: NodeName) -> Bool { lhs.rawValue < rhs.rawValue }
 }
@@ -41,14 +44,29 @@ public struct EndpointID: Hashable, Comparable, Sendable, CustomStringConvertibl
         self.rail = rail
     }
 
-    /// Parses `node/rail`; nil unless both parts are valid (the rail in plain decimal).
+    /// Parses `node/rail`; nil unless both parts are valid (the rail in plain decimal). Byte by
+    /// byte: a valid id is all ASCII, so this agrees with reading it as characters.
     public init?(_ text: some StringProtocol) {
-        guard let slash = text.lastIndex(of: "/"), let node = NodeName(text[..<slash]) else { return nil }
-        let railText = text[text.index(after: slash)...]
-        guard !railText.isEmpty, railText.count <= 2, railText.allSatisfy(\.isASCIIDigit),
-            railText.count == 1 || railText.first != "0", let rail = Int(railText)
-        else { return nil }
-        self.init(node: node, rail: rail)
+        let parsed =
+            text.utf8.withContiguousStorageIfAvailable { Self.parse($0) }
+            ?? Array(text.utf8).withUnsafeBufferPointer {
+                Self.parse($0)
+            }
+        guard let parsed else { return nil }
+        self = parsed
+    }
+
+    private static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> EndpointID? {
+        guard let slash = bytes.lastIndex(of: UInt8(ascii: "/")) else { return nil }
+        var rail = 0
+        for (position, byte) in bytes[(slash + 1)...].enumerated() {
+            guard position < 2, byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+            guard position == 0 || rail != 0 else { return nil }  // no leading zero
+            rail = rail * 10 + Int(byte - UInt8(ascii: "0"))
+        }
+        let nodeBytes = UnsafeBufferPointer(rebasing: bytes[..<slash])
+        guard slash + 1 < bytes.count, isValidName(nodeBytes) else { return nil }
+        return EndpointID(node: NodeName(validated: String(decoding: nodeBytes, as: UTF8.self)), rail: rail)
     }
 
     public var description: String { "\(node)/\(rail)" }
@@ -75,7 +93,11 @@ public struct LinkID: Hashable, Comparable, Sendable, CustomStringConvertible {
 
 /// `[A-Za-z0-9][A-Za-z0-9._-]{0,62}`
 private func isValidName(_ text: some StringProtocol) -> Bool {
-    let bytes = text.utf8
+    text.utf8.withContiguousStorageIfAvailable { isValidName($0) }
+        ?? Array(text.utf8).withUnsafeBufferPointer { isValidName($0) }
+}
+
+private func isValidName(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
     guard let first = bytes.first, bytes.count <= 63, isAlphanumeric(first) else { return false }
     return bytes.allSatisfy {
         isAlphanumeric($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-")
@@ -83,13 +105,12 @@ private func isValidName(_ text: some StringProtocol) -> Bool {
 }
 
 private func isAlphanumeric(_ byte: UInt8) -> Bool {
-    (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
-        || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
-        || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
-}
-
-extension Character {
-    var isASCIIDigit: Bool { isASCII && isNumber }
+    switch byte {
+    case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+        UInt8(ascii: "0")...UInt8(ascii: "9"):
+        true
+    default: false
+    }
 }
 
 /// Something a finding can blame (wire-v1.md §5: `component` and `kind`).

@@ -69,16 +69,13 @@ public struct Report: Sendable, Equatable {
     public static let maxSketchBase64Bytes = 64 << 10
 
     /// Parses and validates one report. With a topology, every `src` must be an endpoint of `node`
-    /// in it (unknown destinations are the engine's to count, not an error here).
+    /// in it (unknown destinations are the engine's to count, not an error here). The JSON is read
+    /// strictly, straight from the bytes (ReportJSON.swift says how, and where it differs from
+    /// Foundation's JSONDecoder, which read it before).
     public init(json: Data, topology: Topology? = nil) throws(ReportError) {
-        let wire: WireReport
-        do {
-            wire = try JSONDecoder().decode(WireReport.self, from: json)
-        } catch let error as DecodingError {
-            throw ReportError(decoding: error)
-        } catch {
-            throw ReportError("", "not valid JSON")
-        }
+        let wire = try json.withUnsafeBytes { bytes in
+            Result { () throws(ReportError) in try WireReport(json: bytes) }
+        }.get()
         try self.init(wire, topology: topology)
     }
 
@@ -110,44 +107,47 @@ public struct Report: Sendable, Equatable {
         }
         var pairs: [Pair] = []
         pairs.reserveCapacity(wire.pairs.count)
-        var seen: Set<[EndpointID]> = []
+        // Every src is on this node, so a pair is known by its dst and src's rail: one hash a pair.
+        var sourceRailsByDestination: [EndpointID: UInt64] = [:]
+        sourceRailsByDestination.reserveCapacity(wire.pairs.count)
         for (i, entry) in wire.pairs.enumerated() {
-            let at = "pairs[\(i)]"
+            // The field path, built only for an error.
+            func at(_ field: String = "") -> String { "pairs[\(i)]" + field }
             guard let src = EndpointID(entry.src) else {
-                throw ReportError("\(at).src", "'\(entry.src)' is not an endpoint id")
+                throw ReportError(at(".src"), "'\(entry.src)' is not an endpoint id")
             }
             guard let dst = EndpointID(entry.dst) else {
-                throw ReportError("\(at).dst", "'\(entry.dst)' is not an endpoint id")
+                throw ReportError(at(".dst"), "'\(entry.dst)' is not an endpoint id")
             }
             guard src.node == node else {
-                throw ReportError("\(at).src", "\(src) is not an endpoint of \(node)")
+                throw ReportError(at(".src"), "\(src) is not an endpoint of \(node)")
             }
             if let topology, topology.rail(src) == nil {
-                throw ReportError("\(at).src", "unknown endpoint \(src)")
+                throw ReportError(at(".src"), "unknown endpoint \(src)")
             }
-            guard seen.insert([src, dst]).inserted else {
-                throw ReportError(at, "pair \(src) -> \(dst) given twice")
+            guard insertRail(src.rail, into: &sourceRailsByDestination[dst, default: 0]) else {
+                throw ReportError(at(), "pair \(src) -> \(dst) given twice")
             }
-            guard entry.sent >= 0 else { throw ReportError("\(at).sent", "negative") }
+            guard entry.sent >= 0 else { throw ReportError(at(".sent"), "negative") }
             guard (0...entry.sent).contains(entry.lost) else {
-                throw ReportError("\(at).lost", "\(entry.lost) is outside 0...sent (\(entry.sent))")
+                throw ReportError(at(".lost"), "\(entry.lost) is outside 0...sent (\(entry.sent))")
             }
             let errors = entry.errors ?? 0
-            guard errors >= 0 else { throw ReportError("\(at).errors", "negative") }
+            guard errors >= 0 else { throw ReportError(at(".errors"), "negative") }
             if entry.rttMicros == nil, entry.sent > entry.lost {
                 throw ReportError(
-                    "\(at).rttMicros", "missing while \(entry.sent - entry.lost) probes returned")
+                    at(".rttMicros"), "missing while \(entry.sent - entry.lost) probes returned")
             }
             if let sketch = entry.rttMicros, sketch.utf8.count > Self.maxSketchBase64Bytes {
-                throw ReportError("\(at).rttMicros", "over \(Self.maxSketchBase64Bytes) bytes")
+                throw ReportError(at(".rttMicros"), "over \(Self.maxSketchBase64Bytes) bytes")
             }
             var path: [SwitchName]?
             if let names = entry.path {
-                guard names.count <= 8 else { throw ReportError("\(at).path", "more than 8 switches") }
+                guard names.count <= 8 else { throw ReportError(at(".path"), "more than 8 switches") }
                 path = []
                 for (j, name) in names.enumerated() {
                     guard let switchName = SwitchName(name) else {
-                        throw ReportError("\(at).path[\(j)]", "'\(name)' is not a switch name")
+                        throw ReportError(at(".path[\(j)]"), "'\(name)' is not a switch name")
                     }
                     path?.append(switchName)
                 }
@@ -195,14 +195,25 @@ public struct Report: Sendable, Equatable {
     public static func parseLines(
         _ text: Data, name: String, topology: Topology? = nil
     ) throws(ReportError) -> [Report] {
+        try text.withUnsafeBytes { bytes in
+            Result { () throws(ReportError) in try parseLines(bytes, name: name, topology: topology) }
+        }.get()
+    }
+
+    static func parseLines(
+        _ bytes: UnsafeRawBufferPointer, name: String, topology: Topology?
+    ) throws(ReportError) -> [Report] {
         var reports: [Report] = []
         var lineNumber = 0
-        for line in text.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+        var lineStart = 0
+        while lineStart <= bytes.count {
+            let lineEnd = bytes[lineStart...].firstIndex(of: UInt8(ascii: "\n")) ?? bytes.count
+            let line = UnsafeRawBufferPointer(rebasing: bytes[lineStart..<lineEnd])
             lineNumber += 1
-            let trimmed = line.drop { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }
-            if trimmed.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
+            lineStart = lineEnd + 1
+            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
             do {
-                reports.append(try Report(json: Data(line), topology: topology))
+                reports.append(try Report(WireReport(json: line), topology: topology))
             } catch {
                 throw ReportError(error.field, error.reason, location: "\(name):\(lineNumber)")
             }
@@ -211,7 +222,16 @@ public struct Report: Sendable, Equatable {
     }
 }
 
+/// Marks `rail` in a set of rails; false when it was there already.
+private func insertRail(_ rail: Int, into rails: inout UInt64) -> Bool {
+    let bit: UInt64 = 1 << UInt64(rail)  // EndpointID.rails is 0...63
+    defer { rails |= bit }
+    return rails & bit == 0
+}
+
 /// The JSON shape of a report, before validation. Unknown keys are ignored (writers may add some).
+/// ReportJSON.swift reads it; `Decodable` is kept for the test that holds that reader to Foundation's
+/// JSONDecoder, which read it before (not for use in the report path).
 struct WireReport: Decodable {
     struct Agent: Decodable {
         var version: String
