@@ -33,7 +33,7 @@ let package = Package(
         .target(name: "Policy", dependencies: ["Engine", "FleetModel"]),
         // The remediation actions (slurm, kubernetes, exec, webhook, dry-run), each verifying what it did, and
         // the executor with its intent log and hash-chained audit in the store.
-        .target(name: "Remediation", dependencies: ["Net", "FleetModel", "Policy", "Store"]),
+        .target(name: "Remediation", dependencies: ["Net", "FleetModel", "Engine", "Policy", "Store"]),
         // Synthetic data: seeded generators and latency distributions for tests, demo and benchmarks.
         .target(name: "Simulation", dependencies: ["FleetModel", "QuantileSketch", "Engine"]),
         // The correlator's SQLite store: connection, statements, migrations, the event log and

@@ -9,6 +9,9 @@ public let faultClasses: [String] =
     ["gpu", "link", "switch"].flatMap { kind in ["degraded", "loss", "down"].map { "\(kind).\($0)" } }
     + ["node.degraded", "node.loss", "node.unreachable", "gpu.port-down", "gpu.off-bus", "gpu.pcie-downtrained"]
 
+/// Where a fault class's runbook is, relative to the repository: every finding's evidence links it.
+public func runbookPath(of faultClass: String) -> String { "runbooks/\(faultClass).md" }
+
 /// One event of the findings stream: a finding opened, updated or closed in a window.
 public struct Finding: Sendable, Equatable {
     public enum Event: String, Sendable {

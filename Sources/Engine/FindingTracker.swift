@@ -69,7 +69,10 @@ struct FindingTracker: Sendable {
                     events.append(
                         Finding(
                             window: window, event: .closed, component: key.component, faultClass: open,
-                            confidence: 0, evidence: ["cleanWindows": .number(Double(state.cleanStreak))]))
+                            confidence: 0,
+                            evidence: [
+                                "cleanWindows": .number(Double(state.cleanStreak)), "runbook": .string(runbookPath(of: open)),
+                            ]))
                 }
             }
             // Keep state only while it can still matter.
@@ -89,6 +92,7 @@ struct FindingTracker: Sendable {
     ) -> Finding {
         Finding(
             window: window, event: event, component: key.component, faultClass: observation.faultClass,
-            confidence: observation.confidence, evidence: observation.evidence)
+            confidence: observation.confidence,
+            evidence: observation.evidence.merging(["runbook": .string(runbookPath(of: observation.faultClass))]) { $1 })
     }
 }

@@ -2,6 +2,7 @@
 // Every action verifies the node's state after acting (exit codes lie), refuses to touch a node
 // someone else took out, and releases only what Faultline quarantined. docs/remediation.md.
 
+import Engine
 import Foundation
 
 /// A node's state as the scheduler (or whatever the action drives) reports it.
@@ -51,7 +52,7 @@ public struct QuarantineRequest: Sendable, Equatable {
     }
 
     /// The runbook of the finding's class, relative to the repository (runbooks/README.md).
-    public var runbook: String { "runbooks/\(faultClass).md" }
+    public var runbook: String { runbookPath(of: faultClass) }
 
     /// What Faultline writes where the scheduler keeps a reason: `faultline:<intent> <class>`.
     public var mark: String { "\(QuarantineMark.prefix)\(intent) \(faultClass)" }
