@@ -5,11 +5,12 @@ import Engine
 import FleetModel
 import Foundation
 import Policy
+import Service
 
 struct ReplayCommand: Command {
     static let name = "replay"
     static let summary = "run the engine and the policy over recorded reports: findings, then decisions"
-    static let usage = "replay --topology FILE --input REPORTS.ndjson [--rules DIR] [--json]"
+    static let usage = "replay --topology FILE --input REPORTS.ndjson [--rules DIR] [--runbooks DIR] [--json]"
     static let help = """
         Reads probe reports (NDJSON, one report per line, in any order), groups them by window, closes
         each window as the live service would (the grace period counted in windows, not wall time),
@@ -23,6 +24,9 @@ struct ReplayCommand: Command {
           --input FILE      the reports, NDJSON (- for standard input)
           --rules DIR       detection and policy rules (default: the built-in ones, equal to the
                             repo's rules/); another directory asks "what if" of both
+          --runbooks DIR    runbooks whose headers say which classes a human releases (release:
+                            manual: their nodes are parked); without it every class is released
+                            automatically
           --json            the findings and the decisions as JSON lines
 
         Reports that fail validation stop the replay with FILE:LINE: field: reason (exit 65); reports
@@ -32,13 +36,15 @@ struct ReplayCommand: Command {
     let topologyPath: String
     let inputPath: String
     let rulesPath: String?
+    let runbooksPath: String?
     let json: Bool
 
     init(arguments: [String]) throws(CommandError) {
-        let options = try OptionParser(arguments, valued: ["topology", "input", "rules"], flags: ["json"])
+        let options = try OptionParser(arguments, valued: ["topology", "input", "rules", "runbooks"], flags: ["json"])
         topologyPath = try options.required("topology")
         inputPath = try options.required("input")
         rulesPath = options.value("rules")
+        runbooksPath = options.value("runbooks")
         json = options.flag("json")
     }
 
@@ -56,7 +62,10 @@ struct ReplayCommand: Command {
         } catch {
             throw CommandError.data("\(error)")
         }
-        let findings = Replay.run(reports, topology: topology, rules: rules)
+        let manualRelease = try runbooksPath.map { (path) throws(CommandError) in
+            Runbooks.manualRelease(try checkRunbooks(path, io: io))
+        }
+        let findings = Replay.run(reports, topology: topology, rules: rules, manualRelease: manualRelease ?? [])
         var output = ""
         for finding in findings.events {
             if json {

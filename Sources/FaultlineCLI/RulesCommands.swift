@@ -5,6 +5,7 @@ import Engine
 import FleetModel
 import Foundation
 import Policy
+import Service
 
 /// The rules in effect for a rules directory, and where they came from.
 struct LoadedRules {
@@ -205,39 +206,12 @@ private func compact(_ value: Double) -> String {
     value == value.rounded() && abs(value) < 1e15 ? "\(Int(value))" : "\(value)"
 }
 
-/// Checks a runbooks directory: a valid header block in every runbook, one runbook for every fault
-/// class the engine raises and none for a class it does not. Problems go to stderr as FILE:LINE.
+/// Checks a runbooks directory (`Runbooks.load`); problems go to stderr as FILE:LINE.
 func checkRunbooks(_ path: String, io: some CommandIO) throws(CommandError) -> [RunbookHeader] {
-    let names: [String]
     do {
-        names = try FileManager.default.contentsOfDirectory(atPath: path)
-            .filter { $0.hasSuffix(".md") && $0 != "README.md" && !$0.hasPrefix(".") }
-            .sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        return try Runbooks.load(directory: path)
     } catch {
-        throw CommandError.noInput("cannot list \(path): \(error.localizedDescription)")
+        for problem in error.problems { io.writeError(problem + "\n") }
+        throw CommandError.data("\(plural(error.problems.count, "error")) in \(path)")
     }
-    let directory = path.hasSuffix("/") ? path : path + "/"
-    var problems: [String] = []
-    var headers: [RunbookHeader] = []
-    for name in names {
-        let file = directory + name
-        let text = String(decoding: try readFile(file, limit: 1 << 20), as: UTF8.self)
-        do {
-            headers.append(try RunbookHeader.parse(text, file: file))
-        } catch {
-            problems += error.errors.map(\.description)
-        }
-        let faultClass = String(name.dropLast(3))
-        if !faultClasses.contains(faultClass) {
-            problems.append("\(file):1: no fault class '\(faultClass)': the engine raises \(faultClasses.joined(separator: ", "))")
-        }
-    }
-    for faultClass in faultClasses where !names.contains("\(faultClass).md") {
-        problems.append("\(directory)\(faultClass).md: missing: every fault class the engine raises needs its runbook")
-    }
-    guard problems.isEmpty else {
-        for problem in problems { io.writeError(problem + "\n") }
-        throw CommandError.data("\(plural(problems.count, "error")) in \(path)")
-    }
-    return headers
 }

@@ -17,6 +17,8 @@ import FleetModel
 
 public struct Policy: Sendable {
     public let settings: PolicyRules
+    /// Fault classes whose runbook says `release: manual`: their nodes are parked, not released.
+    public let manualRelease: Set<String>
     private let topology: Topology
     /// The fleet cap: the lower of the count and the share of the fleet's nodes (one at least).
     public let quarantineCap: Int
@@ -77,9 +79,10 @@ public struct Policy: Sendable {
         }
     }
 
-    public init(topology: Topology, settings: PolicyRules) {
+    public init(topology: Topology, settings: PolicyRules, manualRelease: Set<String> = []) {
         self.topology = topology
         self.settings = settings
+        self.manualRelease = manualRelease
         // The share rounds down, but allows one node at least: a small fleet still gets a quarantine.
         let shareCap = max(1, Int((settings.maxQuarantinedShare * Double(topology.nodes.count)).rounded(.down)))
         self.quarantineCap = min(settings.maxQuarantined, shareCap)
@@ -258,14 +261,18 @@ public struct Policy: Sendable {
             let recent = quarantineTimes[node, default: []].count {
                 time.secondsSinceEpoch - $0.secondsSinceEpoch < Int64(settings.parkPeriodSeconds)
             }
-            if recent >= settings.parkAfterQuarantines {
+            let parkedBecause =
+                manualRelease.contains(quarantine.faultClass)
+                ? "its runbook says a human releases it"
+                : recent >= settings.parkAfterQuarantines
+                    ? "quarantined \(recent) times in \(settings.parkPeriodSeconds / 3600) h: a human releases it" : nil
+            if let parkedBecause {
                 quarantine.parked = true
                 quarantined[node] = quarantine
                 decisions.append(
                     Decision(
                         time: time, kind: .parked, id: quarantine.id, node: node, component: quarantine.component,
-                        faultClass: quarantine.faultClass,
-                        reason: "quarantined \(recent) times in \(settings.parkPeriodSeconds / 3600) h: a human releases it"))
+                        faultClass: quarantine.faultClass, reason: parkedBecause))
                 continue
             }
             quarantined[node] = nil

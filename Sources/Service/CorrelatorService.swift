@@ -26,9 +26,10 @@ public final class CorrelatorService: Sendable {
         guard let databasePath = configuration.databasePath else {
             throw ConfigurationError(location: nil, message: "no database path")
         }
+        let manualRelease = try configuration.runbooksPath.map { Runbooks.manualRelease(try Runbooks.load(directory: $0)) }
         let remediator = try Remediator(
             databasePath: databasePath, topology: inputs.topology, rules: inputs.rules.policy,
-            action: try configuration.makeAction(), clock: clock, log: log)
+            manualRelease: manualRelease ?? [], action: try configuration.makeAction(), clock: clock, log: log)
         let correlator = try Correlator(
             databasePath: databasePath, inputs: inputs, settings: Correlator.Settings(configuration),
             clock: clock, log: log, remediator: remediator)

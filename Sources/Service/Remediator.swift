@@ -35,14 +35,14 @@ public final class Remediator: Sendable {
     private let log: ServiceLog
 
     public init(
-        databasePath: String, topology: Topology, rules: PolicyRules, action: any QuarantineAction,
-        clock: any ServiceClock, log: ServiceLog
+        databasePath: String, topology: Topology, rules: PolicyRules, manualRelease: Set<String> = [],
+        action: any QuarantineAction, clock: any ServiceClock, log: ServiceLog
     ) throws {
         let store = try Store(path: databasePath)
         self.clock = clock
         self.log = log
         executor = Executor(store: store, action: action) { clock.now() }
-        var policy = Policy(topology: topology, settings: rules)
+        var policy = Policy(topology: topology, settings: rules, manualRelease: manualRelease)
         // The quarantines in force: per node, the last intent done, if it is a quarantine.
         var last: [String: IntentRecord] = [:]
         for intent in try store.allIntents() where intent.state == .done { last[intent.node] = intent }

@@ -27,6 +27,9 @@ public struct ServiceConfiguration: Sendable, Equatable {
     public var tokensPath: String?
     /// A rules directory or file; nil for the built-in rules.
     public var rulesPath: String?
+    /// `runbooks`: the runbooks directory whose headers give each class's release policy; nil for
+    /// none (every class released automatically).
+    public var runbooksPath: String?
     /// `window-seconds`: the engine's window length.
     public var windowSeconds = 10
     /// `ingest-queue`: reports requests that may wait for the engine's queue; past it, 503.
@@ -83,6 +86,9 @@ public struct ServiceConfiguration: Sendable, Equatable {
         },
         "rules": {
             $0.rulesPath = $1; return nil
+        },
+        "runbooks": {
+            $0.runbooksPath = $1; return nil
         },
         "window-seconds": integer(\.windowSeconds, 1...3600),
         "ingest-queue": integer(\.ingestQueueCapacity, 1...1_000_000),

@@ -210,6 +210,28 @@ struct PolicyReleaseTests {
         #expect(throws: PolicyCommandError.self) { try policy.apply(.release(node(2)), at: window(41)) }
     }
 
+    @Test func aClassWhoseRunbookSaysManualIsParkedNotReleased() throws {
+        var policy = Policy(
+            topology: fleet, settings: settings { $0.releaseCleanWindows = 1; $0.releaseDelaySeconds = 1 },
+            manualRelease: ["gpu.off-bus"])
+        var decisions = policy.step(
+            window: window(0),
+            findings: [
+                finding(.opened, .node(node(4)), at: 0, faultClass: "gpu.off-bus"),
+                finding(.opened, .node(node(40)), at: 0, faultClass: "gpu.down"),
+            ])
+        decisions += policy.step(
+            window: window(1),
+            findings: [
+                finding(.closed, .node(node(4)), at: 1, faultClass: "gpu.off-bus"),
+                finding(.closed, .node(node(40)), at: 1, faultClass: "gpu.down"),
+            ])
+        for n in 2..<10 { decisions += policy.step(window: window(n), findings: []) }
+        #expect(decisions.map(\.kind) == [.quarantine, .quarantine, .parked, .release])
+        #expect(decisions[2].node == node(4) && decisions[2].reason == "its runbook says a human releases it")
+        #expect(policy.quarantined[node(4)]?.parked == true)
+    }
+
     @Test func theSameStreamGivesTheSameDecisions() {
         func run() -> [String] {
             var policy = Policy(topology: fleet, settings: .defaults)
