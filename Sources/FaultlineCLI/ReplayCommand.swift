@@ -24,9 +24,9 @@ struct ReplayCommand: Command {
           --input FILE      the reports, NDJSON (- for standard input)
           --rules DIR       detection and policy rules (default: the built-in ones, equal to the
                             repo's rules/); another directory asks "what if" of both
-          --runbooks DIR    runbooks whose headers say which classes a human releases (release:
-                            manual: their nodes are parked); without it every class is released
-                            automatically
+          --runbooks DIR    the runbooks whose headers give each class's ladder (its later steps
+                            become escalate decisions) and release policy (manual: the node is
+                            parked); without it nothing escalates and every class is released
           --json            the findings and the decisions as JSON lines
 
         Reports that fail validation stop the replay with FILE:LINE: field: reason (exit 65); reports
@@ -62,10 +62,8 @@ struct ReplayCommand: Command {
         } catch {
             throw CommandError.data("\(error)")
         }
-        let manualRelease = try runbooksPath.map { (path) throws(CommandError) in
-            Runbooks.manualRelease(try checkRunbooks(path, io: io))
-        }
-        let findings = Replay.run(reports, topology: topology, rules: rules, manualRelease: manualRelease ?? [])
+        let runbooks = try runbooksPath.map { (path) throws(CommandError) in try checkRunbooks(path, io: io) }
+        let findings = Replay.run(reports, topology: topology, rules: rules, runbooks: runbooks ?? [])
         var output = ""
         for finding in findings.events {
             if json {

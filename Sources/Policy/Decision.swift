@@ -26,6 +26,9 @@ public struct Decision: Sendable, Equatable {
         case parked
         /// The breaker was reset by an operator.
         case breakerReset = "breaker-reset"
+        /// A later step of the runbook's ladder came due (`reason` names it, e.g. `webhook:hw-ticket`)
+        /// while the node is still out or the fabric finding still open.
+        case escalate
     }
 
     /// The window (or command time) it was taken at.

@@ -19,6 +19,8 @@ public struct Policy: Sendable {
     public let settings: PolicyRules
     /// Fault classes whose runbook says `release: manual`: their nodes are parked, not released.
     public let manualRelease: Set<String>
+    /// Each class's runbook ladder (runbooks/README.md); its steps after the first are escalations.
+    public let ladders: [String: [RunbookHeader.Step]]
     private let topology: Topology
     /// The fleet cap: the lower of the count and the share of the fleet's nodes (one at least).
     public let quarantineCap: Int
@@ -34,8 +36,9 @@ public struct Policy: Sendable {
 
     /// The node-scoped findings open per node (component and class).
     private var openFindings: [NodeName: Set<FindingKey>] = [:]
-    /// Fabric findings already notified, so that an update does not notify again.
-    private var notified: Set<FindingKey> = []
+    /// Fabric findings notified: when, and how many ladder steps were taken (an update of the same
+    /// class does not notify again).
+    private var notified: [FindingKey: (since: Timestamp, steps: Int)] = [:]
     private var tokens: Double
     private var tokensAt: Timestamp?
     /// The last new quarantine per leaf.
@@ -52,6 +55,8 @@ public struct Policy: Sendable {
         public var cleanWindows = 0
         /// Kept out for a human: no automatic release.
         public var parked = false
+        /// Ladder steps taken: 1 once quarantined (the first step).
+        public var steps = 1
     }
 
     public struct Pending: Sendable, Equatable {
@@ -79,10 +84,13 @@ public struct Policy: Sendable {
         }
     }
 
-    public init(topology: Topology, settings: PolicyRules, manualRelease: Set<String> = []) {
+    /// `runbooks`: the headers of the runbooks in force (release policy and ladder per class);
+    /// without them every class is released automatically and nothing escalates.
+    public init(topology: Topology, settings: PolicyRules, runbooks: [RunbookHeader] = []) {
         self.topology = topology
         self.settings = settings
-        self.manualRelease = manualRelease
+        self.manualRelease = Set(runbooks.filter { $0.release == .manual }.map(\.faultClass))
+        self.ladders = Dictionary(runbooks.map { ($0.faultClass, $0.ladder) }, uniquingKeysWith: { first, _ in first })
         // The share rounds down, but allows one node at least: a small fleet still gets a quarantine.
         let shareCap = max(1, Int((settings.maxQuarantinedShare * Double(topology.nodes.count)).rounded(.down)))
         self.quarantineCap = min(settings.maxQuarantined, shareCap)
@@ -123,10 +131,11 @@ public struct Policy: Sendable {
             let key = FindingKey(component: finding.component, faultClass: finding.faultClass)
             guard let node = node(of: finding.component) else {
                 // One notification per component and class: a class change (loss to down) is news.
-                notified = notified.filter { $0.component != finding.component || $0 == key }
+                notified = notified.filter { $0.key.component != finding.component || $0.key == key }
                 if finding.event == .closed {
-                    notified.remove(key)
-                } else if notified.insert(key).inserted {
+                    notified[key] = nil
+                } else if notified[key] == nil {
+                    notified[key] = (window, 1)
                     decisions.append(
                         Decision(
                             time: window, kind: .notify, id: "\(finding.component)@\(window)", node: nil,
@@ -181,6 +190,42 @@ public struct Policy: Sendable {
             decisions += consider(waiting, at: window)
         }
         decisions += releases(at: window)
+        decisions += escalations(at: window)
+        return decisions
+    }
+
+    /// The ladder steps after the first that came due: for quarantined nodes (not released yet) and
+    /// fabric findings still open, counted from the quarantine or the notification.
+    private mutating func escalations(at time: Timestamp) -> [Decision] {
+        var decisions: [Decision] = []
+        func due(_ faultClass: String, since: Timestamp, taken: Int) -> ArraySlice<RunbookHeader.Step> {
+            let ladder = ladders[faultClass] ?? []
+            guard taken < ladder.count else { return [] }
+            let elapsed = time.secondsSinceEpoch - since.secondsSinceEpoch
+            return ladder[taken...].prefix { Int64($0.afterSeconds) <= elapsed }
+        }
+        for node in quarantined.keys.sorted() {
+            guard var quarantine = quarantined[node] else { continue }
+            for step in due(quarantine.faultClass, since: quarantine.since, taken: quarantine.steps) {
+                decisions.append(
+                    Decision(
+                        time: time, kind: .escalate, id: quarantine.id, node: node, component: quarantine.component,
+                        faultClass: quarantine.faultClass, reason: step.action))
+                quarantine.steps += 1
+            }
+            quarantined[node] = quarantine
+        }
+        for key in notified.keys.sorted() {
+            guard let (since, taken) = notified[key] else { continue }
+            let steps = due(key.faultClass, since: since, taken: taken)
+            for step in steps {
+                decisions.append(
+                    Decision(
+                        time: time, kind: .escalate, id: "\(key.component)@\(since)", node: nil,
+                        component: key.component.description, faultClass: key.faultClass, reason: step.action))
+            }
+            notified[key] = (since, taken + steps.count)
+        }
         return decisions
     }
 

@@ -10,12 +10,12 @@ public enum Replay {
     /// close them, the window length taken from the earliest report; every closed window, with or
     /// without findings, is a step of the policy.
     public static func run(
-        _ reports: [Report], topology: Topology, rules: Rules, manualRelease: Set<String> = []
+        _ reports: [Report], topology: Topology, rules: Rules, runbooks: [RunbookHeader] = []
     ) -> (events: [Finding], decisions: [Decision], counters: EngineCounters) {
         let ordered = reports.sorted { ($0.windowStart, $0.node) < ($1.windowStart, $1.node) }
         guard let first = ordered.first else { return ([], [], EngineCounters()) }
         var engine = Engine(topology: topology, rules: rules, windowSeconds: first.windowSeconds)
-        var policy = Policy(topology: topology, settings: rules.policy, manualRelease: manualRelease)
+        var policy = Policy(topology: topology, settings: rules.policy, runbooks: runbooks)
         var events: [Finding] = []
         var decisions: [Decision] = []
         func stepPolicy(closedFrom start: Timestamp?, findings: [Finding]) {

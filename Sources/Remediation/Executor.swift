@@ -26,14 +26,20 @@ public final class Executor {
 
     public let store: Store
     public let action: any QuarantineAction
+    /// What carries out each ladder step, by its name in the runbook (`webhook:hw-ticket`).
+    public let escalations: [String: any Escalation]
     /// Who the audit says acted.
     public let actor: String
     /// The time the records carry (the decision's time in a replay; the wall clock live).
     private let now: () -> Timestamp
 
-    public init(store: Store, action: any QuarantineAction, actor: String = "executor", now: @escaping () -> Timestamp) {
+    public init(
+        store: Store, action: any QuarantineAction, escalations: [String: any Escalation] = [:],
+        actor: String = "executor", now: @escaping () -> Timestamp
+    ) {
         self.store = store
         self.action = action
+        self.escalations = escalations
         self.actor = actor
         self.now = now
     }
@@ -43,6 +49,8 @@ public final class Executor {
         switch decision.kind {
         case .quarantine: "\(decision.id):quarantine"
         case .release: "\(decision.id):release"
+        // `notify` steps are the notify decision itself: audited only.
+        case .escalate where decision.reason != "notify": "\(decision.id):\(decision.reason)"
         default: nil
         }
     }
@@ -50,13 +58,16 @@ public final class Executor {
     /// Carries out one decision.
     @discardableResult
     public func execute(_ decision: Decision) throws -> Outcome {
-        guard let id = Self.intentID(decision), let node = decision.node else {
+        guard let id = Self.intentID(decision), let node = decision.node?.description ?? (decision.kind == .escalate ? decision.component : nil)
+        else {
             try store.appendAudit(at: now(), actor: actor, entry: auditText("decision", decision.jsonLine, nil))
             return .audited
         }
         if let existing = try store.intent(id), existing.state == .done { return .alreadyDone }
+        let kind: IntentRecord.Kind =
+            decision.kind == .quarantine ? .quarantine : decision.kind == .release ? .release : .escalate
         var intent = IntentRecord(
-            id: id, kind: decision.kind == .quarantine ? .quarantine : .release, node: node.description,
+            id: id, kind: kind, node: node,
             decidedAt: decision.time, decision: decision.jsonLine, state: .pending,
             attempts: (try store.intent(id)?.attempts ?? 0) + 1, outcome: nil, updatedAt: now())
         try store.record(intent: intent, audit: actor, entry: auditText("intent", decision.jsonLine, nil))
@@ -69,6 +80,14 @@ public final class Executor {
     public func reconcile() throws -> [(intent: String, outcome: Outcome)] {
         var outcomes: [(String, Outcome)] = []
         for var intent in try store.pendingIntents() {
+            if intent.kind == .escalate {
+                // Nothing to read back: sent again (at least once; a second ticket beats a lost one).
+                intent.attempts += 1
+                intent.updatedAt = now()
+                try store.record(intent: intent, audit: actor, entry: auditText("retry", intent.decision, nil))
+                outcomes.append((intent.id, try act(&intent, request: request(replaying: intent))))
+                continue
+            }
             let state: SchedulerState
             do {
                 state = try action.status(node: intent.node)
@@ -89,22 +108,40 @@ public final class Executor {
             intent.attempts += 1
             intent.updatedAt = now()
             try store.record(intent: intent, audit: actor, entry: auditText("retry", intent.decision, nil))
-            let request = QuarantineRequest(
-                node: intent.node, intent: Self.field("id", of: intent.decision) ?? intent.id,
-                faultClass: Self.field("class", of: intent.decision) ?? "unknown",
-                component: Self.field("component", of: intent.decision) ?? intent.node,
-                reason: Self.field("reason", of: intent.decision) ?? "")
-            outcomes.append((intent.id, try act(&intent, request: request)))
+            outcomes.append((intent.id, try act(&intent, request: request(replaying: intent))))
         }
         return outcomes
+    }
+
+    /// The request an intent was written for, from its decision's JSON.
+    private func request(replaying intent: IntentRecord) -> QuarantineRequest {
+        QuarantineRequest(
+            node: intent.node, intent: Self.field("id", of: intent.decision) ?? intent.id,
+            faultClass: Self.field("class", of: intent.decision) ?? "unknown",
+            component: Self.field("component", of: intent.decision) ?? intent.node,
+            reason: Self.field("reason", of: intent.decision) ?? "")
     }
 
     private func act(_ intent: inout IntentRecord, request: QuarantineRequest) throws -> Outcome {
         let outcome: Outcome
         do {
-            let state = intent.kind == .quarantine ? try action.quarantine(request) : try action.release(node: intent.node)
+            let state: SchedulerState
+            switch intent.kind {
+            case .quarantine: state = try action.quarantine(request)
+            case .release: state = try action.release(node: intent.node)
+            case .escalate:
+                // The step's name is the decision's reason (`webhook:hw-ticket`).
+                let step = request.reason
+                guard let escalation = escalations[step] else {
+                    throw ActionError(.failed, "no escalation '\(step)' is configured (docs/remediation.md)")
+                }
+                try escalation.escalate(request, step: step)
+                state = SchedulerState(node: intent.node, quarantined: false, ours: false, reason: "\(step) sent")
+            }
             intent.state = .done
-            intent.outcome = "\(action.name): \(state.quarantined ? "out of service" : "in service") (\(state.reason))"
+            intent.outcome =
+                intent.kind == .escalate
+                ? state.reason : "\(action.name): \(state.quarantined ? "out of service" : "in service") (\(state.reason))"
             outcome = .done(state)
         } catch {
             intent.state = .failed
@@ -116,9 +153,9 @@ public final class Executor {
         return outcome
     }
 
-    private func request(for decision: Decision, node: NodeName) -> QuarantineRequest {
+    private func request(for decision: Decision, node: String) -> QuarantineRequest {
         QuarantineRequest(
-            node: node.description, intent: decision.id, faultClass: decision.faultClass,
+            node: node, intent: decision.id, faultClass: decision.faultClass,
             component: decision.component, reason: decision.reason)
     }
 

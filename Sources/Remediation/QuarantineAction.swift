@@ -102,3 +102,10 @@ public protocol QuarantineAction: Sendable {
     func release(node: String) throws(ActionError) -> SchedulerState
     func status(node: String) throws(ActionError) -> SchedulerState
 }
+
+/// Carries out a later step of a runbook's ladder (`webhook:NAME`, `exec:NAME`): a ticket, a page, a
+/// site script. Escalations change no node's state, so there is nothing to read back: a 2xx answer or
+/// a successful exit is the outcome.
+public protocol Escalation: Sendable {
+    func escalate(_ request: QuarantineRequest, step: String) throws(ActionError)
+}

@@ -8,7 +8,7 @@ import Net
 /// FAULTLINE_NODE, FAULTLINE_INTENT, FAULTLINE_CLASS, FAULTLINE_COMPONENT, FAULTLINE_RUNBOOK and
 /// FAULTLINE_REASON in its environment. `status` must print one JSON object
 /// `{"quarantined": true|false, "reason": "..."}`; the state is read back that way after acting.
-public struct ExecAction: QuarantineAction {
+public struct ExecAction: QuarantineAction, Escalation {
     public let name = "exec"
     public let script: String
     public let timeout: Duration
@@ -71,6 +71,18 @@ public struct ExecAction: QuarantineAction {
         return after
     }
 
+    /// `SCRIPT escalate` with the finding in the environment and FAULTLINE_STEP.
+    public func escalate(_ request: QuarantineRequest, step: String) throws(ActionError) {
+        let result = try run(
+            "escalate",
+            environment: [
+                "FAULTLINE_NODE": request.node, "FAULTLINE_INTENT": request.intent, "FAULTLINE_STEP": step,
+                "FAULTLINE_CLASS": request.faultClass, "FAULTLINE_COMPONENT": request.component,
+                "FAULTLINE_RUNBOOK": request.runbook, "FAULTLINE_REASON": request.mark,
+            ])
+        guard result.succeeded else { throw ActionError(.failed, "exec: \(script) escalate: \(result.outcome)") }
+    }
+
     private func run(_ verb: String, environment: [String: String]) throws(ActionError) -> CommandResult {
         let result: CommandResult
         do {
@@ -87,7 +99,7 @@ public struct ExecAction: QuarantineAction {
 /// "reason"}` to a URL (http only: no TLS in this build) with a bearer token, retrying with backoff.
 /// A webhook keeps no state: `status` says not quarantined, and a quarantine "verifies" by the
 /// endpoint's 2xx answer. It is a ladder step (a ticket, a page), not a way to drain a node.
-public struct WebhookAction: QuarantineAction {
+public struct WebhookAction: QuarantineAction, Escalation {
     public let name = "webhook"
     public let address: SocketAddress
     public let path: String
@@ -129,6 +141,16 @@ public struct WebhookAction: QuarantineAction {
                 "component": request.component, "runbook": request.runbook, "reason": request.reason,
             ])
         return SchedulerState(node: request.node, quarantined: false, ours: false, reason: "notified")
+    }
+
+    /// POSTs `{"event": "escalate", "step", ...}`.
+    public func escalate(_ request: QuarantineRequest, step: String) throws(ActionError) {
+        try post(
+            event: "escalate",
+            fields: [
+                "node": request.node, "intent": request.intent, "class": request.faultClass, "step": step,
+                "component": request.component, "runbook": request.runbook, "reason": request.reason,
+            ])
     }
 
     public func release(node: String) throws(ActionError) -> SchedulerState {

@@ -61,4 +61,25 @@ extension ServiceConfiguration {
         }
         return text.trimmingCharacters(in: .whitespacesAndNewlines)
     }
+
+    /// What carries out each ladder step the configuration names (`webhook.NAME`, `exec.NAME`).
+    public func makeEscalations(runner: any CommandRunner = SubprocessRunner()) throws(ConfigurationError)
+        -> [String: any Escalation]
+    {
+        let timeout = Duration.seconds(actionTimeoutSeconds)
+        let token = try webhookTokenFile.map { (path) throws(ConfigurationError) in try Self.token(path, "webhook-token-file") }
+        var built: [String: any Escalation] = [:]
+        for (step, target) in escalations.sorted(by: { $0.key < $1.key }) {
+            if step.hasPrefix("webhook:") {
+                do {
+                    built[step] = try WebhookAction(url: target, token: token, timeout: timeout)
+                } catch {
+                    throw ConfigurationError(location: nil, message: "\(step): \(error)")
+                }
+            } else {
+                built[step] = ExecAction(script: target, timeout: timeout, runner: runner)
+            }
+        }
+        return built
+    }
 }

@@ -26,10 +26,11 @@ public final class CorrelatorService: Sendable {
         guard let databasePath = configuration.databasePath else {
             throw ConfigurationError(location: nil, message: "no database path")
         }
-        let manualRelease = try configuration.runbooksPath.map { Runbooks.manualRelease(try Runbooks.load(directory: $0)) }
+        let runbooks = try configuration.runbooksPath.map { try Runbooks.load(directory: $0) }
         let remediator = try Remediator(
             databasePath: databasePath, topology: inputs.topology, rules: inputs.rules.policy,
-            manualRelease: manualRelease ?? [], action: try configuration.makeAction(), clock: clock, log: log)
+            runbooks: runbooks ?? [], action: try configuration.makeAction(),
+            escalations: try configuration.makeEscalations(), clock: clock, log: log)
         let correlator = try Correlator(
             databasePath: databasePath, inputs: inputs, settings: Correlator.Settings(configuration),
             clock: clock, log: log, remediator: remediator)

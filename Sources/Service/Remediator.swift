@@ -35,14 +35,15 @@ public final class Remediator: Sendable {
     private let log: ServiceLog
 
     public init(
-        databasePath: String, topology: Topology, rules: PolicyRules, manualRelease: Set<String> = [],
-        action: any QuarantineAction, clock: any ServiceClock, log: ServiceLog
+        databasePath: String, topology: Topology, rules: PolicyRules, runbooks: [RunbookHeader] = [],
+        action: any QuarantineAction, escalations: [String: any Escalation] = [:], clock: any ServiceClock,
+        log: ServiceLog
     ) throws {
         let store = try Store(path: databasePath)
         self.clock = clock
         self.log = log
-        executor = Executor(store: store, action: action) { clock.now() }
-        var policy = Policy(topology: topology, settings: rules, manualRelease: manualRelease)
+        executor = Executor(store: store, action: action, escalations: escalations) { clock.now() }
+        var policy = Policy(topology: topology, settings: rules, runbooks: runbooks)
         // The quarantines in force: per node, the last intent done, if it is a quarantine.
         var last: [String: IntentRecord] = [:]
         for intent in try store.allIntents() where intent.state == .done { last[intent.node] = intent }

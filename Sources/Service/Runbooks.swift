@@ -44,11 +44,6 @@ public enum Runbooks {
         guard problems.isEmpty else { throw InvalidRunbooks(problems: problems) }
         return headers
     }
-
-    /// The classes whose runbook says `release: manual`.
-    public static func manualRelease(_ headers: [RunbookHeader]) -> Set<String> {
-        Set(headers.filter { $0.release == .manual }.map(\.faultClass))
-    }
 }
 
 /// What is wrong with a runbooks directory, one `FILE:LINE: message` per problem.

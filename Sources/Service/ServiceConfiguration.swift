@@ -63,6 +63,10 @@ public struct ServiceConfiguration: Sendable, Equatable {
     public var kubernetesProxy: String?
     public var kubernetesTokenFile: String?
 
+    /// The ladder steps runbooks may name, by step (`webhook:hw-ticket`): a URL for a webhook, a
+    /// script for exec. Set as `webhook.hw-ticket = http://...` and `exec.reboot = /path/script`.
+    public var escalations: [String: String] = [:]
+
     /// The actions `action` may name.
     public static let actionNames = ["dry-run", "exec", "kubernetes", "slurm", "webhook"]
 
@@ -139,8 +143,25 @@ public struct ServiceConfiguration: Sendable, Equatable {
         }
     }
 
-    /// The setting names, sorted (for help and errors).
+    /// The setting names, sorted (for help and errors); `webhook.NAME` and `exec.NAME` besides.
     public static var keyNames: [String] { keys.keys.sorted() }
+
+    /// The setter of `key`: a fixed key, or a ladder step's `webhook.NAME` / `exec.NAME`.
+    static func setter(for key: String) -> (@Sendable (inout ServiceConfiguration, String) -> String?)? {
+        if let set = keys[key] { return set }
+        for kind in ["webhook", "exec"] where key.hasPrefix(kind + ".") {
+            let name = key.dropFirst(kind.count + 1)
+            guard !name.isEmpty, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
+                return nil
+            }
+            return { config, value in
+                if kind == "webhook" && !value.hasPrefix("http://") { return "expected an http:// URL, found '\(value)'" }
+                config.escalations["\(kind):\(name)"] = value
+                return nil
+            }
+        }
+        return nil
+    }
 
     /// Applies a config file's text over `self`. Lines are `key = value`, blank, or `#` comments;
     /// every problem (unknown key, key set twice, bad value, no `=`) is collected, then all thrown.
@@ -160,11 +181,12 @@ public struct ServiceConfiguration: Sendable, Equatable {
             }
             let key = line[..<equals].trimmingCharacters(in: .whitespaces)
             let value = line[line.index(after: equals)...].trimmingCharacters(in: .whitespaces)
-            guard let set = Self.keys[key] else {
+            guard let set = Self.setter(for: key) else {
                 errors.append(
                     ConfigurationError(
                         location: location,
-                        message: "unknown key '\(key)' (known: \(Self.keyNames.joined(separator: ", ")))"))
+                        message:
+                            "unknown key '\(key)' (known: \(Self.keyNames.joined(separator: ", ")), webhook.NAME, exec.NAME)"))
                 continue
             }
             if let earlier = seen[key] {
@@ -187,7 +209,7 @@ public struct ServiceConfiguration: Sendable, Equatable {
 
     /// Sets one setting from a command-line flag (`--window-seconds 10` is key `window-seconds`).
     public mutating func set(_ key: String, _ value: String) throws(ConfigurationError) {
-        guard let set = Self.keys[key] else {
+        guard let set = Self.setter(for: key) else {
             throw ConfigurationError(location: "--\(key)", message: "unknown setting")
         }
         if let problem = set(&self, value) {

@@ -127,7 +127,7 @@ public enum Migrations {
                 -- read back; a pending row at start is reconciled against the scheduler.
                 CREATE TABLE intents (
                     id TEXT PRIMARY KEY,
-                    kind TEXT NOT NULL CHECK (kind IN ('quarantine', 'release')),
+                    kind TEXT NOT NULL CHECK (kind IN ('quarantine', 'release', 'escalate')),
                     node TEXT NOT NULL,
                     decided_at INTEGER NOT NULL,
                     decision TEXT NOT NULL,

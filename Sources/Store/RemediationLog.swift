@@ -7,10 +7,11 @@ import Foundation
 
 /// One intent of the executor.
 public struct IntentRecord: Sendable, Equatable {
-    public enum Kind: String, Sendable { case quarantine, release }
+    public enum Kind: String, Sendable { case quarantine, release, escalate }
     public enum State: String, Sendable { case pending, done, failed }
 
-    /// The policy's intent id and the kind: `<node>@<time>:quarantine`.
+    /// The policy's intent id and the kind: `<node>@<time>:quarantine`, `...:release`, or
+    /// `...:webhook:hw-ticket` for a ladder step.
     public let id: String
     public let kind: Kind
     public let node: String

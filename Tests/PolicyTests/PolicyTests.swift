@@ -213,7 +213,11 @@ struct PolicyReleaseTests {
     @Test func aClassWhoseRunbookSaysManualIsParkedNotReleased() throws {
         var policy = Policy(
             topology: fleet, settings: settings { $0.releaseCleanWindows = 1; $0.releaseDelaySeconds = 1 },
-            manualRelease: ["gpu.off-bus"])
+            runbooks: [
+                RunbookHeader(
+                    faultClass: "gpu.off-bus", severity: .critical, ladder: [.init(action: "quarantine", afterSeconds: 0)],
+                    release: .manual)
+            ])
         var decisions = policy.step(
             window: window(0),
             findings: [
@@ -230,6 +234,44 @@ struct PolicyReleaseTests {
         #expect(decisions.map(\.kind) == [.quarantine, .quarantine, .parked, .release])
         #expect(decisions[2].node == node(4) && decisions[2].reason == "its runbook says a human releases it")
         #expect(policy.quarantined[node(4)]?.parked == true)
+    }
+
+    @Test func laterLadderStepsEscalateWhileTheNodeIsOutOrTheFabricFindingOpen() throws {
+        let gpu = RunbookHeader(
+            faultClass: "gpu.down", severity: .high,
+            ladder: [
+                .init(action: "quarantine", afterSeconds: 0), .init(action: "webhook:hw-ticket", afterSeconds: 1800),
+                .init(action: "exec:reboot", afterSeconds: 7200),
+            ], release: .auto)
+        let spine = RunbookHeader(
+            faultClass: "switch.loss", severity: .high,
+            ladder: [.init(action: "notify", afterSeconds: 0), .init(action: "webhook:network-oncall", afterSeconds: 900)],
+            release: .auto)
+        var policy = Policy(
+            topology: fleet, settings: settings { $0.releaseCleanWindows = 1; $0.releaseDelaySeconds = 1 },
+            runbooks: [gpu, spine])
+        let spineName = fleet.switches.first { fleet.tier(of: $0.name) == .spine }!.name
+        var decisions = policy.step(
+            window: window(0),
+            findings: [
+                finding(.opened, .node(node(6)), at: 0, faultClass: "gpu.down"),
+                finding(.opened, .switch(spineName), at: 0, faultClass: "switch.loss"),
+                finding(.opened, .switch(fleet.switches.first { fleet.tier(of: $0.name) == .spine && $0.name != spineName }!.name), at: 0, faultClass: "switch.loss"),
+            ])
+        // The second spine's finding closes after 10 minutes: it never escalates.
+        for n in 1..<400 {
+            let events =
+                n == 60 ? [finding(.closed, .switch(fleet.switches.first { fleet.tier(of: $0.name) == .spine && $0.name != spineName }!.name), at: n, faultClass: "switch.loss")]
+                : n == 360 ? [finding(.closed, .node(node(6)), at: n, faultClass: "gpu.down")] : []
+            decisions += policy.step(window: window(n), findings: events)
+        }
+        let escalations = decisions.filter { $0.kind == .escalate }
+        // 15 min = window 90 for the spine, 30 min = window 180 for the node; the node was released
+        // at window 361, before its 2 h step.
+        #expect(escalations.map(\.reason) == ["webhook:network-oncall", "webhook:hw-ticket"])
+        #expect(escalations.map(\.time) == [window(90), window(180)])
+        #expect(escalations[1].node == node(6) && escalations[1].id == "\(node(6))@\(window(0))")
+        #expect(decisions.contains { $0.kind == .release && $0.node == node(6) })
     }
 
     @Test func theSameStreamGivesTheSameDecisions() {

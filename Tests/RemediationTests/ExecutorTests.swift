@@ -89,6 +89,30 @@ struct ExecutorTests {
         #expect(try store.allIntents().map(\.state) == [.failed])
     }
 
+    @Test func aLadderStepIsSentOnceThroughItsEscalation() throws {
+        let (store, directory) = try temporaryStore()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        final class Recorder: Escalation, @unchecked Sendable {
+            var sent: [String] = []
+            func escalate(_ request: QuarantineRequest, step: String) throws(ActionError) { sent.append("\(step) \(request.node)") }
+        }
+        let recorder = Recorder()
+        let executor = Executor(
+            store: store, action: DryRunAction(), escalations: ["webhook:hw-ticket": recorder], now: clock)
+        let step = Decision(
+            time: Timestamp(secondsSinceEpoch: 1_800_001_800), kind: .escalate, id: "gpu007@x", node: NodeName("gpu007")!,
+            component: "gpu007/1", faultClass: "gpu.down", reason: "webhook:hw-ticket")
+        guard case .done = try executor.execute(step) else { Issue.record("not done"); return }
+        #expect(try executor.execute(step) == .alreadyDone)
+        #expect(recorder.sent == ["webhook:hw-ticket gpu007"])
+        // A step nobody configured fails, and says so.
+        let unknown = Decision(
+            time: step.time, kind: .escalate, id: "gpu007@x", node: NodeName("gpu007")!, component: "gpu007/1",
+            faultClass: "gpu.down", reason: "exec:reboot")
+        guard case .failed(let why) = try executor.execute(unknown) else { Issue.record("not failed"); return }
+        #expect(why.contains("no escalation 'exec:reboot'"))
+    }
+
     @Test func otherDecisionsAreAuditedOnly() throws {
         let (store, directory) = try temporaryStore()
         defer { try? FileManager.default.removeItem(at: directory) }

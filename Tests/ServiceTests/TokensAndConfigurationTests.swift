@@ -108,7 +108,8 @@ struct TokensAndConfigurationTests {
             #expect(lines[0] == "serve.conf:2: expected 'key = value'")
             // The known keys, sorted.
             #expect(
-                lines[1] == "serve.conf:3: unknown key 'colour' (known: \(ServiceConfiguration.keyNames.joined(separator: ", ")))")
+                lines[1]
+                    == "serve.conf:3: unknown key 'colour' (known: \(ServiceConfiguration.keyNames.joined(separator: ", ")), webhook.NAME, exec.NAME)")
             #expect(lines[1].contains("(known: action, action-timeout-seconds, db, "))
             #expect(lines[2] == "serve.conf:4: 'db' already set on line 1")
             #expect(lines[3] == "serve.conf:5: window-seconds: expected an integer in 1...3600, found '0'")
@@ -156,5 +157,25 @@ struct TokensAndConfigurationTests {
                 c_seconds_count 2
 
                 """)
+    }
+}
+
+@Suite("ladder steps in the configuration")
+struct EscalationConfigurationTests {
+    @Test("webhook.NAME and exec.NAME name the ladder's steps; a bad one is named at its line")
+    func escalationKeys() throws {
+        var configuration = ServiceConfiguration()
+        try configuration.apply(
+            fileText: "webhook.hw-ticket = http://127.0.0.1:9000/tickets\nexec.reboot = /usr/local/sbin/reboot-node\n",
+            file: "serve.conf")
+        #expect(configuration.escalations == [
+            "webhook:hw-ticket": "http://127.0.0.1:9000/tickets", "exec:reboot": "/usr/local/sbin/reboot-node",
+        ])
+        #expect(try configuration.makeEscalations().keys.sorted() == ["exec:reboot", "webhook:hw-ticket"])
+        var bad = ServiceConfiguration()
+        #expect(throws: InvalidConfiguration.self) {
+            try bad.apply(fileText: "webhook.x = https://tickets.example\n", file: "serve.conf")
+        }
+        #expect(throws: InvalidConfiguration.self) { try bad.apply(fileText: "webhook. = http://x\n", file: "serve.conf") }
     }
 }
