@@ -54,15 +54,7 @@ struct ActionRunCommand: Command {
     }
 
     func run(io: some CommandIO) throws(CommandError) {
-        var configuration = ServiceConfiguration()
-        if let configPath {
-            let data = try readFile(configPath, limit: 1 << 20)
-            do {
-                try configuration.apply(fileText: String(decoding: data, as: UTF8.self), file: configPath)
-            } catch {
-                throw CommandError.data("\(error)")
-            }
-        }
+        let configuration = try serviceConfiguration(file: configPath)
         let action: any QuarantineAction
         do {
             action = try configuration.makeAction(named: actionName)

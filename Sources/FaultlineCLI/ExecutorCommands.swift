@@ -44,15 +44,7 @@ struct ExecutorRunCommand: Command {
     }
 
     func run(io: some CommandIO) throws(CommandError) {
-        var configuration = ServiceConfiguration()
-        if let configPath {
-            let data = try readFile(configPath, limit: 1 << 20)
-            do {
-                try configuration.apply(fileText: String(decoding: data, as: UTF8.self), file: configPath)
-            } catch {
-                throw CommandError.data("\(error)")
-            }
-        }
+        let configuration = try serviceConfiguration(file: configPath)
         let data =
             decisionsPath == "-" ? Data(try readAllInput(io: io, limit: 1 << 30)) : try readFile(decisionsPath, limit: 1 << 30)
         var decisions: [Decision] = []

@@ -44,15 +44,7 @@ struct ServeCommand: Command {
     init(arguments: [String]) throws(CommandError) {
         let keys = ServiceConfiguration.keyNames
         let options = try OptionParser(arguments, valued: keys + ["config"])
-        var configuration = ServiceConfiguration()
-        if let path = options.value("config") {
-            let data = try readFile(path, limit: 1 << 20)
-            do {
-                try configuration.apply(fileText: String(decoding: data, as: UTF8.self), file: path)
-            } catch {
-                throw CommandError.data("\(error)")
-            }
-        }
+        var configuration = try serviceConfiguration(file: options.value("config"))
         for key in keys {
             guard let value = options.value(key) else { continue }
             do { try configuration.set(key, value) } catch { throw CommandError.usage("\(error)") }
@@ -138,4 +130,17 @@ private final class CapturedErrors: CommandIO {
     func readInput(into buffer: inout [UInt8], at offset: Int) throws(CommandError) -> Int { 0 }
     func write(_ text: String) {}
     func writeError(_ text: String) { self.text += text }
+}
+
+/// The service's settings from a config file (`FILE:LINE` errors, exit 65), or the defaults.
+func serviceConfiguration(file path: String?) throws(CommandError) -> ServiceConfiguration {
+    var configuration = ServiceConfiguration()
+    guard let path else { return configuration }
+    let data = try readFile(path, limit: 1 << 20)
+    do {
+        try configuration.apply(fileText: String(decoding: data, as: UTF8.self), file: path)
+    } catch {
+        throw CommandError.data("\(error)")
+    }
+    return configuration
 }
