@@ -101,6 +101,15 @@ public protocol QuarantineAction: Sendable {
     /// quarantined is left alone; one quarantined by someone else throws `notOurs`.
     func release(node: String) throws(ActionError) -> SchedulerState
     func status(node: String) throws(ActionError) -> SchedulerState
+    /// What `quarantine` would run, for people: the command line or the request (dry-run prints it).
+    func plan(quarantine request: QuarantineRequest) -> String
+    /// What `release` would run.
+    func plan(release node: String) -> String
+}
+
+extension QuarantineAction {
+    public func plan(quarantine request: QuarantineRequest) -> String { "\(name): quarantine \(request.node) (\(request.mark))" }
+    public func plan(release node: String) -> String { "\(name): release \(node)" }
 }
 
 /// Carries out a later step of a runbook's ladder (`webhook:NAME`, `exec:NAME`): a ticket, a page, a

@@ -59,6 +59,12 @@ public struct ExecAction: QuarantineAction, Escalation {
         return after
     }
 
+    public func plan(quarantine request: QuarantineRequest) -> String {
+        "FAULTLINE_NODE=\(request.node) FAULTLINE_CLASS=\(request.faultClass) \(script) quarantine"
+    }
+
+    public func plan(release node: String) -> String { "FAULTLINE_NODE=\(node) \(script) release" }
+
     public func release(node: String) throws(ActionError) -> SchedulerState {
         let before = try status(node: node)
         guard before.quarantined else { return before }
@@ -191,15 +197,19 @@ extension JSONEncoder {
 }
 
 /// Records what it would do and touches nothing: the policy's decisions are evaluated exactly as
-/// live (the same guards), and this is where they stop.
+/// live (the same guards), and this is where they stop. Given the action that would run live, it
+/// records that action's plan: the exact scontrol command line, the script, the request.
 public final class DryRunAction: QuarantineAction, @unchecked Sendable {
     public let name = "dry-run"
+    /// The action a live run would use; nil for none.
+    public let planning: (any QuarantineAction)?
     private let lock = NSLock()
     private var out: [String: String] = [:]
-    /// What it was asked, in order: "quarantine gpu-0003 (faultline:...)".
+    /// What it would have run, in order: "quarantine gpu-0003 (faultline:...)", or the planned
+    /// action's command line.
     public private(set) var log: [String] = []
 
-    public init() {}
+    public init(planning: (any QuarantineAction)? = nil) { self.planning = planning }
 
     public func status(node: String) throws(ActionError) -> SchedulerState {
         lock.withLock {
@@ -208,20 +218,24 @@ public final class DryRunAction: QuarantineAction, @unchecked Sendable {
         }
     }
 
+    /// The state it pretends, with what it would have run as the reason (the executor's outcome,
+    /// and so the audit, carry it).
     public func quarantine(_ request: QuarantineRequest) throws(ActionError) -> SchedulerState {
+        let plan = planning?.plan(quarantine: request) ?? "quarantine \(request.node) (\(request.mark))"
         lock.withLock {
             if out[request.node] == nil {
                 out[request.node] = request.mark
-                log.append("quarantine \(request.node) (\(request.mark))")
+                log.append(plan)
             }
         }
-        return try status(node: request.node)
+        return SchedulerState(node: request.node, quarantined: true, ours: true, reason: "would run: \(plan)")
     }
 
     public func release(node: String) throws(ActionError) -> SchedulerState {
+        let plan = planning?.plan(release: node) ?? "release \(node)"
         lock.withLock {
-            if out.removeValue(forKey: node) != nil { log.append("release \(node)") }
+            if out.removeValue(forKey: node) != nil { log.append(plan) }
         }
-        return try status(node: node)
+        return SchedulerState(node: node, quarantined: false, ours: false, reason: "would run: \(plan)")
     }
 }

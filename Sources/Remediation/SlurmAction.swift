@@ -26,6 +26,14 @@ public struct SlurmAction: QuarantineAction {
         self.runner = runner
     }
 
+    public func plan(quarantine request: QuarantineRequest) -> String {
+        "\(scontrol) update NodeName=\(request.node) State=DRAIN Reason=\"\(request.mark)\""
+    }
+
+    public func plan(release node: String) -> String {
+        "\(scontrol) update NodeName=\(node) State=RESUME (then UNDRAIN if still drained), only if the reason is ours"
+    }
+
     public func status(node: String) throws(ActionError) -> SchedulerState {
         try Self.checkName(node)
         let result = try run(["show", "node", node])

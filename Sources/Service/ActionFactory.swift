@@ -6,9 +6,17 @@ import Net
 import Remediation
 
 extension ServiceConfiguration {
-    /// The configured action (or `name`, when given), or what is missing for it.
+    /// The configured action (or `name`, when given), or what is missing for it; with `dry-run =
+    /// true`, a dry run that records what that action would run.
     public func makeAction(
         named name: String? = nil, runner: any CommandRunner = SubprocessRunner()
+    ) throws(ConfigurationError) -> any QuarantineAction {
+        let live = try makeLiveAction(named: name, runner: runner)
+        return dryRun && live.name != "dry-run" ? DryRunAction(planning: live) : live
+    }
+
+    private func makeLiveAction(
+        named name: String?, runner: any CommandRunner
     ) throws(ConfigurationError) -> any QuarantineAction {
         let chosen = name ?? action
         let timeout = Duration.seconds(actionTimeoutSeconds)

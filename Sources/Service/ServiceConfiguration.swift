@@ -48,6 +48,8 @@ public struct ServiceConfiguration: Sendable, Equatable {
     public var tickMilliseconds = 1_000
     /// `action`: how a quarantine is carried out: dry-run (the default), slurm, exec or webhook.
     public var action = "dry-run"
+    /// `dry-run`: evaluate everything as live but only record (and log) what `action` would run.
+    public var dryRun = false
     /// `action-timeout-seconds`: one call of the action (scontrol, the script, the webhook).
     public var actionTimeoutSeconds = 20
     /// `slurm-scontrol`: the scontrol program; `slurm-conf`: SLURM_CONF for it, when not the default.
@@ -108,6 +110,11 @@ public struct ServiceConfiguration: Sendable, Equatable {
             return nil
         },
         "action-timeout-seconds": integer(\.actionTimeoutSeconds, 1...600),
+        "dry-run": { config, value in
+            guard value == "true" || value == "false" else { return "expected true or false, found '\(value)'" }
+            config.dryRun = value == "true"
+            return nil
+        },
         "slurm-scontrol": {
             $0.slurmScontrol = $1; return nil
         },

@@ -204,6 +204,16 @@ struct ExecAndDryRunTests {
         _ = try action.release(node: "gpu020")
         #expect(action.log == ["quarantine gpu020 (faultline:gpu020@2026-11-22T05:00:00Z gpu.down)", "release gpu020"])
     }
+
+    @Test func dryRunOfSlurmRecordsTheExactCommandAndRunsNothing() throws {
+        let slurm = FakeSlurm(nodes: ["gpu021": .init(base: "IDLE")])
+        let action = DryRunAction(planning: SlurmAction(runner: slurm))
+        let state = try action.quarantine(request("gpu021"))
+        let command = "scontrol update NodeName=gpu021 State=DRAIN Reason=\"faultline:gpu021@2026-11-22T05:00:00Z gpu.down\""
+        #expect(action.log == [command])
+        #expect(state.reason == "would run: " + command)
+        #expect(slurm.calls.isEmpty)
+    }
 }
 
 struct WebhookActionTests {
