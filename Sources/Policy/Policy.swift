@@ -97,6 +97,16 @@ public struct Policy: Sendable {
         self.tokens = Double(settings.rateBurst)
     }
 
+    /// The guards' state as the audit records it with each decision: nodes out and the cap, tokens
+    /// left in the bucket, the breaker, what waits.
+    public var guardState: JSONValue {
+        .object([
+            "quarantined": .number(Double(quarantined.count)), "cap": .number(Double(quarantineCap)),
+            "tokens": .number((tokens * 100).rounded(.down) / 100),
+            "breaker": breaker.map { .string($0) } ?? .null, "pending": .number(Double(pending.count)),
+        ])
+    }
+
     /// Takes back a quarantine recorded before a restart (the executor's intent log), so that the
     /// caps count it and its release follows the usual rules.
     public mutating func restore(

@@ -32,6 +32,8 @@ public final class Executor {
     public let actor: String
     /// The time the records carry (the decision's time in a replay; the wall clock live).
     private let now: () -> Timestamp
+    /// The context of the decision being executed, for its audit entries.
+    private var context: [String: JSONValue] = [:]
 
     public init(
         store: Store, action: any QuarantineAction, escalations: [String: any Escalation] = [:],
@@ -55,9 +57,12 @@ public final class Executor {
         }
     }
 
-    /// Carries out one decision.
+    /// Carries out one decision. `context` goes into its audit entries as it is: the finding's
+    /// evidence and the guards' state when the decision was taken.
     @discardableResult
-    public func execute(_ decision: Decision) throws -> Outcome {
+    public func execute(_ decision: Decision, context: [String: JSONValue] = [:]) throws -> Outcome {
+        self.context = context
+        defer { self.context = [:] }
         guard let id = Self.intentID(decision), let node = decision.node?.description ?? (decision.kind == .escalate ? decision.component : nil)
         else {
             try store.appendAudit(at: now(), actor: actor, entry: auditText("decision", decision.jsonLine, nil))
@@ -162,8 +167,9 @@ public final class Executor {
     /// `{"event": ..., "decision": {...}, "outcome": ...}` with the decision's own JSON inside.
     private func auditText(_ event: String, _ decisionJSON: String, _ outcome: String?) -> String {
         let outcomeText = outcome.map { JSONValue.string($0).jsonText } ?? "null"
+        let contextText = context.isEmpty ? "" : ", \"context\": \(JSONValue.object(context).jsonText)"
         return "{\"event\": \"\(event)\", \"decision\": \(decisionJSON), \"outcome\": \(outcomeText), "
-            + "\"action\": \"\(action.name)\"}"
+            + "\"action\": \"\(action.name)\"\(contextText)}"
     }
 
     /// A string field of a decision's JSON line.

@@ -29,6 +29,8 @@ public final class Remediator: Sendable {
     private let queue = DispatchQueue(label: "faultline.remediation")
     /// Touched only on `queue`.
     private nonisolated(unsafe) var policy: Policy
+    /// The latest evidence of each finding still open, by component and class (for the audit).
+    private nonisolated(unsafe) var evidence: [String: [String: JSONValue]] = [:]
     private nonisolated(unsafe) let executor: Executor
     private let published: Locked<Snapshot>
     private let clock: any ServiceClock
@@ -73,7 +75,12 @@ public final class Remediator: Sendable {
         queue.async { [self] in
             var decisions: [Decision] = []
             for window in windows {
-                decisions += policy.step(window: window, findings: findings.filter { $0.window == window })
+                let events = findings.filter { $0.window == window }
+                for finding in events {
+                    let key = "\(finding.component) \(finding.faultClass)"
+                    evidence[key] = finding.event == .closed ? nil : finding.evidence
+                }
+                decisions += policy.step(window: window, findings: events)
             }
             carryOut(decisions)
         }
@@ -99,9 +106,12 @@ public final class Remediator: Sendable {
     public func waitUntilIdle() { queue.sync {} }
 
     private func carryOut(_ decisions: [Decision]) {
+        let guards = policy.guardState
         for decision in decisions {
             do {
-                let outcome = try executor.execute(decision)
+                var context: [String: JSONValue] = ["guards": guards]
+                if let found = evidence["\(decision.component) \(decision.faultClass)"] { context["evidence"] = .object(found) }
+                let outcome = try executor.execute(decision, context: context)
                 log.log(
                     "decision",
                     [

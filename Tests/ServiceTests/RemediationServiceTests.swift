@@ -57,5 +57,12 @@ struct RemediationServiceTests {
         let store = try Store(path: fixture.databasePath)
         #expect(try store.allIntents().allSatisfy { $0.state == .done })
         #expect(try store.verifyAudit() > 0)
+        // The quarantine's intent is audited with the finding's evidence and the guards' state.
+        let intentEntry = try #require(
+            try store.auditEntries().first { $0.entry.hasPrefix("{\"event\": \"intent\"") && $0.entry.contains("gpu-0011") })
+        let entry = try #require(try JSONSerialization.jsonObject(with: Data(intentEntry.entry.utf8)) as? [String: Any])
+        let context = try #require(entry["context"] as? [String: Any])
+        #expect((context["guards"] as? [String: Any])?["cap"] as? Int == 1)
+        #expect((context["evidence"] as? [String: Any])?["runbook"] as? String == "runbooks/gpu.degraded.md")
     }
 }
