@@ -78,6 +78,16 @@ public struct Topology: Sendable {
     public func rail(_ endpoint: EndpointID) -> Rail? { railIndex[endpoint] }
     public func tier(of name: SwitchName) -> Tier? { tiers[name] }
     public func link(_ id: LinkID) -> Link? { linkIndex[id].map { links[$0] } }
+
+    /// The component of this topology a name names: a link id, an endpoint, a node or a switch
+    /// (`Component.description` read back); nil for anything else.
+    public func component(named id: String) -> Component? {
+        if let link = LinkID(id), self.link(link) != nil { return .link(link) }
+        if let endpoint = EndpointID(id), rail(endpoint) != nil { return .endpoint(endpoint) }
+        if let node = NodeName(id), self.node(node) != nil { return .node(node) }
+        if let name = SwitchName(id), tier(of: name) != nil { return .switch(name) }
+        return nil
+    }
     public func accessLink(of endpoint: EndpointID) -> LinkID? { accessLinks[endpoint] }
     public func spines(of leaf: SwitchName) -> [SwitchName] { spinesOfLeaf[leaf] ?? [] }
     public func fabricLink(_ a: SwitchName, _ b: SwitchName) -> LinkID? { fabricLinks[SwitchPair(a, b)] }

@@ -21,30 +21,32 @@ public struct Policy: Sendable {
     public let manualRelease: Set<String>
     /// Each class's runbook ladder (runbooks/README.md); its steps after the first are escalations.
     public let ladders: [String: [RunbookHeader.Step]]
-    private let topology: Topology
+    let topology: Topology
     /// The fleet cap: the lower of the count and the share of the fleet's nodes (one at least).
     public let quarantineCap: Int
 
     /// Nodes Faultline quarantined, and what for.
-    public private(set) var quarantined: [NodeName: Quarantine] = [:]
+    public internal(set) var quarantined: [NodeName: Quarantine] = [:]
     /// Quarantines not yet taken: held by a guard or waiting for approval, by id.
-    public private(set) var pending: [String: Pending] = [:]
+    public internal(set) var pending: [String: Pending] = [:]
     /// Open while a guard has tripped, until an operator resets it; the guard that tripped it.
-    public private(set) var breaker: String?
+    public internal(set) var breaker: String?
     /// Nodes an operator put on hold: no automatic quarantine or release.
-    public private(set) var onHold: Set<NodeName> = []
+    public internal(set) var onHold: Set<NodeName> = []
 
     /// The node-scoped findings open per node (component and class).
-    private var openFindings: [NodeName: Set<FindingKey>] = [:]
+    var openFindingsByNode: [NodeName: Set<FindingKey>] = [:]
     /// Fabric findings notified: when, and how many ladder steps were taken (an update of the same
     /// class does not notify again).
-    private var notified: [FindingKey: (since: Timestamp, steps: Int)] = [:]
-    private var tokens: Double
-    private var tokensAt: Timestamp?
+    var notifiedSteps: [FindingKey: (since: Timestamp, steps: Int)] = [:]
+    var tokensLeft: Double
+    var tokensRefilledAt: Timestamp?
     /// The last new quarantine per leaf.
-    private var lastQuarantineOfLeaf: [SwitchName: Timestamp] = [:]
+    var leafQuarantines: [SwitchName: Timestamp] = [:]
     /// When each node was quarantined, within the park period.
-    private var quarantineTimes: [NodeName: [Timestamp]] = [:]
+    var nodeQuarantineTimes: [NodeName: [Timestamp]] = [:]
+    /// Every node-scoped open finding (for the saved state).
+    var openFindingKeys: [FindingKey] { openFindingsByNode.values.flatMap { $0 } }
 
     public struct Quarantine: Sendable, Equatable {
         public let id: String
@@ -76,7 +78,7 @@ public struct Policy: Sendable {
         public var state: State
     }
 
-    private struct FindingKey: Hashable, Comparable {
+    struct FindingKey: Hashable, Comparable {
         let component: Component
         let faultClass: String
         static func < (lhs: FindingKey, rhs: FindingKey) -> Bool {
@@ -84,17 +86,25 @@ public struct Policy: Sendable {
         }
     }
 
-    /// `runbooks`: the headers of the runbooks in force (release policy and ladder per class);
-    /// without them every class is released automatically and nothing escalates.
-    public init(topology: Topology, settings: PolicyRules, runbooks: [RunbookHeader] = []) {
+    /// An empty policy with its runbooks already read (`restore` starts from one).
+    init(topology: Topology, settings: PolicyRules, manualRelease: Set<String>, ladders: [String: [RunbookHeader.Step]]) {
         self.topology = topology
         self.settings = settings
-        self.manualRelease = Set(runbooks.filter { $0.release == .manual }.map(\.faultClass))
-        self.ladders = Dictionary(runbooks.map { ($0.faultClass, $0.ladder) }, uniquingKeysWith: { first, _ in first })
+        self.manualRelease = manualRelease
+        self.ladders = ladders
         // The share rounds down, but allows one node at least: a small fleet still gets a quarantine.
         let shareCap = max(1, Int((settings.maxQuarantinedShare * Double(topology.nodes.count)).rounded(.down)))
         self.quarantineCap = min(settings.maxQuarantined, shareCap)
-        self.tokens = Double(settings.rateBurst)
+        self.tokensLeft = Double(settings.rateBurst)
+    }
+
+    /// `runbooks`: the headers of the runbooks in force (release policy and ladder per class);
+    /// without them every class is released automatically and nothing escalates.
+    public init(topology: Topology, settings: PolicyRules, runbooks: [RunbookHeader] = []) {
+        self.init(
+            topology: topology, settings: settings,
+            manualRelease: Set(runbooks.filter { $0.release == .manual }.map(\.faultClass)),
+            ladders: Dictionary(runbooks.map { ($0.faultClass, $0.ladder) }, uniquingKeysWith: { first, _ in first }))
     }
 
     /// The guards' state as the audit records it with each decision: nodes out and the cap, tokens
@@ -102,19 +112,9 @@ public struct Policy: Sendable {
     public var guardState: JSONValue {
         .object([
             "quarantined": .number(Double(quarantined.count)), "cap": .number(Double(quarantineCap)),
-            "tokens": .number((tokens * 100).rounded(.down) / 100),
+            "tokens": .number((tokensLeft * 100).rounded(.down) / 100),
             "breaker": breaker.map { .string($0) } ?? .null, "pending": .number(Double(pending.count)),
         ])
-    }
-
-    /// Takes back a quarantine recorded before a restart (the executor's intent log), so that the
-    /// caps count it and its release follows the usual rules.
-    public mutating func restore(
-        quarantined node: NodeName, id: String, since: Timestamp, component: String, faultClass: String
-    ) {
-        quarantined[node] = Quarantine(id: id, since: since, component: component, faultClass: faultClass)
-        quarantineTimes[node, default: []].append(since)
-        for leaf in leaves(of: node) { lastQuarantineOfLeaf[leaf] = max(lastQuarantineOfLeaf[leaf] ?? since, since) }
     }
 
     /// The node a finding's component asks to quarantine; nil for fabric components.
@@ -141,11 +141,11 @@ public struct Policy: Sendable {
             let key = FindingKey(component: finding.component, faultClass: finding.faultClass)
             guard let node = node(of: finding.component) else {
                 // One notification per component and class: a class change (loss to down) is news.
-                notified = notified.filter { $0.key.component != finding.component || $0.key == key }
+                notifiedSteps = notifiedSteps.filter { $0.key.component != finding.component || $0.key == key }
                 if finding.event == .closed {
-                    notified[key] = nil
-                } else if notified[key] == nil {
-                    notified[key] = (window, 1)
+                    notifiedSteps[key] = nil
+                } else if notifiedSteps[key] == nil {
+                    notifiedSteps[key] = (window, 1)
                     decisions.append(
                         Decision(
                             time: window, kind: .notify, id: "\(finding.component)@\(window)", node: nil,
@@ -157,20 +157,20 @@ public struct Policy: Sendable {
             switch finding.event {
             case .opened, .updated:
                 // An update may change the class: the old key goes.
-                openFindings[node, default: []] = openFindings[node, default: []].filter {
+                openFindingsByNode[node, default: []] = openFindingsByNode[node, default: []].filter {
                     $0.component != finding.component
                 }
-                openFindings[node, default: []].insert(key)
+                openFindingsByNode[node, default: []].insert(key)
                 if finding.event == .opened { candidates.append((node, finding)) }
             case .closed:
-                openFindings[node]?.remove(key)
-                if openFindings[node]?.isEmpty == true { openFindings[node] = nil }
+                openFindingsByNode[node]?.remove(key)
+                if openFindingsByNode[node]?.isEmpty == true { openFindingsByNode[node] = nil }
             }
         }
         // Waiting quarantines whose node is clean again are stale.
         for id in pending.keys.sorted() {
             guard let waiting = pending[id] else { continue }
-            if openFindings[waiting.node] == nil {
+            if openFindingsByNode[waiting.node] == nil {
                 pending[id] = nil
                 decisions.append(decision(.dropped, waiting, at: window, reason: "its finding closed"))
             } else if case .awaitingApproval = waiting.state,
@@ -225,8 +225,8 @@ public struct Policy: Sendable {
             }
             quarantined[node] = quarantine
         }
-        for key in notified.keys.sorted() {
-            guard let (since, taken) = notified[key] else { continue }
+        for key in notifiedSteps.keys.sorted() {
+            guard let (since, taken) = notifiedSteps[key] else { continue }
             let steps = due(key.faultClass, since: since, taken: taken)
             for step in steps {
                 decisions.append(
@@ -234,7 +234,7 @@ public struct Policy: Sendable {
                         time: time, kind: .escalate, id: "\(key.component)@\(since)", node: nil,
                         component: key.component.description, faultClass: key.faultClass, reason: step.action))
             }
-            notified[key] = (since, taken + steps.count)
+            notifiedSteps[key] = (since, taken + steps.count)
         }
         return decisions
     }
@@ -262,11 +262,11 @@ public struct Policy: Sendable {
             return [decision(.awaitingApproval, waiting, at: time, reason: why)]
         }
         pending[waiting.id] = nil
-        tokens -= 1
-        for leaf in leaves(of: waiting.node) { lastQuarantineOfLeaf[leaf] = time }
+        tokensLeft -= 1
+        for leaf in leaves(of: waiting.node) { leafQuarantines[leaf] = time }
         let period = Int64(settings.parkPeriodSeconds)
-        quarantineTimes[waiting.node, default: []].removeAll { time.secondsSinceEpoch - $0.secondsSinceEpoch >= period }
-        quarantineTimes[waiting.node, default: []].append(time)
+        nodeQuarantineTimes[waiting.node, default: []].removeAll { time.secondsSinceEpoch - $0.secondsSinceEpoch >= period }
+        nodeQuarantineTimes[waiting.node, default: []].append(time)
         quarantined[waiting.node] = Quarantine(
             id: waiting.id, since: time, component: waiting.component, faultClass: waiting.faultClass)
         let reason = isApproved ? "approved" : "confidence \(JSONValue.number((waiting.confidence * 100).rounded() / 100).jsonText)"
@@ -278,7 +278,7 @@ public struct Policy: Sendable {
         if quarantined.count + 1 > quarantineCap {
             return "fleet cap: \(quarantined.count) of at most \(quarantineCap) nodes quarantined"
         }
-        if tokens < 1 {
+        if tokensLeft < 1 {
             return "rate limit: \(settings.rateBurst) at once, \(settings.ratePerHour) an hour"
         }
         return nil
@@ -290,7 +290,7 @@ public struct Policy: Sendable {
             return "confidence below \(JSONValue.number(settings.approvalBelowConfidence).jsonText)"
         }
         for leaf in leaves(of: waiting.node) {
-            if let last = lastQuarantineOfLeaf[leaf],
+            if let last = leafQuarantines[leaf],
                 time.secondsSinceEpoch - last.secondsSinceEpoch < Int64(settings.leafPeriodSeconds)
             {
                 return "another quarantine under \(leaf) since \(last)"
@@ -308,12 +308,12 @@ public struct Policy: Sendable {
         var decisions: [Decision] = []
         for node in quarantined.keys.sorted() {
             guard var quarantine = quarantined[node] else { continue }
-            quarantine.cleanWindows = openFindings[node] == nil ? quarantine.cleanWindows + 1 : 0
+            quarantine.cleanWindows = openFindingsByNode[node] == nil ? quarantine.cleanWindows + 1 : 0
             quarantined[node] = quarantine
             guard !quarantine.parked, !onHold.contains(node), quarantine.cleanWindows >= settings.releaseCleanWindows,
                 time.secondsSinceEpoch - quarantine.since.secondsSinceEpoch >= Int64(settings.releaseDelaySeconds)
             else { continue }
-            let recent = quarantineTimes[node, default: []].count {
+            let recent = nodeQuarantineTimes[node, default: []].count {
                 time.secondsSinceEpoch - $0.secondsSinceEpoch < Int64(settings.parkPeriodSeconds)
             }
             let parkedBecause =
@@ -340,11 +340,11 @@ public struct Policy: Sendable {
     }
 
     private mutating func refillTokens(at time: Timestamp) {
-        if let last = tokensAt, time > last {
+        if let last = tokensRefilledAt, time > last {
             let elapsed = Double(time.secondsSinceEpoch - last.secondsSinceEpoch)
-            tokens = min(Double(settings.rateBurst), tokens + elapsed * Double(settings.ratePerHour) / 3600)
+            tokensLeft = min(Double(settings.rateBurst), tokensLeft + elapsed * Double(settings.ratePerHour) / 3600)
         }
-        tokensAt = max(tokensAt ?? time, time)
+        tokensRefilledAt = max(tokensRefilledAt ?? time, time)
     }
 
     /// The leaves a node's rails hang off: its failure domains.

@@ -79,6 +79,50 @@ public final class Executor {
         return try act(&intent, request: request(for: decision, node: node))
     }
 
+    /// Carries out one policy step's decisions, each with its audit context, and saves `policyState`
+    /// (the policy's memory after the step) with them: every intent written, every other decision
+    /// audited, and the memory saved, in one transaction before anything is acted on. A crash after
+    /// it leaves pending intents that `reconcile` finishes; a crash before it leaves the step undone
+    /// on both sides, never a node out that the policy does not know of.
+    @discardableResult
+    public func execute(
+        _ decisions: [(decision: Decision, context: [String: JSONValue])], savingPolicyState policyState: String
+    ) throws -> [Outcome] {
+        var toAct: [(index: Int, intent: IntentRecord, request: QuarantineRequest, context: [String: JSONValue])] = []
+        var outcomes = [Outcome](repeating: .audited, count: decisions.count)
+        try store.database.transaction {
+            for (index, (decision, context)) in decisions.enumerated() {
+                self.context = context
+                defer { self.context = [:] }
+                guard let id = Self.intentID(decision),
+                    let node = decision.node?.description ?? (decision.kind == .escalate ? decision.component : nil)
+                else {
+                    try store.writeAudit(at: now(), actor: actor, entry: auditText("decision", decision.jsonLine, nil))
+                    continue
+                }
+                let existing = try store.intent(id)
+                if existing?.state == .done {
+                    outcomes[index] = .alreadyDone
+                    continue
+                }
+                let kind: IntentRecord.Kind =
+                    decision.kind == .quarantine ? .quarantine : decision.kind == .release ? .release : .escalate
+                let intent = IntentRecord(
+                    id: id, kind: kind, node: node, decidedAt: decision.time, decision: decision.jsonLine,
+                    state: .pending, attempts: (existing?.attempts ?? 0) + 1, outcome: nil, updatedAt: now())
+                try store.writeIntent(intent, audit: actor, entry: auditText("intent", decision.jsonLine, nil))
+                toAct.append((index, intent, request(for: decision, node: node), context))
+            }
+            try store.writePolicyState(policyState, at: now())
+        }
+        for var item in toAct {
+            context = item.context
+            defer { context = [:] }
+            outcomes[item.index] = try act(&item.intent, request: item.request)
+        }
+        return outcomes
+    }
+
     /// Finishes every intent a crash left pending: the scheduler's state decides whether it still
     /// needs doing. Returns what happened to each, in order.
     @discardableResult

@@ -1,8 +1,8 @@
 // The live remediation loop of `faultline serve`: closed windows' findings into the policy, its
 // decisions through the executor (intent log, action, verification, audit), operator commands from
 // the admin API. All on one serial queue of its own, so a slow or hung action (bounded by its
-// timeout) never holds up ingest or the engine. At start, the quarantines of the intent log are
-// taken back and the intents a crash left pending are reconciled.
+// timeout) never holds up ingest or the engine. The policy's memory is saved with each step's
+// intents; at start it is taken back, and the intents a crash left pending are reconciled.
 
 import Dispatch
 import Engine
@@ -46,15 +46,13 @@ public final class Remediator: Sendable {
         self.log = log
         executor = Executor(store: store, action: action, escalations: escalations) { clock.now() }
         var policy = Policy(topology: topology, settings: rules, runbooks: runbooks)
-        // The quarantines in force: per node, the last intent done, if it is a quarantine.
-        var last: [String: IntentRecord] = [:]
-        for intent in try store.allIntents() where intent.state == .done { last[intent.node] = intent }
-        for (node, intent) in last.sorted(by: { $0.key < $1.key }) where intent.kind == .quarantine {
-            guard let name = NodeName(node), topology.node(name) != nil else { continue }
-            let decision = Self.fields(intent.decision)
-            policy.restore(
-                quarantined: name, id: decision["id"] ?? intent.id, since: intent.decidedAt,
-                component: decision["component"] ?? node, faultClass: decision["class"] ?? "")
+        // The policy's memory as saved with the last step's intents (nothing on a new store).
+        if let saved = try store.policyState() {
+            guard let state = try? JSONDecoder().decode(PolicyState.self, from: Data(saved.utf8)) else {
+                throw StoreError.corruptRow(
+                    path: databasePath, table: "policy_state", rowID: 1, reason: "the saved policy state does not decode")
+            }
+            policy.restore(state)
         }
         self.policy = policy
         published = Locked(Snapshot(actionName: action.name))
@@ -107,11 +105,17 @@ public final class Remediator: Sendable {
 
     private func carryOut(_ decisions: [Decision]) {
         let guards = policy.guardState
-        for decision in decisions {
-            do {
-                var context: [String: JSONValue] = ["guards": guards]
-                if let found = evidence["\(decision.component) \(decision.faultClass)"] { context["evidence"] = .object(found) }
-                let outcome = try executor.execute(decision, context: context)
+        let withContext = decisions.map { decision -> (decision: Decision, context: [String: JSONValue]) in
+            var context: [String: JSONValue] = ["guards": guards]
+            if let found = evidence["\(decision.component) \(decision.faultClass)"] { context["evidence"] = .object(found) }
+            return (decision, context)
+        }
+        do {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            let state = String(decoding: try encoder.encode(policy.state), as: UTF8.self)
+            let outcomes = try executor.execute(withContext, savingPolicyState: state)
+            for (decision, outcome) in zip(decisions, outcomes) {
                 log.log(
                     "decision",
                     [
@@ -119,9 +123,9 @@ public final class Remediator: Sendable {
                         "node": decision.node.map { .string($0.description) } ?? .null,
                         "outcome": .string("\(outcome)"),
                     ])
-            } catch {
-                log.log("store-error", ["operation": .string("execute"), "error": .string("\(error)")])
             }
+        } catch {
+            log.log("store-error", ["operation": .string("execute"), "error": .string("\(error)")])
         }
         published.withLock { snapshot in
             snapshot.recent = Array((snapshot.recent + decisions).suffix(Self.recentLimit))
@@ -140,9 +144,5 @@ public final class Remediator: Sendable {
             $0.breaker = breaker
             $0.onHold = onHold
         }
-    }
-
-    private static func fields(_ json: String) -> [String: String] {
-        (try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])?.compactMapValues { $0 as? String } ?? [:]
     }
 }

@@ -76,7 +76,7 @@ public enum ServiceAPI {
         router.get("/v1/components/{id}") { request in
             _ = try authorize(correlator, request, node: nil)
             let id = request.pathParameters["id"] ?? ""
-            guard let component = component(id, in: correlator.topology) else {
+            guard let component = correlator.topology.component(named: id) else {
                 throw HTTPError(404, "no component '\(id)' in the topology", field: "path")
             }
             let history: (findings: [Finding], report: Report?)
@@ -196,15 +196,6 @@ public enum ServiceAPI {
             "confidence": .number((finding.confidence * 1000).rounded() / 1000),
             "evidence": .object(finding.evidence),
         ])
-    }
-
-    /// The component a path segment names in the topology: a link id, an endpoint, a node or a switch.
-    static func component(_ id: String, in topology: Topology) -> Component? {
-        if let link = LinkID(id), topology.link(link) != nil { return .link(link) }
-        if let endpoint = EndpointID(id), topology.rail(endpoint) != nil { return .endpoint(endpoint) }
-        if let node = NodeName(id), topology.node(node) != nil { return .node(node) }
-        if let name = SwitchName(id), topology.tier(of: name) != nil { return .switch(name) }
-        return nil
     }
 
     /// A decision as a JSON object (the fields of its JSON line).

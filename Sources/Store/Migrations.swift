@@ -150,6 +150,13 @@ public enum Migrations {
                     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
                 CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
                     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+                -- The remediation policy's memory (breaker, holds, waiting quarantines, open findings),
+                -- saved with each step's intents: one row.
+                CREATE TABLE policy_state (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    saved_at INTEGER NOT NULL,
+                    state TEXT NOT NULL
+                );
                 """),
     ]
 

@@ -101,7 +101,13 @@ extension Store {
 
     /// Writes (or, for a retry, updates) an intent and its audit entry in one transaction.
     public func record(intent: IntentRecord, audit actor: String, entry: String) throws {
-        try database.transaction {
+        try database.transaction { try writeIntent(intent, audit: actor, entry: entry) }
+    }
+
+    /// `record(intent:audit:entry:)` inside a transaction the caller holds.
+    public func writeIntent(_ intent: IntentRecord, audit actor: String, entry: String) throws {
+        precondition(database.isInTransaction, "writeIntent needs the caller's transaction")
+        do {
             try database.run(
                 """
                 INSERT INTO intents (id, kind, node, decided_at, decision, state, attempts, outcome, updated_at)
@@ -117,6 +123,26 @@ extension Store {
                 ])
             try appendAuditInTransaction(at: intent.updatedAt, actor: actor, entry: entry)
         }
+    }
+
+    /// Appends one audit entry inside a transaction the caller holds.
+    public func writeAudit(at: Timestamp, actor: String, entry: String) throws {
+        precondition(database.isInTransaction, "writeAudit needs the caller's transaction")
+        try appendAuditInTransaction(at: at, actor: actor, entry: entry)
+    }
+
+    /// Saves the remediation policy's memory (its JSON), inside a transaction the caller holds.
+    public func writePolicyState(_ json: String, at: Timestamp) throws {
+        precondition(database.isInTransaction, "writePolicyState needs the caller's transaction")
+        try database.run(
+            "INSERT INTO policy_state (id, saved_at, state) VALUES (1, ?, ?) "
+                + "ON CONFLICT (id) DO UPDATE SET saved_at = excluded.saved_at, state = excluded.state",
+            [.integer(at.secondsSinceEpoch), .text(json)])
+    }
+
+    /// The policy's memory as last saved; nil for none.
+    public func policyState() throws -> String? {
+        try database.singleText("SELECT state FROM policy_state WHERE id = 1")
     }
 
     /// Appends one audit entry on its own.

@@ -4,6 +4,7 @@
 
 import Engine
 import FleetModel
+import Foundation
 import Testing
 
 @testable import Policy
@@ -272,6 +273,35 @@ struct PolicyReleaseTests {
         #expect(escalations.map(\.time) == [window(90), window(180)])
         #expect(escalations[1].node == node(6) && escalations[1].id == "\(node(6))@\(window(0))")
         #expect(decisions.contains { $0.kind == .release && $0.node == node(6) })
+    }
+
+    @Test func aSavedAndRestoredPolicyDecidesAsTheOneThatKeptRunning() throws {
+        var generator = SplitMix64(seed: 11)
+        func events(_ n: Int) -> [Finding] {
+            (0..<4).map { _ in
+                let target = node(Int(generator.next() % 64))
+                return finding(generator.next() % 3 == 0 ? .closed : .opened, .node(target), at: n,
+                               confidence: Double(generator.next() % 100) / 100)
+            }
+        }
+        let rules = settings { $0.maxQuarantined = 6; $0.releaseCleanWindows = 3; $0.releaseDelaySeconds = 30 }
+        var running = Policy(topology: fleet, settings: rules)
+        var stream: [[Finding]] = (0..<120).map(events)
+        for n in 0..<60 { _ = running.step(window: window(n), findings: stream[n]) }
+        _ = try running.apply(.hold(node(3)), at: window(60))
+        #expect(running.breaker != nil, "the stream should trip the breaker")
+        // Saved as JSON and taken back into a fresh policy...
+        let saved = try JSONEncoder().encode(running.state)
+        var restored = Policy(topology: fleet, settings: rules)
+        restored.restore(try JSONDecoder().decode(PolicyState.self, from: saved))
+        #expect(restored.state == running.state)
+        // ...it decides the rest exactly as the one that kept running.
+        stream = Array(stream[60...])
+        for (offset, events) in stream.enumerated() {
+            let n = 60 + offset
+            #expect(restored.step(window: window(n), findings: events) == running.step(window: window(n), findings: events))
+        }
+        #expect(try restored.apply(.resetBreaker, at: window(200)) == running.apply(.resetBreaker, at: window(200)))
     }
 
     @Test func theSameStreamGivesTheSameDecisions() {

@@ -47,6 +47,11 @@ struct RemediationServiceTests {
         #expect(nodes?.first { $0["node"] as? String == "gpu-0011" }?["state"] as? String == "quarantined")
         // Only the operator may; then the release goes through the executor.
         #expect(fixture.call("POST", "/v1/quarantine/release/gpu-0011", headers: bearer(nodeToken("gpu-0011"))).status == 403)
+        // A restart keeps what the policy knew: the node is still out, still Faultline's.
+        try fixture.restart()
+        let restarted = try #require(fixture.correlator.remediator)
+        restarted.waitUntilIdle()
+        #expect(restarted.snapshot.quarantined.keys.map(\.rawValue) == ["gpu-0011"])
         let released = fixture.call("POST", "/v1/quarantine/release/gpu-0011", headers: bearer(adminToken))
         #expect(released.status == 200, "\(text(released))")
         #expect(dryRun.log.last == "release gpu-0011")
