@@ -43,7 +43,7 @@ public struct EncodedSketchReader: Sendable {
         let needed = text.utf8.count / 4 * 3 + 1
         if bytes.count < needed { bytes = [UInt8](repeating: 0, count: max(needed, 2 * bytes.count)) }
         let length = text.utf8.withContiguousStorageIfAvailable { utf8 in
-            bytes.withUnsafeMutableBufferPointer { Base64.decode(utf8, into: $0) }
+            bytes.withUnsafeMutableBufferPointer { StrictBase64.decode(utf8, into: $0) }
         }
         if let length = length ?? nil {
             let inPlace = bytes.withUnsafeBufferPointer { readCanonical(UnsafeBufferPointer(rebasing: $0[..<length])) }
@@ -205,7 +205,19 @@ enum SmallCount {
 
 /// Strict RFC 4648 base64 with padding: the length a multiple of 4, the standard alphabet, one or
 /// two `=` at the end only, unused bits zero. Anything else is refused (and left to Foundation).
-enum Base64 {
+/// Strict is canonical: what it accepts is exactly what encoding the decoded bytes gives back.
+public enum StrictBase64 {
+    /// The bytes of strict base64 `text`; nil for anything else.
+    public static func decode(_ text: String) -> [UInt8]? {
+        var text = text
+        return text.withUTF8 { utf8 -> [UInt8]? in
+            var output = [UInt8](repeating: 0, count: utf8.count / 4 * 3 + 1)
+            guard let length = output.withUnsafeMutableBufferPointer({ decode(utf8, into: $0) }) else { return nil }
+            output.removeLast(output.count - length)
+            return output
+        }
+    }
+
     /// Four tables of 256 entries, one per character of a quad: each character's 6 bits already
     /// in their place of the quad's 24, or 0x0100_0000 and up for a character outside the alphabet.
     private static let tables: [UInt32] = {

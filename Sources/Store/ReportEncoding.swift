@@ -5,6 +5,7 @@
 
 import FleetModel
 import Foundation
+import QuantileSketch
 
 /// Encodes and decodes `[Report.Pair]` as the event log stores them.
 ///
@@ -56,13 +57,15 @@ public enum PairsEncoding {
             var flags: UInt8 = 0
             var sketchBytes: [UInt8]?
             if let text = pair.rttMicros {
-                if let raw = Data(base64Encoded: text), raw.base64EncodedString() == text {
-                    if let compact = SketchCompaction.compact([UInt8](raw)) {
+                // Canonical base64 only (it encodes back to the very same text): anything else is
+                // kept as text.
+                if let raw = StrictBase64.decode(text) {
+                    if let compact = SketchCompaction.compact(raw) {
                         flags |= flagCompactSketch
                         sketchBytes = compact
                     } else {
                         flags |= flagRawSketch
-                        sketchBytes = [UInt8](raw)
+                        sketchBytes = raw
                     }
                 } else {
                     flags |= flagTextSketch

@@ -124,7 +124,7 @@ struct EncodedSketchReaderTests {
             }
             var output = [UInt8](repeating: 0, count: text.count / 4 * 3 + 1)
             let length = text.withUnsafeBufferPointer { text in
-                output.withUnsafeMutableBufferPointer { Base64.decode(text, into: $0) }
+                output.withUnsafeMutableBufferPointer { StrictBase64.decode(text, into: $0) }
             }
             let decoded = length.map { Array(output[..<$0]) }
             let foundation = Data(base64Encoded: String(decoding: text, as: UTF8.self))
@@ -135,6 +135,9 @@ struct EncodedSketchReaderTests {
             if text == Array(Data(bytes).base64EncodedString().utf8) {
                 #expect(decoded == bytes)
             }
+            // Strict is canonical: accepted exactly when the decoded bytes encode back to the text.
+            let string = String(decoding: text, as: UTF8.self)
+            #expect((StrictBase64.decode(string) != nil) == (foundation.map { $0.base64EncodedString() == string } ?? false))
         }
         var reader = try EncodedSketchReader(quantiles: [0.5])
         #expect(try reader.read(base64: "not base64!") == false)
