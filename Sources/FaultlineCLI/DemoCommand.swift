@@ -4,6 +4,7 @@
 // through the engine, which names the broken components.
 
 import Engine
+import Policy
 import Foundation
 import QuantileSketch
 import Simulation
@@ -84,8 +85,9 @@ struct DemoCommand: Command {
         io.write(
             """
 
-            This is the sketch and the engine on a simulated fleet. The full demo (agents on loopback
-            addresses, the correlator service, and the quarantine that follows) is still to come.
+            This is the sketch, the engine and the remediation policy on a simulated fleet. The full
+            demo (agents on loopback addresses, the correlator service, quarantines as they happen) is
+            still to come.
 
             """)
     }
@@ -107,15 +109,21 @@ struct DemoCommand: Command {
     private func runFleet(io: some CommandIO) throws(CommandError) {
         io.write("\nA simulated fleet: 16 nodes × 4 rails, 10 windows of 10 s, three faults injected.\n\n")
         let result: SimulationResult
+        let simulator: FleetSimulator
         do {
             let scenario = try Scenario(json: Data(Self.fleetScenario.utf8))
-            let simulator = try FleetSimulator(
-                scenario: scenario, topology: scenario.loadTopology(relativeTo: nil))
+            simulator = try FleetSimulator(scenario: scenario, topology: scenario.loadTopology(relativeTo: nil))
             result = simulator.run()
         } catch {
             throw CommandError.data("the demo scenario: \(error)")
         }
         io.write(result.text)
+        // What the remediation policy decides on the same reports (the default rules; dry-run).
+        let reports = (0..<simulator.scenario.windows).flatMap { simulator.reports(window: $0) }
+        let replayed = Replay.run(reports, topology: simulator.topology, rules: .defaults)
+        let cap = Policy(topology: simulator.topology, settings: Rules.defaults.policy).quarantineCap
+        io.write("\nremediation decisions (dry-run; the default guards let \(cap) node(s) of this fleet out at once):\n")
+        for decision in replayed.decisions { io.write("  " + decision.textLine + "\n") }
     }
 
     private func label(_ q: Double) -> String {

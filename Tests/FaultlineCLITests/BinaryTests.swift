@@ -167,7 +167,7 @@ struct BinaryTests {
         }
     }
 
-    @Test("demo --samples 500: the per-pair table, the fleet view, and the demo still to come")
+    @Test("demo --samples 500: the per-pair table, the fleet view, the policy's decisions, and the demo still to come")
     func demo() async throws {
         let result = try await runFaultline(["demo", "--samples", "500"])
         #expect(result.status == 0)
@@ -177,6 +177,11 @@ struct BinaryTests {
             #expect(result.out.contains(pair.name), "a row for \(pair.name)")
         }
         #expect(result.out.contains("fleet view (merged)"))
+        // The policy on the same fleet: the dead rail's node out, the next node held by the fleet
+        // cap (one node of 16), the slow fabric link only notified.
+        #expect(result.out.contains("quarantine         gpu-0005  gpu.down"))
+        #expect(result.out.contains("held               gpu-0009  link.loss  (fleet cap"))
+        #expect(result.out.contains("notify             leaf-s1-r3~spine-01  link.degraded"))
         #expect(result.out.contains("still to come"))
         // The demo checks its own answers: the worst error it saw is within the guarantee.
         let worst = try #require(
