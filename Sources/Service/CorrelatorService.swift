@@ -14,6 +14,8 @@ public final class CorrelatorService: Sendable {
     public let server: HTTPServer
     /// Set up in `init`, then only resumed and cancelled (both thread-safe in Dispatch).
     private nonisolated(unsafe) let ticker: any DispatchSourceTimer
+    /// The runbooks directory, read again on reload.
+    private let runbooksPath: String?
     private let log: ServiceLog
     private let stopped = Locked(false)
 
@@ -26,7 +28,8 @@ public final class CorrelatorService: Sendable {
         guard let databasePath = configuration.databasePath else {
             throw ConfigurationError(location: nil, message: "no database path")
         }
-        let runbooks = try configuration.runbooksPath.map { try Runbooks.load(directory: $0) }
+        runbooksPath = configuration.runbooksPath
+        let runbooks = try runbooksPath.map { try Runbooks.load(directory: $0) }
         let remediator = try Remediator(
             databasePath: databasePath, topology: inputs.topology, rules: inputs.rules.policy,
             runbooks: runbooks ?? [], action: try configuration.makeAction(),
@@ -63,7 +66,12 @@ public final class CorrelatorService: Sendable {
     }
 
     /// Takes new topology, rules and tokens (SIGHUP).
-    public func reload(_ inputs: CorrelatorInputs) throws { try correlator.reload(inputs) }
+    public func reload(_ inputs: CorrelatorInputs) throws {
+        // Runbooks first: a bad one refuses the whole reload before anything has changed.
+        let runbooks = try runbooksPath.map { try Runbooks.load(directory: $0) } ?? []
+        try correlator.reload(inputs)
+        correlator.remediator?.reload(topology: inputs.topology, rules: inputs.rules.policy, runbooks: runbooks)
+    }
 
     /// Graceful stop: no new connections, in-flight requests finished and answered, then the ticker
     /// stops and the store closes. Safe to call twice.

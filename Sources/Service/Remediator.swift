@@ -100,6 +100,17 @@ public final class Remediator: Sendable {
 
     public var snapshot: Snapshot { published.withLock { $0 } }
 
+    /// New policy settings, topology or runbooks (SIGHUP): the policy's memory carries over into a
+    /// policy built from them (what no longer fits the topology is left out).
+    public func reload(topology: Topology, rules: PolicyRules, runbooks: [RunbookHeader]) {
+        queue.sync {
+            var reloaded = Policy(topology: topology, settings: rules, runbooks: runbooks)
+            reloaded.restore(policy.state)
+            policy = reloaded
+            publish()
+        }
+    }
+
     /// Waits for the queue's work (tests).
     public func waitUntilIdle() { queue.sync {} }
 

@@ -47,6 +47,11 @@ struct RemediationServiceTests {
         #expect(nodes?.first { $0["node"] as? String == "gpu-0011" }?["state"] as? String == "quarantined")
         // Only the operator may; then the release goes through the executor.
         #expect(fixture.call("POST", "/v1/quarantine/release/gpu-0011", headers: bearer(nodeToken("gpu-0011"))).status == 403)
+        // New policy settings (SIGHUP) keep what the policy knew.
+        var stricter = Rules.defaults.policy
+        stricter.maxQuarantined = 0
+        remediator.reload(topology: fixture.simulator.topology, rules: stricter, runbooks: [])
+        #expect(remediator.snapshot.quarantined.keys.map(\.rawValue) == ["gpu-0011"])
         // A restart keeps what the policy knew: the node is still out, still Faultline's.
         try fixture.restart()
         let restarted = try #require(fixture.correlator.remediator)
