@@ -61,32 +61,17 @@ public final class Executor {
     /// evidence and the guards' state when the decision was taken.
     @discardableResult
     public func execute(_ decision: Decision, context: [String: JSONValue] = [:]) throws -> Outcome {
-        self.context = context
-        defer { self.context = [:] }
-        guard let id = Self.intentID(decision), let node = decision.node?.description ?? (decision.kind == .escalate ? decision.component : nil)
-        else {
-            try store.appendAudit(at: now(), actor: actor, entry: auditText("decision", decision.jsonLine, nil))
-            return .audited
-        }
-        if let existing = try store.intent(id), existing.state == .done { return .alreadyDone }
-        let kind: IntentRecord.Kind =
-            decision.kind == .quarantine ? .quarantine : decision.kind == .release ? .release : .escalate
-        var intent = IntentRecord(
-            id: id, kind: kind, node: node,
-            decidedAt: decision.time, decision: decision.jsonLine, state: .pending,
-            attempts: (try store.intent(id)?.attempts ?? 0) + 1, outcome: nil, updatedAt: now())
-        try store.record(intent: intent, audit: actor, entry: auditText("intent", decision.jsonLine, nil))
-        return try act(&intent, request: request(for: decision, node: node))
+        try execute([(decision, context)], savingPolicyState: nil)[0]
     }
 
     /// Carries out one policy step's decisions, each with its audit context, and saves `policyState`
-    /// (the policy's memory after the step) with them: every intent written, every other decision
-    /// audited, and the memory saved, in one transaction before anything is acted on. A crash after
+    /// (the policy's memory after the step, when given) with them: every intent written, every other
+    /// decision audited, and the memory saved, in one transaction before anything is acted on. A crash after
     /// it leaves pending intents that `reconcile` finishes; a crash before it leaves the step undone
     /// on both sides, never a node out that the policy does not know of.
     @discardableResult
     public func execute(
-        _ decisions: [(decision: Decision, context: [String: JSONValue])], savingPolicyState policyState: String
+        _ decisions: [(decision: Decision, context: [String: JSONValue])], savingPolicyState policyState: String?
     ) throws -> [Outcome] {
         var toAct: [(index: Int, intent: IntentRecord, request: QuarantineRequest, context: [String: JSONValue])] = []
         var outcomes = [Outcome](repeating: .audited, count: decisions.count)
@@ -113,7 +98,7 @@ public final class Executor {
                 try store.writeIntent(intent, audit: actor, entry: auditText("intent", decision.jsonLine, nil))
                 toAct.append((index, intent, request(for: decision, node: node), context))
             }
-            try store.writePolicyState(policyState, at: now())
+            if let policyState { try store.writePolicyState(policyState, at: now()) }
         }
         for var item in toAct {
             context = item.context
