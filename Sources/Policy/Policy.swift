@@ -10,7 +10,9 @@
 // a finding below the confidence threshold, a second new quarantine in one leaf within the leaf
 // period, or one leaving too many nodes of a leaf out waits for `approve`. A node goes back after
 // `releaseCleanWindows` clean windows and `releaseDelaySeconds`; one quarantined `parkAfter` times
-// in the park period stays out for a human.
+// in the park period, or whose runbook says `release: manual`, stays out for a human. The runbook
+// ladder's later steps come due as `escalate` decisions. `PolicyState` is its memory, saved and
+// taken back across restarts.
 
 import Engine
 import FleetModel
