@@ -1,5 +1,6 @@
 // The agent runtime in-process: inputs that are wrong are named at start; a reload picks up a new
-// faults file; /metrics answers; a stop reports the window it was in and returns.
+// faults file; /metrics answers; a stop reports the window it was in and returns; without a pinglist
+// file, the pinglist is fetched from the correlator (retried until it answers) and refreshed.
 
 import Dispatch
 import FleetModel
@@ -40,6 +41,49 @@ import Testing
         options.pinglistFile = nil
         options.transport = .verbsUD
         #expect(throws: (any Error).self) { try NodeAgent(options: options, log: AgentLog { _ in }) }
+    }
+
+    @Test func withoutAPinglistFileTheAgentFetchesItsOwnAndKeepsItFresh() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let correlator = FakeCorrelator()
+        // Not there at first: the agent keeps asking (every 5 s while it fails).
+        let server = try correlator.start(on: try SocketAddress.parse("127.0.0.1:0"))
+        defer { server.stop() }
+        var options = try options(directory, correlator: server.boundAddress!)
+        try Data("t0ken".utf8).write(to: URL(fileURLWithPath: directory + "/token"))
+        try Data(#"{"loopbackRate": 100, "timeoutMillis": 200, "pinglistRefreshSeconds": 1}"#.utf8).write(
+            to: URL(fileURLWithPath: directory + "/config.json"))
+        options.configFile = directory + "/config.json"
+        let agent = try NodeAgent(options: options, log: AgentLog { _ in })
+        let done = DispatchSemaphore(value: 0)
+        try spawnThread {
+            try? agent.run()
+            done.signal()
+        }
+        defer {
+            agent.requestStop()
+            _ = done.wait(timeout: .now() + 10)
+        }
+        func probedPairs() -> Set<String> {
+            correlator.state.withLock { state in
+                Set(
+                    state.order.compactMap { state.stored[$0] }.compactMap { try? Report(json: Data($0.utf8)) }
+                        .flatMap { $0.pairs.filter { $0.sent > 0 }.map { "\($0.src)>\($0.dst)" } })
+            }
+        }
+        #expect(eventually { !correlator.state.withLock { $0.pinglistRequests }.isEmpty })
+        #expect(correlator.state.withLock { $0.pinglistRequests.first } == "n1 Bearer t0ken")
+        // Served: the agent probes what it says...
+        correlator.state.withLock {
+            $0.pinglist = #"{"node": "n1", "pairs": [{"src": "n1/0", "dst": "n1/0", "class": "loopback"}]}"#
+        }
+        #expect(eventually(within: 20) { probedPairs().contains("n1/0>n1/0") })
+        // ...and a new plan is picked up at the next refresh.
+        correlator.state.withLock {
+            $0.pinglist = #"{"node": "n1", "pairs": [{"src": "n1/1", "dst": "n1/1", "class": "loopback"}]}"#
+        }
+        #expect(eventually(within: 20) { probedPairs().contains("n1/1>n1/1") })
     }
 
     @Test func reloadPicksUpFaultsAndStopReportsTheLastWindow() throws {

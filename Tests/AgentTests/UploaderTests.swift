@@ -18,6 +18,9 @@ final class FakeCorrelator: Sendable {
         var posts = 0
         var failNextAfterStoring = 0
         var tokens: Set<String> = []
+        /// What GET /v1/pinglist/{node} answers (the planner's JSON); nil for 404.
+        var pinglist: String?
+        var pinglistRequests: [String] = []
     }
     let state = Locked(State())
 
@@ -44,6 +47,14 @@ final class FakeCorrelator: Sendable {
                     return .error(503, "busy")
                 }
                 return HTTPResponse(status: 202)
+            }
+        }
+        router.get("/v1/pinglist/{node}") { [state] request in
+            state.withLock { state -> HTTPResponse in
+                state.pinglistRequests.append(
+                    "\(request.pathParameters["node"] ?? "") \(request.headers["Authorization"] ?? "")")
+                guard let pinglist = state.pinglist else { return .error(404, "no pinglist") }
+                return HTTPResponse(status: 200, headers: ["Content-Type": "application/json"], body: Array(pinglist.utf8))
             }
         }
         return router
