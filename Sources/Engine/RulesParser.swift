@@ -668,12 +668,7 @@ fileprivate extension Setting.Kind {
             else { return .failure(wrong) }
             return .success(.windows(k, of: m))
         case .duration:
-            let units: [Character: Int] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
-            let unit = text.last.flatMap { units[$0] }
-            guard let number = wholeNumber(unit == nil ? text : text.dropLast()),
-                number <= 30 * 86_400,  // before multiplying: no overflow
-                case let seconds = number * (unit ?? 1), (1...(30 * 86_400)).contains(seconds)
-            else { return .failure(wrong) }
+            guard let seconds = durationSeconds(text) else { return .failure(wrong) }
             return .success(.seconds(seconds))
         }
     }
@@ -691,6 +686,17 @@ fileprivate extension Setting.Kind {
             else { "\(seconds)s" }
         }
     }
+}
+
+/// A duration of the rules files and runbook headers in seconds: `45`, `90s`, `30m`, `24h` or `7d`,
+/// from 1 s to 30 days; nil for anything else.
+public func durationSeconds(_ text: some StringProtocol) -> Int? {
+    let units: [Character: Int] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
+    let unit = text.last.flatMap { units[$0] }
+    let digits = Substring(unit == nil ? Substring(text) : Substring(text).dropLast())
+    guard let number = wholeNumber(digits), number <= 30 * 86_400 else { return nil }  // no overflow below
+    let seconds = number * (unit ?? 1)
+    return (1...(30 * 86_400)).contains(seconds) ? seconds : nil
 }
 
 /// Plain decimal digits, nothing else (no sign, no underscores).

@@ -97,7 +97,7 @@ public struct RunbookHeader: Sendable, Equatable {
                 }
                 var after = 0
                 if words.count > 1 {
-                    guard words.count == 3, words[1] == "after", let seconds = Self.duration(words[2]) else {
+                    guard words.count == 3, words[1] == "after", let seconds = durationSeconds(words[2]) else {
                         problem(entry.line, "'\(part.prefix(40))': a step is ACTION or ACTION after DURATION (such as 30m)")
                         continue
                     }
@@ -121,18 +121,6 @@ public struct RunbookHeader: Sendable, Equatable {
             return !name.isEmpty && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }
         }
         return false
-    }
-
-    /// `90s`, `30m`, `24h`, `7d` or plain seconds, up to 30 days.
-    static func duration(_ text: String) -> Int? {
-        let units: [Character: Int] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
-        let unit = text.last.flatMap { units[$0] }
-        let digits = unit == nil ? Substring(text) : text.dropLast()
-        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let number = Int(digits),
-            number <= 30 * 86_400
-        else { return nil }
-        let seconds = number * (unit ?? 1)
-        return seconds <= 30 * 86_400 ? seconds : nil
     }
 }
 

@@ -3,6 +3,7 @@
 // someone else took out, and releases only what Faultline quarantined. docs/remediation.md.
 
 import Engine
+import FleetModel
 import Foundation
 
 /// A node's state as the scheduler (or whatever the action drives) reports it.
@@ -24,12 +25,8 @@ public struct SchedulerState: Sendable, Equatable {
 
     /// `{"node": ..., "quarantined": ..., "ours": ..., "reason": ...}`: `action run status --json`.
     public var jsonLine: String {
-        func quoted(_ text: String) -> String {
-            let data = try? JSONEncoder().encode(text)
-            return data.map { String(decoding: $0, as: UTF8.self) } ?? "\"\""
-        }
-        return "{\"node\": \(quoted(node)), \"quarantined\": \(quarantined), \"ours\": \(ours), "
-            + "\"reason\": \(quoted(reason))}"
+        "{\"node\": \(JSONValue.string(node).jsonText), \"quarantined\": \(quarantined), \"ours\": \(ours), "
+            + "\"reason\": \(JSONValue.string(reason).jsonText)}"
     }
 }
 
