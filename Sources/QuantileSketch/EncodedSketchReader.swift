@@ -17,7 +17,11 @@ public struct EncodedSketchReader: Sendable {
     private let order: [Int]
     private let maxBins: Int
     private let mapping = IndexMapping.default
-    /// The decoded protobuf bytes of the last sketch read in place (one byte of slack at the end).
+    /// `mapping.value(ofKey:)` of the keys from `firstTabledKey` on, computed once: every latency
+    /// from a picosecond to days (the walk would otherwise call exp2 for every answer).
+    private let values: [Double]
+    private let firstTabledKey: Int
+    /// The decoded protobuf bytes of the last sketch read in place (with StrictBase64's slack).
     private var bytes: [UInt8] = []
     /// The last sketch's count of values.
     public private(set) var count: UInt64 = 0
@@ -35,12 +39,15 @@ public struct EncodedSketchReader: Sendable {
         self.ascending = order.map { quantiles[$0] }
         self.maxBins = maxBins
         self.answers = [Double](repeating: 0, count: quantiles.count)
+        let mapping = self.mapping
+        firstTabledKey = mapping.key(0x1p-20)
+        values = (firstTabledKey...mapping.key(0x1p40)).map { mapping.value(ofKey: $0) }
     }
 
     /// Reads a sketch carried as base64 (RFC 4648, with padding), as a report's `rttMicros` does.
     /// Returns false when the text is not base64; throws what decoding the bytes would throw.
     public mutating func read(base64 text: String) throws(SketchError) -> Bool {
-        let needed = text.utf8.count / 4 * 3 + 1
+        let needed = StrictBase64.outputCapacity(forLength: text.utf8.count)
         if bytes.count < needed { bytes = [UInt8](repeating: 0, count: max(needed, 2 * bytes.count)) }
         let length = text.utf8.withContiguousStorageIfAvailable { utf8 in
             bytes.withUnsafeMutableBufferPointer { StrictBase64.decode(utf8, into: $0) }
@@ -70,58 +77,55 @@ public struct EncodedSketchReader: Sendable {
     }
 
     /// Reads the canonical form in place; false, with nothing changed, when the bytes are anything
-    /// else or anything about them would make the full decoder throw.
+    /// else, when anything about them would make the full decoder throw, or when the count is 2^31
+    /// or more (the full decoder answers those alike, only slower).
     private mutating func readCanonical(_ buffer: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard let sketch = CanonicalSketch(buffer, maxBins: maxBins) else { return false }
-        count = sketch.count
-        guard sketch.count > 0, !order.isEmpty else { return true }
-        // The same walk as QuantileSketch.quantiles: zeros first, then the positive bins by key.
-        let counts = UnsafeRawPointer(buffer.baseAddress!) + sketch.countsOffset
-        let last = Double(sketch.count - 1)
-        let wanted = order.count
-        answers.withUnsafeMutableBufferPointer { answers in
-            var next = 0
-            var rank = ascending[0] * last
-            var seen = sketch.zeroCount
-            while next < wanted, Double(seen) > rank {
-                answers[order[next]] = 0
-                next += 1
-                if next < wanted { rank = ascending[next] * last }
+        guard let sketch = CanonicalSketch(buffer, maxBins: maxBins),
+            let total = sketch.total(), total < 1 << 31
+        else { return false }
+        count = total
+        guard total > 0 else { return true }
+        // The same answers as QuantileSketch.quantiles, whose walk takes the zeros first, then the
+        // positive bins by key, and answers a quantile q with the first bin where the values seen
+        // so far exceed q·(count − 1). As the values seen are whole, exceeding that rank is
+        // exceeding its whole part: each quantile's bin is the number of bins where the values
+        // seen do not exceed its whole rank. Counted for four quantiles at once, without a branch
+        // (which bin a quantile falls in is a coin toss per sketch).
+        let last = Double(total - 1)
+        var group = 0
+        while group < order.count {
+            var ranks = SIMD4<Int32>(repeating: .max)
+            for lane in 0..<min(4, order.count - group) { ranks[lane] = Int32(ascending[group + lane] * last) }
+            let zeros = Int32(sketch.zeroCount)
+            let binsBefore = sketch.binsNotExceeding(ranks, after: zeros)
+            for lane in 0..<min(4, order.count - group) {
+                answers[order[group + lane]] = zeros > ranks[lane] ? 0 : value(ofKey: sketch.firstKey &+ Int(binsBefore[lane]))
             }
-            var element = 0
-            // The counts add up to the sketch's count and the last rank is below it: the walk ends.
-            while next < wanted {
-                let bits = counts.loadUnaligned(fromByteOffset: 8 &* element, as: UInt64.self)
-                seen &+= SmallCount.value(UInt64(littleEndian: bits))!  // CanonicalSketch checked it
-                if Double(seen) > rank {
-                    let value = mapping.value(ofKey: sketch.firstKey &+ element)
-                    repeat {
-                        answers[order[next]] = value
-                        next += 1
-                        if next < wanted { rank = ascending[next] * last }
-                    } while next < wanted && Double(seen) > rank
-                }
-                element &+= 1
-            }
+            group += 4
         }
         return true
     }
+
+    private func value(ofKey key: Int) -> Double {
+        let place = key &- firstTabledKey
+        return place >= 0 && place < values.count ? values[place] : mapping.value(ofKey: key)
+    }
 }
 
-/// Where the parts of a canonically encoded sketch lie, every count checked as the full decoder
-/// checks it.
+/// Where the parts of a canonically encoded sketch lie, its layout checked as the full decoder
+/// checks it; `total()` checks the counts.
 private struct CanonicalSketch {
+    let base: UnsafeRawPointer
     var countsOffset = 0
+    var bins = 0
     var firstKey = 0
     var zeroCount: UInt64 = 0
-    var count: UInt64 = 0
 
     /// Nil unless the bytes are, in this order: the mapping message holding exactly the default
     /// gamma; optionally the positive store holding one packed run of at most `maxBins` (and 1,024)
-    /// counts and optionally its index offset; optionally the zero count. Every count a whole
-    /// number below 2^52 (`SmallCount`), at most 2^53 in all.
+    /// counts and optionally its index offset; optionally the zero count.
     init?(_ buffer: UnsafeBufferPointer<UInt8>, maxBins: Int) {
-        let base = UnsafeRawPointer(buffer.baseAddress!)
+        base = UnsafeRawPointer(buffer.baseAddress!)
         let end = buffer.count
         // The mapping: tag, length 9, gamma's tag, gamma.
         guard end >= 11, buffer[0] == 0x0A, buffer[1] == 9, buffer[2] == 0x09,
@@ -129,7 +133,6 @@ private struct CanonicalSketch {
                 == IndexMapping.defaultGamma
         else { return nil }
         var position = 11
-        var positive: UInt64 = 0
         if position < end && buffer[position] == 0x12 {
             position += 1
             guard let length = Self.varint(buffer, &position), length <= end - position else { return nil }
@@ -138,15 +141,10 @@ private struct CanonicalSketch {
             position += 1
             guard let packed = Self.varint(buffer, &position), packed <= storeEnd - position, packed % 8 == 0
             else { return nil }
-            let elements = packed / 8
-            // At most 1,024 counts of at most 2^53: the sum cannot wrap before the check below.
-            guard elements <= min(maxBins, 1024) else { return nil }
+            bins = packed / 8
+            // At most 1,024 counts of less than 2^52: their sum cannot wrap.
+            guard bins <= min(maxBins, 1024) else { return nil }
             countsOffset = position
-            for element in 0..<elements {
-                let bits = base.loadUnaligned(fromByteOffset: position &+ 8 &* element, as: UInt64.self)
-                guard let binCount = SmallCount.value(UInt64(littleEndian: bits)) else { return nil }
-                positive &+= binCount
-            }
             position += packed
             if position < storeEnd {
                 guard buffer[position] == 0x18 else { return nil }
@@ -156,7 +154,7 @@ private struct CanonicalSketch {
                 firstKey = Int(Int32(bitPattern: (bits >> 1) ^ (0 &- (bits & 1))))
             }
             // Every key of the run fits 32 bits (the decoder checks the last non-zero one).
-            guard firstKey + elements - 1 <= Int(Int32.max) else { return nil }
+            guard firstKey + bins - 1 <= Int(Int32.max) else { return nil }
         }
         if position < end && buffer[position] == 0x21 {
             guard end - position >= 9 else { return nil }
@@ -165,9 +163,41 @@ private struct CanonicalSketch {
             zeroCount = value
             position += 9
         }
-        guard position == end, positive <= QuantileSketch.maxCount else { return nil }
-        count = positive + zeroCount
-        guard count <= QuantileSketch.maxCount else { return nil }
+        guard position == end else { return nil }
+    }
+
+    /// The count of a bin, which `total()` has checked.
+    @inline(__always)
+    private func bin(_ index: Int) -> UInt64 {
+        SmallCount.unchecked(UInt64(littleEndian: base.loadUnaligned(fromByteOffset: countsOffset &+ 8 &* index, as: UInt64.self)))
+    }
+
+    /// The sketch's count of values; nil unless every bin's count is a whole number below 2^52
+    /// (`SmallCount`) and all of them, with the zeros, at most 2^53.
+    func total() -> UInt64? {
+        var sum = zeroCount
+        var valid: UInt8 = 1
+        for index in 0..<bins {
+            let bits = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: countsOffset &+ 8 &* index, as: UInt64.self))
+            valid &= unsafeBitCast(SmallCount.isValid(bits), to: UInt8.self)  // no branch per bin
+            sum &+= SmallCount.unchecked(bits)
+        }
+        return valid == 0 || sum > QuantileSketch.maxCount ? nil : sum
+    }
+
+    /// For each lane, how many bins there are before the values seen (`zeros`, then each bin's)
+    /// exceed the lane's rank. The total must be below 2^31.
+    func binsNotExceeding(_ ranks: SIMD4<Int32>, after zeros: Int32) -> SIMD4<Int32> {
+        var seen = zeros
+        var notExceeding = SIMD4<Int32>.zero
+        for index in 0..<bins {
+            seen &+= Int32(truncatingIfNeeded: bin(index))
+            notExceeding[0] &+= Int32(unsafeBitCast(seen <= ranks[0], to: UInt8.self))
+            notExceeding[1] &+= Int32(unsafeBitCast(seen <= ranks[1], to: UInt8.self))
+            notExceeding[2] &+= Int32(unsafeBitCast(seen <= ranks[2], to: UInt8.self))
+            notExceeding[3] &+= Int32(unsafeBitCast(seen <= ranks[3], to: UInt8.self))
+        }
+        return notExceeding
     }
 
     /// A varint of at most 4 bytes (lengths and keys of a canonical sketch); nil otherwise.
@@ -191,15 +221,27 @@ private struct CanonicalSketch {
 /// decoder judges it.
 enum SmallCount {
     private static let twoToThe52Bits: UInt64 = 0x4330_0000_0000_0000
+    private static let twoToThe52 = 4_503_599_627_370_496.0
 
     @inline(__always)
     static func value(_ bits: UInt64) -> UInt64? {
-        guard bits < twoToThe52Bits else { return nil }
-        // Adding 2^52 leaves a double whose ulp is 1: a whole number survives the round trip, and
-        // its low bits are then the number itself.
-        let shifted = Double(bitPattern: bits) + 4_503_599_627_370_496.0
-        guard shifted - 4_503_599_627_370_496.0 == Double(bitPattern: bits) else { return nil }
-        return shifted.bitPattern &- twoToThe52Bits
+        isValid(bits) ? unchecked(bits) : nil
+    }
+
+    /// Whether `bits` are a whole number in [+0, 2^52), decided without a branch: adding 2^52
+    /// leaves a double whose ulp is 1, so a whole number survives the round trip.
+    @inline(__always)
+    static func isValid(_ bits: UInt64) -> Bool {
+        let shifted = Double(bitPattern: bits) + twoToThe52
+        let inRange = unsafeBitCast(bits < twoToThe52Bits, to: UInt8.self)
+        let whole = unsafeBitCast(shifted - twoToThe52 == Double(bitPattern: bits), to: UInt8.self)
+        return inRange & whole != 0
+    }
+
+    /// The number, when `isValid(bits)`: the low bits of the shifted double; garbage otherwise.
+    @inline(__always)
+    static func unchecked(_ bits: UInt64) -> UInt64 {
+        (Double(bitPattern: bits) + twoToThe52).bitPattern &- twoToThe52Bits
     }
 }
 
@@ -211,7 +253,7 @@ public enum StrictBase64 {
     public static func decode(_ text: String) -> [UInt8]? {
         var text = text
         return text.withUTF8 { utf8 -> [UInt8]? in
-            var output = [UInt8](repeating: 0, count: utf8.count / 4 * 3 + 1)
+            var output = [UInt8](repeating: 0, count: outputCapacity(forLength: utf8.count))
             guard let length = output.withUnsafeMutableBufferPointer({ decode(utf8, into: $0) }) else { return nil }
             output.removeLast(output.count - length)
             return output
@@ -222,7 +264,7 @@ public enum StrictBase64 {
     /// in their place of the quad's 24, or 0x0100_0000 and up for a character outside the alphabet.
     private static let tables: [UInt32] = {
         var tables = [UInt32](repeating: 0xFF00_0000, count: 1024)
-        for (value, character) in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8.enumerated() {
+        for (value, character) in alphabet.enumerated() {
             for position in 0..<4 {
                 tables[position * 256 + Int(character)] = UInt32(value) << (18 - 6 * position)
             }
@@ -230,30 +272,67 @@ public enum StrictBase64 {
         return tables
     }()
 
-    /// Decodes `text` into `output`, which has room for `text.count / 4 * 3 + 1` bytes; the decoded
-    /// length, or nil when the text is not strict base64.
+    /// Two characters at once, indexed by their bytes as a little-endian UInt16: their 12 bits, or
+    /// 0xF000 for a pair with a character outside the alphabet. 128 KB, of which the pairs of
+    /// alphabet characters, the only ones read often, touch about 12 KB.
+    private static let pairTable: [UInt16] = {
+        var table = [UInt16](repeating: 0xF000, count: 65536)
+        for (high, first) in alphabet.enumerated() {
+            for (low, second) in alphabet.enumerated() {
+                table[Int(first) | Int(second) << 8] = UInt16(high << 6 | low)
+            }
+        }
+        return table
+    }()
+
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+
+    /// The room `decode(_:into:)` needs for text of `length` characters: the decoded bytes and the
+    /// slack its 8-byte stores write past them.
+    public static func outputCapacity(forLength length: Int) -> Int { length / 4 * 3 + 2 }
+
+    /// Decodes `text` into `output`, which has `outputCapacity(forLength: text.count)` bytes; the
+    /// decoded length, or nil when the text is not strict base64.
     static func decode(_ text: UnsafeBufferPointer<UInt8>, into output: UnsafeMutableBufferPointer<UInt8>) -> Int? {
         guard text.count % 4 == 0 else { return nil }
         guard !text.isEmpty else { return 0 }
-        precondition(output.count >= text.count / 4 * 3 + 1)
+        precondition(output.count >= outputCapacity(forLength: text.count))
         let padding = text[text.count - 1] != UInt8(ascii: "=") ? 0 : text[text.count - 2] != UInt8(ascii: "=") ? 1 : 2
         let quads = text.count / 4
         return tables.withUnsafeBufferPointer { tables -> Int? in
             let t = tables.baseAddress!
-            let input = text.baseAddress!
+            let input = UnsafeRawPointer(text.baseAddress!)
             let out = UnsafeMutableRawPointer(output.baseAddress!)
             var bad: UInt32 = 0
-            // Every quad but a padded last one: 24 bits out, written as 4 bytes (one of slack).
+            // Every quad but a padded last one, two at a time: 8 characters read at once, four
+            // pairs looked up, their 48 bits written as 8 bytes (two of slack).
             let full = padding == 0 ? quads : quads - 1
-            for quad in 0..<full {
-                let at = input + 4 &* quad
+            var quad = 0
+            pairTable.withUnsafeBufferPointer { pairs in
+                let p = pairs.baseAddress!
+                var pairsBad: UInt16 = 0
+                while quad &+ 2 <= full {
+                    let eight = UInt64(littleEndian: input.loadUnaligned(fromByteOffset: 4 &* quad, as: UInt64.self))
+                    let a = p[Int(eight & 0xFFFF)]
+                    let b = p[Int(eight >> 16 & 0xFFFF)]
+                    let c = p[Int(eight >> 32 & 0xFFFF)]
+                    let d = p[Int(eight >> 48)]
+                    pairsBad |= a | b | c | d
+                    let bits = UInt64(a) << 52 | UInt64(b) << 40 | UInt64(c) << 28 | UInt64(d) << 16
+                    out.storeBytes(of: bits.bigEndian, toByteOffset: 3 &* quad, as: UInt64.self)
+                    quad &+= 2
+                }
+                bad = UInt32(pairsBad & 0xF000) << 12  // a bad pair makes the quads' check fail
+            }
+            if quad < full {
+                let at = text.baseAddress! + 4 &* quad
                 let word = t[Int(at[0])] | t[256 &+ Int(at[1])] | t[512 &+ Int(at[2])] | t[768 &+ Int(at[3])]
                 bad |= word
                 out.storeBytes(of: (word << 8).bigEndian, toByteOffset: 3 &* quad, as: UInt32.self)
             }
             guard bad < 0x0100_0000 else { return nil }
             guard padding > 0 else { return 3 * quads }
-            let at = input + 4 * (quads - 1)
+            let at = text.baseAddress! + 4 * (quads - 1)
             var word = t[Int(at[0])] | t[256 + Int(at[1])]
             if padding == 1 { word |= t[512 + Int(at[2])] }
             // The unused bits of the last character must be zero.

@@ -56,6 +56,20 @@ struct EncodedSketchReaderTests {
         expectSameAnswers(try QuantileSketch().encoded(), &reader)  // empty: count 0
     }
 
+    /// Counts on both sides of 2^31 (where the in-place walk hands over to the full decoder), with
+    /// and without zeros, and bins so heavy that a quantile's rank falls in their middle.
+    @Test func largeCountsAnswerAsDecoded() throws {
+        var reader = try EncodedSketchReader(quantiles: testQuantiles)
+        let limit: UInt64 = 1 << 31
+        for (heavy, zeros) in [(limit - 3, UInt64(2)), (limit - 2, 2), (limit - 1, 0), (limit, 0), (limit / 2, limit / 2)] {
+            var sketch = try QuantileSketch()
+            try sketch.add(12.5, count: heavy)
+            try sketch.add(contentsOf: [3, 40, 900])
+            if zeros > 0 { try sketch.add(0, count: zeros) }
+            expectSameAnswers(sketch.encoded(), &reader)
+        }
+    }
+
     /// Everything else goes through the full decoder and still answers alike: negative values,
     /// other accuracies and interpolations, map-form bins, repeated stores.
     @Test func otherFormsAnswerAsDecoded() throws {
@@ -122,7 +136,7 @@ struct EncodedSketchReaderTests {
             if generator.next() % 2 == 0 && !text.isEmpty {
                 text[Int(generator.next() % UInt64(text.count))] = alphabet[Int(generator.next() % UInt64(alphabet.count))]
             }
-            var output = [UInt8](repeating: 0, count: text.count / 4 * 3 + 1)
+            var output = [UInt8](repeating: 0, count: StrictBase64.outputCapacity(forLength: text.count))
             let length = text.withUnsafeBufferPointer { text in
                 output.withUnsafeMutableBufferPointer { StrictBase64.decode(text, into: $0) }
             }
