@@ -26,7 +26,7 @@ let package = Package(
         // The quantile sketch: DDSketch semantics and its protobuf codec. Imports nothing of ours.
         .target(name: "QuantileSketch"),
         // The fleet's vocabulary: identifiers, topology, probe paths. Pure; Foundation for JSON only.
-        .target(name: "FleetModel"),
+        .target(name: "FleetModel", dependencies: ["QuantileSketch"]),
         // The pure core: windows, pair statistics, baselines, localization, findings. No I/O.
         .target(name: "Engine", dependencies: ["FleetModel", "QuantileSketch"]),
         // The remediation policy: findings and operator commands in, decisions out. No I/O.

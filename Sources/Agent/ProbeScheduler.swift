@@ -317,7 +317,7 @@ public struct ProbeScheduler: Sendable {
             let wirePairs = pairs.keys.sorted().compactMap { target -> Report.Pair? in
                 let pair = pairs[target]!
                 guard pair.sent > 0 || pair.errors > 0 else { return nil }
-                let sketch = pair.rtt.count > 0 ? Data(pair.rtt.encoded()).base64EncodedString() : nil
+                let sketch = pair.rtt.count > 0 ? WireSketch.bytes(pair.rtt.encoded()) : nil
                 return Report.Pair(
                     src: target.src, dst: target.dst, sent: pair.sent, lost: pair.lost, errors: pair.errors,
                     rttMicros: sketch, path: pair.path)

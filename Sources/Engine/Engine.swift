@@ -255,8 +255,7 @@ public struct Engine: Sendable {
             }
             var quantiles: (p50: Double, p90: Double, p99: Double, p999: Double)?
             if sent > lost {
-                guard let text = pairs[entry].rttMicros, (try? sketchReader.read(base64: text)) == true,
-                    sketchReader.count == UInt64(sent - lost)
+                guard let sketch = pairs[entry].rttMicros, read(sketch), sketchReader.count == UInt64(sent - lost)
                 else {
                     counters.pairsInvalidSketch += 1
                     continue
@@ -276,6 +275,12 @@ public struct Engine: Sendable {
                     p50: quantiles?.p50, p90: quantiles?.p90, p99: quantiles?.p99, p999: quantiles?.p999))
             window.owners.append((node, Int32(entry)))
         }
+    }
+
+    /// Reads a pair's sketch into `sketchReader`; false when it does not decode.
+    private mutating func read(_ sketch: WireSketch) -> Bool {
+        guard let bytes = sketch.decodedBytes else { return false }
+        return bytes.withUnsafeBufferPointer { (try? sketchReader.read(bytes: $0)) != nil }
     }
 
     /// The finding a blame would make: its class, confidence and evidence.

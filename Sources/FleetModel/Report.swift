@@ -4,8 +4,8 @@
 
 import Foundation
 
-/// One agent's report for one window. Sketches stay base64 text here: the engine decodes them,
-/// and a sketch that fails to decode invalidates its pair only.
+/// One agent's report for one window. Sketches are out of their base64 (`WireSketch`) but not
+/// decoded: the engine decodes them, and a sketch that fails to decode invalidates its pair only.
 public struct Report: Sendable, Equatable {
     public enum Transport: String, Sendable, Codable, CaseIterable {
         case verbsRC = "verbs-rc"
@@ -22,13 +22,13 @@ public struct Report: Sendable, Equatable {
         public var lost: Int
         /// Probes that could not be sent at all (not in `sent`).
         public var errors: Int
-        /// Base64 DDSketch of the round-trip times (µs) of the `sent - lost` probes that returned.
-        public var rttMicros: String?
+        /// The DDSketch of the round-trip times (µs) of the `sent - lost` probes that returned.
+        public var rttMicros: WireSketch?
         /// The switches crossed, in order, when the agent knows them.
         public var path: [SwitchName]?
 
         public init(
-            src: EndpointID, dst: EndpointID, sent: Int, lost: Int, errors: Int = 0, rttMicros: String?,
+            src: EndpointID, dst: EndpointID, sent: Int, lost: Int, errors: Int = 0, rttMicros: WireSketch?,
             path: [SwitchName]? = nil
         ) {
             self.src = src
@@ -155,7 +155,7 @@ public struct Report: Sendable, Equatable {
             pairs.append(
                 Pair(
                     src: src, dst: dst, sent: entry.sent, lost: entry.lost, errors: errors,
-                    rttMicros: entry.rttMicros, path: path))
+                    rttMicros: entry.rttMicros.map(WireSketch.init(base64:)), path: path))
         }
         self.init(
             node: node, windowStart: start, windowSeconds: wire.windowSeconds,
@@ -177,7 +177,7 @@ public struct Report: Sendable, Equatable {
                 "\"lost\": \(pair.lost)",
             ]
             if pair.errors != 0 { parts.append("\"errors\": \(pair.errors)") }
-            if let sketch = pair.rttMicros { parts.append("\"rttMicros\": \(jsonQuote(sketch))") }
+            if let sketch = pair.rttMicros { parts.append("\"rttMicros\": \(jsonQuote(sketch.base64))") }
             if let path = pair.path {
                 parts.append("\"path\": [\(path.map { "\"\($0)\"" }.joined(separator: ", "))]")
             }

@@ -253,8 +253,7 @@ public enum ServiceAPI {
                 "src": .string(pair.src.description), "dst": .string(pair.dst.description),
                 "sent": .number(Double(pair.sent)), "lost": .number(Double(pair.lost)),
             ]
-            if let text = pair.rttMicros, let bytes = Data(base64Encoded: text),
-                let sketch = try? QuantileSketch(decoding: bytes),
+            if let bytes = pair.rttMicros?.decodedBytes, let sketch = try? QuantileSketch(decoding: bytes),
                 let answers = try? sketch.quantiles([0.5, 0.99])
             {
                 entry["p50Micros"] = .number((answers[0] * 1000).rounded() / 1000)

@@ -288,19 +288,19 @@ public struct FleetSimulator: Sendable {
                 }
                 rtts.append(pair.median * exp(pair.sigma * normal) * noiseFactor * effect.factor)
             }
-            var sketchText: String?
+            var sketchBytes: WireSketch?
             if !rtts.isEmpty {
                 do {
                     var sketch = try QuantileSketch()
                     try sketch.add(contentsOf: rtts)
-                    sketchText = Data(sketch.encoded()).base64EncodedString()
+                    sketchBytes = .bytes(sketch.encoded())
                 } catch {
                     preconditionFailure("simulated RTTs are finite and positive: \(error)")
                 }
             }
             reportPairs.append(
                 Report.Pair(
-                    src: pair.src, dst: pair.dst, sent: probes, lost: lost, rttMicros: sketchText,
+                    src: pair.src, dst: pair.dst, sent: probes, lost: lost, rttMicros: sketchBytes,
                     path: pair.route))
         }
         return Report(

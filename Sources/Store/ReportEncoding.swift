@@ -56,21 +56,20 @@ public enum PairsEncoding {
             appendZigzag(Int64(pair.errors), to: &body)
             var flags: UInt8 = 0
             var sketchBytes: [UInt8]?
-            if let text = pair.rttMicros {
-                // Canonical base64 only (it encodes back to the very same text): anything else is
-                // kept as text.
-                if let raw = StrictBase64.decode(text) {
-                    if let compact = SketchCompaction.compact(raw) {
-                        flags |= flagCompactSketch
-                        sketchBytes = compact
-                    } else {
-                        flags |= flagRawSketch
-                        sketchBytes = raw
-                    }
+            switch pair.rttMicros {
+            case .bytes(let raw)?:
+                if let compact = SketchCompaction.compact(raw) {
+                    flags |= flagCompactSketch
+                    sketchBytes = compact
                 } else {
-                    flags |= flagTextSketch
-                    sketchBytes = Array(text.utf8)
+                    flags |= flagRawSketch
+                    sketchBytes = raw
                 }
+            case .text(let text)?:
+                // Not strict base64: kept as the text that came.
+                flags |= flagTextSketch
+                sketchBytes = Array(text.utf8)
+            case nil: break
             }
             if pair.path != nil { flags |= flagPath }
             body.append(flags)
@@ -134,15 +133,14 @@ public enum PairsEncoding {
             guard flags & ~(sketchFlags | flagPath) == 0, (flags & sketchFlags).nonzeroBitCount <= 1 else {
                 throw EncodingError("bad pair flags \(flags)")
             }
-            var sketch: String?
+            var sketch: WireSketch?
             if flags & sketchFlags != 0 {
                 let length = try reader.count(limit: bytes.count)
                 let stored = try reader.bytes(length)
                 switch flags & sketchFlags {
-                case flagCompactSketch:
-                    sketch = Data(try SketchCompaction.expand(Array(stored))).base64EncodedString()
-                case flagRawSketch: sketch = Data(stored).base64EncodedString()
-                default: sketch = String(decoding: stored, as: UTF8.self)
+                case flagCompactSketch: sketch = .bytes(try SketchCompaction.expand(Array(stored)))
+                case flagRawSketch: sketch = .bytes(Array(stored))
+                default: sketch = .text(String(decoding: stored, as: UTF8.self))
                 }
             }
             var path: [SwitchName]?

@@ -51,9 +51,8 @@ func drive(
 }
 
 func quantile(_ pair: Report.Pair, _ q: Double) throws -> Double {
-    let text = try #require(pair.rttMicros)
-    let bytes = try #require(Data(base64Encoded: text))
-    return try #require(try QuantileSketch(decoding: Array(bytes)).quantile(q))
+    let bytes = try #require(pair.rttMicros?.decodedBytes)
+    return try #require(try QuantileSketch(decoding: bytes).quantile(q))
 }
 
 @Suite struct SchedulerTests {
@@ -109,9 +108,8 @@ func quantile(_ pair: Report.Pair, _ q: Double) throws -> Double {
         #expect(totals.lost == scheduler.counters.lost)
         #expect(scheduler.counters.late == scheduler.counters.lost)
         for pair in reports.flatMap(\.pairs) {
-            let text = try #require(pair.rttMicros)
-            let bytes = try #require(Data(base64Encoded: text))
-            let sketch = try QuantileSketch(decoding: Array(bytes))
+            let bytes = try #require(pair.rttMicros?.decodedBytes)
+            let sketch = try QuantileSketch(decoding: bytes)
             #expect(Int(sketch.count) == pair.sent - pair.lost)  // late replies never enter a sketch
             #expect(try #require(try sketch.quantile(1)) < 2_000)
         }
@@ -130,8 +128,8 @@ func quantile(_ pair: Report.Pair, _ q: Double) throws -> Double {
         for report in reports {
             let pair = report.pairs[0]
             #expect(pair.lost == 0)
-            let bytes = try #require(Data(base64Encoded: pair.rttMicros ?? ""))
-            let sketch = try QuantileSketch(decoding: Array(bytes))
+            let bytes = try #require(pair.rttMicros?.decodedBytes)
+            let sketch = try QuantileSketch(decoding: bytes)
             #expect(Int(sketch.count) == pair.sent)
             #expect(abs(try #require(try sketch.quantile(0.5)) - 200_000) < 2_000)
         }

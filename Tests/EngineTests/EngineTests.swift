@@ -73,10 +73,10 @@ struct Fleet {
                                 baseRTT(path.pathClass) * factor * (1 + 0.05 * generator.nextUnit()))
                         }
                     }
-                    let base64 = lost == probes ? nil : Data(sketch.encoded()).base64EncodedString()
+                    let encoded = lost == probes ? nil : WireSketch.bytes(sketch.encoded())
                     pairs.append(
                         Report.Pair(
-                            src: src, dst: dst, sent: probes, lost: lost, rttMicros: base64, path: route))
+                            src: src, dst: dst, sent: probes, lost: lost, rttMicros: encoded, path: route))
                 }
             }
             return Report(
@@ -255,7 +255,7 @@ struct EngineTests {
         stranger.node = NodeName("not-in-topology")!
         #expect(engine.ingest(stranger) == .unknownNode)
         var broken = first[1]
-        broken.pairs[0].rttMicros = "AAAA"  // valid base64, not a sketch
+        broken.pairs[0].rttMicros = WireSketch(base64: "AAAA")  // valid base64, not a sketch
         broken.pairs[1].dst = EndpointID("nowhere/0")!
         #expect(engine.ingest(broken) == .accepted)
         _ = engine.advance(to: fleet.start.adding(seconds: 20))

@@ -173,9 +173,9 @@ struct AgentFleetTests {
                     #expect(pair.path == expectedPath)
                     totals.sent[dst, default: 0] += pair.sent
                     totals.lost[dst, default: 0] += pair.lost
-                    guard let text = pair.rttMicros else { continue }
-                    let bytes = try #require(Data(base64Encoded: text))
-                    let sketch = try QuantileSketch(decoding: Array(bytes))
+                    guard let sketchBytes = pair.rttMicros else { continue }
+                    let bytes = try #require(sketchBytes.decodedBytes)
+                    let sketch = try QuantileSketch(decoding: bytes)
                     #expect(Int(sketch.count) == pair.sent - pair.lost)
                     var merged: QuantileSketch = try totals.rtt[key] ?? QuantileSketch()
                     try merged.merge(sketch)

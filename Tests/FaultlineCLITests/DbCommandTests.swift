@@ -42,7 +42,7 @@ private func report(_ node: String, _ start: Int64) throws -> Report {
         agentVersion: "0.3.0", transport: .udp,
         pairs: [
             .init(
-                src: src, dst: src, sent: 4, lost: 0, rttMicros: Data(sketch.encoded()).base64EncodedString())
+                src: src, dst: src, sent: 4, lost: 0, rttMicros: .bytes(sketch.encoded()))
         ])
 }
 

@@ -34,7 +34,7 @@ struct ReplayCommandTests {
                     for i in 0..<20 { try sketch.add(src == dst ? 2 + Double(i) / 100 : 5 + Double(i) / 50) }
                     return Report.Pair(
                         src: src, dst: dst, sent: 20, lost: failing ? 20 : 0,
-                        rttMicros: failing ? nil : Data(sketch.encoded()).base64EncodedString())
+                        rttMicros: failing ? nil : .bytes(sketch.encoded()))
                 }
                 let report = Report(
                     node: node.name,

@@ -200,13 +200,11 @@ struct IngestTests {
         var reports = fixture.simulator.reports(window: 0)
         for index in reports.indices {
             for pairIndex in reports[index].pairs.indices where generator.next() % 3 == 0 {
-                guard let text = reports[index].pairs[pairIndex].rttMicros,
-                    var bytes = Data(base64Encoded: text)
-                else { continue }
+                guard var bytes = reports[index].pairs[pairIndex].rttMicros?.decodedBytes else { continue }
                 let position = Int(generator.next() % UInt64(bytes.count))
                 bytes[position] ^= UInt8(truncatingIfNeeded: generator.next() | 1)
-                if generator.next() % 4 == 0 { bytes = bytes.prefix(position) }
-                reports[index].pairs[pairIndex].rttMicros = bytes.base64EncodedString()
+                if generator.next() % 4 == 0 { bytes = Array(bytes.prefix(position)) }
+                reports[index].pairs[pairIndex].rttMicros = .bytes(bytes)
             }
             #expect(fixture.post(reports[index]).status == 202)
         }

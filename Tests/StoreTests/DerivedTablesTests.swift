@@ -48,8 +48,8 @@ struct DerivedTablesTests {
 
             var merged = try QuantileSketch()
             for seed in 1...3 {
-                let text = try sketchBase64(count: 50, median: 10, seed: UInt64(seed))
-                try merged.merge(try QuantileSketch(decoding: Data(base64Encoded: text)!))
+                let sketch = try sketchBytes(count: 50, median: 10, seed: UInt64(seed))
+                try merged.merge(try QuantileSketch(decoding: sketch.decodedBytes!))
             }
             let aggregates = [
                 ClassAggregate(

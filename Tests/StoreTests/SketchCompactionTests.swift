@@ -76,7 +76,7 @@ struct SketchCompactionTests {
 
         // Through the pairs encoding: the fractional sketch comes back exactly as sent.
         var report = try sampleReport()
-        report.pairs[0].rttMicros = Data(fractional).base64EncodedString()
+        report.pairs[0].rttMicros = .bytes(fractional)
         #expect(try PairsEncoding.decode(PairsEncoding.encode(report.pairs)) == report.pairs)
     }
 

@@ -23,8 +23,8 @@ struct StoreTests {
             #expect(back.first?.jsonLine == report.jsonLine)
             // The sketches decode to the same sketch.
             for (a, b) in zip(back[0].pairs, report.pairs) where a.rttMicros != nil {
-                let left = try QuantileSketch(decoding: Data(base64Encoded: a.rttMicros!)!)
-                let right = try QuantileSketch(decoding: Data(base64Encoded: b.rttMicros!)!)
+                let left = try QuantileSketch(decoding: a.rttMicros!.decodedBytes!)
+                let right = try QuantileSketch(decoding: b.rttMicros!.decodedBytes!)
                 #expect(left == right)
             }
         }
@@ -36,8 +36,8 @@ struct StoreTests {
     func compactEncoding() throws {
         let report = try sampleReport()
         let encoded = PairsEncoding.encode(report.pairs)
-        let base64Bytes = report.pairs.compactMap(\.rttMicros).reduce(0) { $0 + $1.utf8.count }
-        let rawBytes = report.pairs.compactMap(\.rttMicros).reduce(0) { $0 + Data(base64Encoded: $1)!.count }
+        let base64Bytes = report.pairs.compactMap(\.rttMicros).reduce(0) { $0 + $1.base64.utf8.count }
+        let rawBytes = report.pairs.compactMap(\.rttMicros).reduce(0) { $0 + $1.decodedBytes!.count }
         #expect(encoded.count < base64Bytes)
         #expect(encoded.count < rawBytes)  // bin counts as varints, not doubles
         #expect(try PairsEncoding.decode(encoded) == report.pairs)
@@ -46,8 +46,10 @@ struct StoreTests {
     @Test("a sketch whose base64 is not canonical is kept verbatim; a bad one too")
     func nonCanonicalSketchText() throws {
         var report = try sampleReport()
-        report.pairs[0].rttMicros = "not base64!"
-        report.pairs[1].rttMicros = String(report.pairs[1].rttMicros!.dropLast())  // padding missing
+        report.pairs[0].rttMicros = WireSketch(base64: "not base64!")
+        let unpadded = String(report.pairs[1].rttMicros!.base64.dropLast())  // padding missing
+        report.pairs[1].rttMicros = WireSketch(base64: unpadded)
+        #expect(report.pairs[1].rttMicros == .text(unpadded))
         try withStore { store, _ in
             _ = try store.append(report, receivedAt: report.windowStart)
             #expect(try store.reports() == [report])

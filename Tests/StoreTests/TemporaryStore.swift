@@ -31,14 +31,14 @@ func withStore<T>(_ body: (Store, TemporaryDatabase) throws -> T) throws -> T {
     return try body(store, temporary)
 }
 
-/// Base64 of a DDSketch holding `count` seeded lognormal-ish RTTs around `median` µs.
-func sketchBase64(count: Int, median: Double, seed: UInt64) throws -> String {
+/// A DDSketch holding `count` seeded lognormal-ish RTTs around `median` µs, as a report carries it.
+func sketchBytes(count: Int, median: Double, seed: UInt64) throws -> WireSketch {
     var generator = SeededGenerator(seed: seed)
     var sketch = try QuantileSketch(relativeAccuracy: 0.01)
     for _ in 0..<count {
         try sketch.add(median * exp(0.2 * (generator.nextUnit() - 0.5)))
     }
-    return Data(sketch.encoded()).base64EncodedString()
+    return .bytes(sketch.encoded())
 }
 
 /// A report of `node` for the window at `start` with a few pairs: loopback, intra-host, a peer with a
@@ -57,13 +57,13 @@ func sampleReport(
         pairs: [
             .init(
                 src: endpoint(name, 0), dst: endpoint(name, 0), sent: 100, lost: 0,
-                rttMicros: try sketchBase64(count: 100, median: 4, seed: seed)),
+                rttMicros: try sketchBytes(count: 100, median: 4, seed: seed)),
             .init(
                 src: endpoint(name, 0), dst: endpoint(name, 1), sent: 20, lost: 1, errors: 2,
-                rttMicros: try sketchBase64(count: 19, median: 6, seed: seed &+ 1)),
+                rttMicros: try sketchBytes(count: 19, median: 6, seed: seed &+ 1)),
             .init(
                 src: endpoint(name, 3), dst: endpoint("gpu-b002", 3), sent: 20, lost: 0,
-                rttMicros: try sketchBase64(count: 20, median: 9, seed: seed &+ 2),
+                rttMicros: try sketchBytes(count: 20, median: 9, seed: seed &+ 2),
                 path: [SwitchName("leaf-s1-r3")!, SwitchName("spine-04")!, SwitchName("leaf-s2-r3")!]),
             .init(src: endpoint(name, 3), dst: endpoint("gpu-c003", 3), sent: 20, lost: 20, rttMicros: nil),
         ],

@@ -1,0 +1,37 @@
+// A pair's RTT sketch as a report carries it (wire-v1.md §3, `rttMicros`: base64 of the sketch's
+// protobuf bytes), taken out of its base64 once, when the report is read: the store and the engine
+// both want the bytes, and a window of a large fleet has millions of sketches.
+
+import Foundation
+import QuantileSketch
+
+public enum WireSketch: Sendable, Hashable {
+    /// The bytes of strict base64 text (what agents send). Strict base64 is canonical: encoding
+    /// the bytes gives back the very text that came.
+    case bytes([UInt8])
+    /// Text that is not strict base64, kept as it came: the engine judges it (a sketch that does
+    /// not decode invalidates its pair only).
+    case text(String)
+
+    /// The sketch as a report's text carries it.
+    public init(base64 text: String) {
+        self = StrictBase64.decode(text).map(WireSketch.bytes) ?? .text(text)
+    }
+
+    /// The sketch's bytes: those of strict base64, or what Foundation's lenient decoder makes of
+    /// other text; nil when the text is not base64 at all.
+    public var decodedBytes: [UInt8]? {
+        switch self {
+        case .bytes(let bytes): bytes
+        case .text(let text): Data(base64Encoded: text).map(Array.init)
+        }
+    }
+
+    /// The sketch as text for a report, exactly as it came.
+    public var base64: String {
+        switch self {
+        case .bytes(let bytes): Data(bytes).base64EncodedString()
+        case .text(let text): text
+        }
+    }
+}
