@@ -63,7 +63,8 @@ public struct Engine: Sendable {
     private var nodePairs: [NodeName: NodePairs] = [:]
     private let table: ComponentTable
     private var tracker = FindingTracker()
-    /// Reads every pair's p50, p90, p99 and p99.9 from its encoded sketch.
+    /// Reads every pair's p50, p90, p99 and p99.9 from its encoded sketch; the engine keeps the p50
+    /// and the p99 (answers 0 and 2).
     private var sketchReader = try! EncodedSketchReader(quantiles: [0.5, 0.9, 0.99, 0.999])
     /// The closing window's arrays, kept from one window to the next: a window of a large fleet has
     /// millions of pairs, and fresh arrays every time cost more in page faults than the work does.
@@ -253,7 +254,7 @@ public struct Engine: Sendable {
                 continue
             case nil: break
             }
-            var quantiles: (p50: Double, p90: Double, p99: Double, p999: Double)?
+            var quantiles: (p50: Double, p99: Double)?
             if sent > lost {
                 guard let text = pairs[entry].rttMicros, (try? sketchReader.read(base64: text)) == true,
                     sketchReader.count == UInt64(sent - lost)
@@ -261,19 +262,17 @@ public struct Engine: Sendable {
                     counters.pairsInvalidSketch += 1
                     continue
                 }
-                quantiles = (
-                    sketchReader.answer(0), sketchReader.answer(1), sketchReader.answer(2), sketchReader.answer(3)
-                )
+                quantiles = (sketchReader.answer(0), sketchReader.answer(2))
             }
             let routeStart = Int32(window.routes.count)
             state.appendComponents(of: entry, to: &window.routes)
             window.observations.append(
                 PairObservation(
                     pathClass: resolved.pathClass, routeStart: routeStart,
-                    routeCount: Int32(resolved.components.count), srcNumber: resolved.srcNumber,
+                    routeCount: UInt8(resolved.components.count), srcNumber: resolved.srcNumber,
                     dstNumber: resolved.dstNumber, reporterNumber: reporterNumber,
-                    dstNodeNumber: resolved.dstNodeNumber, sent: sent, lost: lost,
-                    p50: quantiles?.p50, p90: quantiles?.p90, p99: quantiles?.p99, p999: quantiles?.p999))
+                    dstNodeNumber: resolved.dstNodeNumber, sent: Int32(sent), lost: Int32(lost),
+                    p50: quantiles?.p50, p99: quantiles?.p99))
             window.owners.append((node, Int32(entry)))
         }
     }

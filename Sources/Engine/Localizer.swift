@@ -45,8 +45,8 @@ func backgroundLossRate(_ pairs: [JudgedPair], counted: [Bool], table: Component
         guard pairs[index].verdict != .dead, observation.sent > 0 else { continue }
         let source = Int(observation.srcNumber)
         if sent[source] == 0 { sources.append(observation.srcNumber) }
-        sent[source] += observation.sent
-        lost[source] += observation.lost
+        sent[source] += Int(observation.sent)
+        lost[source] += Int(observation.lost)
     }
     let rates = sources.map { Double(lost[Int($0)]) / Double(sent[Int($0)]) }
     return max(1e-5, trimmedMean(rates))
@@ -175,7 +175,7 @@ func localize(
             for place in pair.observation.route {
                 let component = routes[place]
                 healthy[Int(component)] += 1
-                healthySent[Int(component)] += pair.observation.sent
+                healthySent[Int(component)] += Int(pair.observation.sent)
             }
         }
     }
@@ -261,8 +261,8 @@ func localize(
         // Dead pairs are the share test's business: a dead peer seen by a single reporter must
         // not make that reporter's own rail look lossy.
         let partial = covered.filter { pairs[$0].verdict != .dead }
-        let lost = partial.reduce(0) { $0 + pairs[$1].observation.lost }
-        let sent = partial.reduce(healthySent[Int(component)]) { $0 + pairs[$1].observation.sent }
+        let lost = partial.reduce(0) { $0 + Int(pairs[$1].observation.lost) }
+        let sent = partial.reduce(healthySent[Int(component)]) { $0 + Int(pairs[$1].observation.sent) }
         guard sent > 0, lost >= rules.minLostProbes, Double(lost) / Double(sent) >= rules.lossyRate / 2,
             poissonTail(atLeast: lost, mean: background * Double(sent)) < 1e-6
         else { return nil }
