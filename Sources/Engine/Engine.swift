@@ -220,7 +220,7 @@ public struct Engine: Sendable {
             let entry = Int(owner.entry)
             let verdict = judge(
                 observation, baseline: baselines[observation.pathClass.ordinal],
-                classRules: rulesOfClass[observation.pathClass.ordinal], ownP50: state.historyMedian(entry),
+                classRules: rulesOfClass[observation.pathClass.ordinal], ownP50: { state.historyMedian(entry) },
                 rules: rules)
             judged.append(verdict)
             if verdict.verdict == .healthy, let p50 = observation.p50, observation.samples >= rules.minSamples {

@@ -189,8 +189,11 @@ func baselines(_ observations: [PairObservation], rules: Rules) -> [PathClass: C
 }
 
 /// The verdict on one pair against its class's baseline, its own history and the rules' floors.
+/// `ownP50`: the median of the pair's recent healthy p50s, nil before the first; asked only when
+/// the pair's p50 is above its class's median (sorting the history costs more than the rest).
 func judge(
-    _ pair: PairObservation, baseline: ClassBaseline?, classRules: PathClassRules, ownP50: Double?, rules: Rules
+    _ pair: PairObservation, baseline: ClassBaseline?, classRules: PathClassRules, ownP50: () -> Double?,
+    rules: Rules
 ) -> JudgedPair {
     if pair.sent >= rules.minProbesForDead && pair.lost == pair.sent {
         return JudgedPair(observation: pair, verdict: .dead, score: 1)
@@ -213,7 +216,7 @@ func judge(
         tailScore = p99 / p99Limit
     }
     // Its own history catches a pair that is slow for itself though still inside its class's band.
-    if let ownP50, let baseline, p50 > baseline.medianP50 {
+    if let baseline, p50 > baseline.medianP50, let ownP50 = ownP50() {
         medianScore = max(
             medianScore, p50 / max(ownP50 * classRules.slowP50Ratio, ownP50 + classRules.minExcessMicros))
     }
