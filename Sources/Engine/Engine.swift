@@ -162,7 +162,8 @@ public struct Engine: Sendable {
         for (n, node) in nodes.enumerated() {
             observe(reports[node]!, state: &states[n], into: &window, node: Int32(n))
         }
-        let classBaselines = baselines(window.observations, rules: rules)
+        let classBaselines = baselines(
+            window.observations, rules: rules, p50s: &window.classP50s, p99s: &window.classP99s)
         window.judged.reserveCapacity(window.observations.count)
         // By class ordinal: a dictionary keyed by class would hash its name for each pair.
         var baselineOfClass = [ClassBaseline?](repeating: nil, count: PathClass.allCases.count)
@@ -343,11 +344,18 @@ private struct WindowBuffers {
     /// The component numbers of every observation's route, one after the other.
     var routes: [Int32] = []
     var judged: [JudgedPair] = []
+    /// The p50s and p99s the baselines are the medians of, one array per path class (by ordinal).
+    var classP50s = [[Double]](repeating: [], count: PathClass.allCases.count)
+    var classP99s = [[Double]](repeating: [], count: PathClass.allCases.count)
 
     mutating func removeAll() {
         observations.removeAll(keepingCapacity: true)
         owners.removeAll(keepingCapacity: true)
         routes.removeAll(keepingCapacity: true)
         judged.removeAll(keepingCapacity: true)
+        for ordinal in classP50s.indices {
+            classP50s[ordinal].removeAll(keepingCapacity: true)
+            classP99s[ordinal].removeAll(keepingCapacity: true)
+        }
     }
 }

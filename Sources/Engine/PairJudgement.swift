@@ -169,10 +169,12 @@ extension PathClass {
     }
 }
 
-/// Baselines per path class, from the pairs with enough samples.
-func baselines(_ observations: [PairObservation], rules: Rules) -> [PathClass: ClassBaseline] {
-    var p50s = [[Double]](repeating: [], count: PathClass.allCases.count)
-    var p99s = [[Double]](repeating: [], count: PathClass.allCases.count)
+/// Baselines per path class, from the pairs with enough samples. `p50s` and `p99s` hold one array
+/// per class (by ordinal), empty on entry; they are left with the window's values, so that the
+/// caller can keep their capacity for the next window (millions of values: WindowBuffers).
+func baselines(
+    _ observations: [PairObservation], rules: Rules, p50s: inout [[Double]], p99s: inout [[Double]]
+) -> [PathClass: ClassBaseline] {
     for observation in observations where observation.samples >= rules.minSamples {
         guard let p50 = observation.p50, let p99 = observation.p99 else { continue }
         p50s[observation.pathClass.ordinal].append(p50)
