@@ -187,14 +187,11 @@ public struct Engine: Sendable {
         let noisy = noisyReporters(window.judged, rules: rules, table: table)
         counters.noisyReporterWindows += noisy.count
         var blamed: [FindingTracker.Key: FindingTracker.Observation] = [:]
-        for symptom in [Symptom.latency, .loss] {
-            for blame in localize(
-                window.judged, routes: window.routes, symptom: symptom, rules: rules, topology: topology, table: table,
-                ignoredReporters: symptom == .latency ? noisy : [])
-            {
-                let key = FindingTracker.Key(component: blame.component, symptom: symptom)
-                blamed[key] = observation(of: blame, baselines: classBaselines)
-            }
+        for blame in localize(
+            window.judged, routes: window.routes, rules: rules, topology: topology, table: table, noisyReporters: noisy)
+        {
+            let key = FindingTracker.Key(component: blame.component, symptom: blame.symptom)
+            blamed[key] = observation(of: blame, baselines: classBaselines)
         }
         for node in reports.keys.sorted() {
             for signal in healthSignals(reports[node]!, topology: topology) {
