@@ -148,10 +148,13 @@ public struct Engine: Sendable {
     }
 
     private mutating func closeWindow(start: Int64) -> [Finding] {
-        let reports = pending.removeValue(forKey: start) ?? [:]
+        var reportOfNode = pending.removeValue(forKey: start) ?? [:]
         counters.windowsClosed += 1
-        // Each node's pairs, in its report's order, with where its state keeps them.
-        let nodes = reports.keys.sorted()
+        // The reports in node order, moved out of the dictionary rather than copied (each copy of
+        // a report counts references to its fields); each node's pairs in its report's order,
+        // with where its state keeps them.
+        let nodes = reportOfNode.keys.sorted()
+        let reports = nodes.map { reportOfNode.removeValue(forKey: $0)! }
         var states = nodes.map { nodePairs.removeValue(forKey: $0) ?? NodePairs() }
         var window = WindowBuffers()
         swap(&window, &buffers)  // uniquely referenced while in use: no copy on write
@@ -159,8 +162,8 @@ public struct Engine: Sendable {
             window.removeAll()
             swap(&window, &buffers)
         }
-        for (n, node) in nodes.enumerated() {
-            observe(reports[node]!, state: &states[n], into: &window, node: Int32(n))
+        for n in nodes.indices {
+            observe(reports[n], state: &states[n], into: &window, node: Int32(n))
         }
         let classBaselines = baselines(
             window.observations, rules: rules, p50s: &window.classP50s, p99s: &window.classP99s)
@@ -193,8 +196,8 @@ public struct Engine: Sendable {
             let key = FindingTracker.Key(component: blame.component, symptom: blame.symptom)
             blamed[key] = observation(of: blame, baselines: classBaselines)
         }
-        for node in reports.keys.sorted() {
-            for signal in healthSignals(reports[node]!, topology: topology) {
+        for report in reports {
+            for signal in healthSignals(report, topology: topology) {
                 let key = FindingTracker.Key(component: .endpoint(signal.endpoint), symptom: .health)
                 // One health finding per endpoint per window: the first class in sorted order.
                 if blamed[key] == nil {
