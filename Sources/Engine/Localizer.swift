@@ -198,16 +198,16 @@ func localize(
     let latency = BadPairs(badForLatency, routes: routes, pairs: pairs, table: table)
     let loss = BadPairs(badForLoss, routes: routes, pairs: pairs, table: table)
 
-    /// Whether a pair's reporter is the component's own node (for its endpoints and itself).
-    func isOwn(_ component: Int32, _ index: Int) -> Bool {
-        table.nodeOf[Int(component)] == pairs[index].observation.reporterNumber
-    }
-    /// Whether the pairs come from the component's own node or from enough reporting nodes.
-    func enoughWitnesses(_ component: Int32, _ indexes: some Collection<Int>) -> Bool {
+    /// Whether the bad pairs (ordinals) come from the component's own node (for its endpoints and
+    /// itself) or from enough reporting nodes.
+    func enoughWitnesses(_ component: Int32, _ ordinals: some Collection<Int32>, of bad: BadPairs) -> Bool {
+        let ownNode = table.nodeOf[Int(component)]
         var reporters: Set<Int32> = []
-        for index in indexes {
-            if isOwn(component, index) { return true }
-            reporters.insert(pairs[index].observation.reporterNumber)
+        for ordinal in ordinals {
+            let reporter = bad.facts[Int(ordinal)].reporter
+            if reporter == ownNode { return true }
+            reporters.insert(reporter)
+            if reporters.count >= rules.minIndependentReporters { return true }
         }
         return reporters.count >= rules.minIndependentReporters
     }
@@ -220,8 +220,8 @@ func localize(
         for component in bad.candidates {
             let badVotes = bad[component].count
             let share = Double(badVotes) / Double(badVotes + Int(votes[Int(component)].healthy(for: symptom)))
-            guard share >= rules.minBadShare, enoughWitnesses(component, bad[component]) else { continue }
-            for index in bad[component] { counted[index] = false }
+            guard share >= rules.minBadShare, enoughWitnesses(component, bad[component], of: bad) else { continue }
+            for ordinal in bad[component] { counted[bad.indexes[Int(ordinal)]] = false }
         }
     }
     leaveOutShareBlamed(.latency, latency, from: &countedForLatency)
@@ -229,16 +229,17 @@ func localize(
     let background = Background(
         pairs, countedForLatency: countedForLatency, countedForLoss: countedForLoss, rules: rules, table: table)
 
-    /// Whether the still-unexplained bad pairs through a component justify blaming it: enough of
-    /// its votes bad, or (loss) its probes losing far more than background loss could; and the
-    /// evidence from its own node or from enough independent reporters. Returns the bad share.
-    func justification(_ component: Int32, covered: [Int], symptom: Symptom) -> Double? {
-        guard enoughWitnesses(component, covered) else { return nil }
+    /// Whether the still-unexplained bad pairs (ordinals) through a component justify blaming it:
+    /// enough of its votes bad, or (loss) its probes losing far more than background loss could;
+    /// and the evidence from its own node or from enough independent reporters. Returns the bad
+    /// share.
+    func justification(_ component: Int32, covered: [Int32], symptom: Symptom, of bad: BadPairs) -> Double? {
+        guard enoughWitnesses(component, covered, of: bad) else { return nil }
         let healthyVotes = Int(votes[Int(component)].healthy(for: symptom))
         let share = Double(covered.count) / Double(covered.count + healthyVotes)
         // A component that is down drops every pair through it: healthy pairs through it clear
         // it of being down, though not of being lossy.
-        let allDead = covered.allSatisfy { pairs[$0].verdict == .dead }
+        let allDead = covered.allSatisfy { bad.facts[Int($0)].isDead }
         if allDead && share < 0.9 { return nil }
         if share >= rules.minBadShare { return share }
         if symptom == .latency {
@@ -253,7 +254,7 @@ func localize(
             // median against the background's of those, which spikes and tail noise hardly touch:
             // three of a link's eight flows three times slower stand out there, not in the first.
             let judged = Double(covered.count + healthyVotes)
-            let slowAtMedian = covered.count { pairs[$0].isSlowAtMedian }
+            let slowAtMedian = covered.count { bad.facts[Int($0)].isSlowAtMedian }
             let significant = [
                 (covered.count, background.slowShare), (slowAtMedian, background.slowAtMedianShare),
             ]
@@ -266,9 +267,9 @@ func localize(
         // it: judge the probes in aggregate instead, against the background.
         // Dead pairs are the share test's business: a dead peer seen by a single reporter must
         // not make that reporter's own rail look lossy.
-        let partial = covered.filter { pairs[$0].verdict != .dead }
-        let lost = partial.reduce(0) { $0 + Int(pairs[$1].observation.lost) }
-        let sent = partial.reduce(votes[Int(component)].lossSent) { $0 + Int(pairs[$1].observation.sent) }
+        let partial = covered.lazy.map { bad.facts[Int($0)] }.filter { !$0.isDead }
+        let lost = partial.reduce(0) { $0 + Int($1.lost) }
+        let sent = partial.reduce(votes[Int(component)].lossSent) { $0 + Int($1.sent) }
         guard sent > 0, lost >= rules.minLostProbes, Double(lost) / Double(sent) >= rules.lossyRate / 2,
             poissonTail(atLeast: lost, mean: background.lossRate * Double(sent)) < 1e-6
         else { return nil }
@@ -277,51 +278,68 @@ func localize(
 
     /// The greedy explanation of one symptom's bad pairs.
     func explain(_ symptom: Symptom, _ bad: BadPairs) -> [Blame] {
-        var unexplained = [Bool](repeating: false, count: pairs.count)
-        for index in bad.indexes { unexplained[index] = true }
-        var unexplainedCount = bad.indexes.count
+        var unexplained = [Bool](repeating: true, count: bad.count)
+        var unexplainedCount = bad.count
+        /// A component's still-unexplained bad pairs and its score, when they justify blaming it.
+        func assessment(of component: Int32) -> Assessment? {
+            let covered = bad[component].filter { unexplained[Int($0)] }
+            guard !covered.isEmpty, let share = justification(component, covered: covered, symptom: symptom, of: bad)
+            else { return nil }
+            // The most explained, weighted by how concentrated the evidence is: a link's lossy
+            // flows beat the spine that carries them among many healthy ones. For latency, by
+            // the square of it: two slow access links (all their flows slow) beat the leaf
+            // between them (half of its flows slow), while a switch slow on half of all its
+            // flows still beats each of its links. Not for loss: a lossy pair is a draw (5%
+            // loss leaves a third of 20-probe pairs clean), and squaring that noise would let
+            // an access link's luckier share beat the lossy endpoint whose loopback it lacks.
+            let score = Double(covered.count) * (symptom == .latency ? share * share : share)
+            return Assessment(covered: covered, score: score)
+        }
+        // Ascending numbers: sorted components. An assessment holds until one of the candidate's
+        // pairs is explained: only then is it made again.
+        var remaining = bad.candidates.map { (component: $0, assessment: assessment(of: $0)) }
+        var isTouched = [Bool](repeating: false, count: table.count)
         var blamed: [Blame] = []
-        var remaining = bad.candidates  // ascending numbers: sorted components
         while unexplainedCount > 0 {
-            var best: (component: Int32, covered: [Int], share: Double, score: Double)?
+            // The highest score; then the smaller component (kind, then name: the numbers' order).
+            var best: (place: Int, assessment: Assessment)?
             var tied: [Int32] = []
-            for component in remaining {
-                let covered = bad[component].filter { unexplained[$0] }
-                guard !covered.isEmpty, let share = justification(component, covered: covered, symptom: symptom)
-                else { continue }
-                // The most explained, weighted by how concentrated the evidence is: a link's lossy
-                // flows beat the spine that carries them among many healthy ones. For latency, by
-                // the square of it: two slow access links (all their flows slow) beat the leaf
-                // between them (half of its flows slow), while a switch slow on half of all its
-                // flows still beats each of its links. Not for loss: a lossy pair is a draw (5%
-                // loss leaves a third of 20-probe pairs clean), and squaring that noise would let
-                // an access link's luckier share beat the lossy endpoint whose loopback it lacks.
-                // Then the smaller component (kind, then name: the numbers' order).
-                let score = Double(covered.count) * (symptom == .latency ? share * share : share)
-                if let current = best, score <= current.score {
+            for place in remaining.indices {
+                guard let candidate = remaining[place].assessment else { continue }
+                if let current = best?.assessment, candidate.score <= current.score {
                     // Another component that explains exactly the same pairs as well: nothing in
                     // this window can tell them apart (links in series), so the finding says so.
-                    if score == current.score && covered == current.covered { tied.append(component) }
+                    if candidate.score == current.score && candidate.covered == current.covered {
+                        tied.append(remaining[place].component)
+                    }
                     continue
                 }
-                best = (component, covered, share, score)
+                best = (place, candidate)
                 tied = []
             }
-            guard let chosen = best else { break }
+            guard let (place, chosen) = best else { break }
+            let component = remaining.remove(at: place).component
             var reporters: Set<Int32> = []
-            for index in chosen.covered {
-                reporters.insert(pairs[index].observation.reporterNumber)
-                unexplained[index] = false
+            for ordinal in chosen.covered {
+                reporters.insert(bad.facts[Int(ordinal)].reporter)
+                unexplained[Int(ordinal)] = false
+                for routePlace in pairs[bad.indexes[Int(ordinal)]].observation.route {
+                    isTouched[Int(routes[routePlace])] = true
+                }
             }
             unexplainedCount -= chosen.covered.count
             blamed.append(
                 Blame(
-                    component: table.components[Int(chosen.component)], symptom: symptom,
-                    explained: chosen.covered.map { pairs[$0] }, badPairs: chosen.covered.count,
-                    healthyPairs: Int(votes[Int(chosen.component)].healthy(for: symptom)),
-                    reporters: reporters.count,
+                    component: table.components[Int(component)], symptom: symptom,
+                    explained: chosen.covered.map { pairs[bad.indexes[Int($0)]] }, badPairs: chosen.covered.count,
+                    healthyPairs: Int(votes[Int(component)].healthy(for: symptom)), reporters: reporters.count,
                     ambiguousWith: tied.map { table.components[Int($0)] }))
-            remaining.removeAll { $0 == chosen.component }
+            // The candidates on the routes of the pairs just explained have fewer left to explain.
+            isTouched[Int(component)] = false
+            for place in remaining.indices where isTouched[Int(remaining[place].component)] {
+                isTouched[Int(remaining[place].component)] = false
+                remaining[place].assessment = assessment(of: remaining[place].component)
+            }
         }
         return mergingEndpointsIntoNodes(blamed, topology: topology)
     }
@@ -347,14 +365,18 @@ private struct HealthyVotes {
     }
 }
 
-/// One symptom's bad pairs (indexes into the window's pairs, ascending), and those through each
-/// component: one flat array cut per component number.
+/// One symptom's bad pairs, and those through each component (one flat array cut per component
+/// number). A bad pair is known by its ordinal, its place among them; what the tests need of it is
+/// kept by ordinal too, in a small array, where reading it from the window's pairs (hundreds of
+/// megabytes, in no useful order) cost more than the tests themselves.
 private struct BadPairs {
+    /// The bad pairs' indexes into the window's pairs, ascending.
     let indexes: [Int]
+    let facts: [BadPairFacts]
     /// The components with at least one bad pair, ascending.
     let candidates: [Int32]
     private let start: [Int]
-    private let byComponent: [Int]
+    private let byComponent: [Int32]
 
     init(_ indexes: [Int], routes: [Int32], pairs: [JudgedPair], table: ComponentTable) {
         var count = [Int](repeating: 0, count: table.count)
@@ -363,25 +385,52 @@ private struct BadPairs {
         }
         var start = [Int](repeating: 0, count: table.count + 1)
         for number in 0..<table.count { start[number + 1] = start[number] + count[number] }
-        var byComponent = [Int](repeating: 0, count: start[table.count])
+        var byComponent = [Int32](repeating: 0, count: start[table.count])
         var fill = start
-        for index in indexes {
+        for (ordinal, index) in indexes.enumerated() {
             for place in pairs[index].observation.route {
                 let component = Int(routes[place])
-                byComponent[fill[component]] = index
+                byComponent[fill[component]] = Int32(ordinal)
                 fill[component] += 1
             }
         }
         self.indexes = indexes
+        self.facts = indexes.map { BadPairFacts(pairs[$0]) }
         self.candidates = (0..<Int32(table.count)).filter { count[Int($0)] > 0 }
         self.start = start
         self.byComponent = byComponent
     }
 
-    /// The bad pairs through a component, in pair order.
-    subscript(component: Int32) -> ArraySlice<Int> {
+    var count: Int { indexes.count }
+
+    /// The ordinals of the bad pairs through a component, ascending.
+    subscript(component: Int32) -> ArraySlice<Int32> {
         byComponent[start[Int(component)]..<start[Int(component) + 1]]
     }
+}
+
+/// What the justification of a blame reads of a bad pair.
+private struct BadPairFacts {
+    let reporter: Int32
+    let sent: Int32
+    let lost: Int32
+    let isDead: Bool
+    let isSlowAtMedian: Bool
+
+    init(_ pair: JudgedPair) {
+        reporter = pair.observation.reporterNumber
+        sent = pair.observation.sent
+        lost = pair.observation.lost
+        isDead = pair.verdict == .dead
+        isSlowAtMedian = pair.isSlowAtMedian
+    }
+}
+
+/// A candidate's still-unexplained bad pairs (ordinals) and its greedy score, when they justify
+/// blaming it.
+private struct Assessment {
+    let covered: [Int32]
+    let score: Double
 }
 
 /// Several rails of one node failing together is the node failing (architecture note 1: one node,
