@@ -40,7 +40,7 @@ public struct EngineCounters: Sendable, Equatable {
     public var pairsRepeated = 0
     public var pairsJudged = 0
     /// Reporters whose latency pairs a window left out: their own control pairs slow while their
-    /// peers reached them at full speed (a stalled prober host, `noisyReporters`).
+    /// peers reached them at full speed (a stalled prober host, `StalledProbers`).
     public var noisyReporterWindows = 0
     public var windowsClosed = 0
 
@@ -176,22 +176,24 @@ public struct Engine: Sendable {
             rulesOfClass[pathClass.ordinal] = rules.pathClasses[pathClass]!  // Rules has every class
         }
         // Node by node (the observations are in node order), each state borrowed once.
+        var stalledProbers = StalledProbers(table: table)
         var index = 0
         for node in states.indices {
             let owned = window.owners[index...].prefix { $0.node == Int32(node) }.count
             judgeNode(
                 window.observations[index..<(index + owned)], owners: window.owners[index..<(index + owned)],
-                state: &states[node], baselines: baselineOfClass, rulesOfClass: rulesOfClass, into: &window.judged)
+                state: &states[node], baselines: baselineOfClass, rulesOfClass: rulesOfClass, into: &window.judged,
+                stalledProbers: &stalledProbers)
             index += owned
         }
         for (n, node) in nodes.enumerated() { nodePairs[node] = states[n] }
         counters.pairsJudged += window.judged.count
 
-        let noisy = noisyReporters(window.judged, rules: rules, table: table)
-        counters.noisyReporterWindows += noisy.count
+        let stalled = stalledProbers.nodes(rules: rules)
+        counters.noisyReporterWindows += stalled.count
         var blamed: [FindingTracker.Key: FindingTracker.Observation] = [:]
         for blame in localize(
-            window.judged, routes: window.routes, rules: rules, topology: topology, table: table, noisyReporters: noisy)
+            window.judged, routes: window.routes, rules: rules, topology: topology, table: table, stalledProbers: stalled)
         {
             let key = FindingTracker.Key(component: blame.component, symptom: blame.symptom)
             blamed[key] = observation(of: blame, baselines: classBaselines)
@@ -210,12 +212,12 @@ public struct Engine: Sendable {
             window: Timestamp(secondsSinceEpoch: start), observations: blamed, rules: rules)
     }
 
-    /// Judges one node's observations against the baselines and their own history, and remembers
-    /// the healthy ones' p50s.
+    /// Judges one node's observations against the baselines and their own history, remembers the
+    /// healthy ones' p50s, and tallies the verdicts for the stalled probers.
     private func judgeNode(
         _ observations: ArraySlice<PairObservation>, owners: ArraySlice<(node: Int32, entry: Int32)>,
         state: inout NodePairs, baselines: [ClassBaseline?], rulesOfClass: [PathClassRules],
-        into judged: inout [JudgedPair]
+        into judged: inout [JudgedPair], stalledProbers: inout StalledProbers
     ) {
         for (observation, owner) in zip(observations, owners) {
             let entry = Int(owner.entry)
@@ -224,6 +226,7 @@ public struct Engine: Sendable {
                 classRules: rulesOfClass[observation.pathClass.ordinal], ownP50: { state.historyMedian(entry) },
                 rules: rules)
             judged.append(verdict)
+            stalledProbers.add(verdict, rules: rules)
             if verdict.verdict == .healthy, let p50 = observation.p50, observation.samples >= rules.minSamples {
                 state.remember(p50, entry)
             }

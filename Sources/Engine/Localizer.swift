@@ -122,50 +122,68 @@ func poissonTail(atLeast k: Int, mean: Double) -> Double {
 /// probe *toward* it are mostly healthy. That is the prober's host stalling (a CPU hiccup, a noisy
 /// neighbour, its agent descheduled), not its NIC or the fabric: a slow NIC or node slows probes in
 /// both directions. Its latency pairs are left out of the window's localization (R-Pingmesh's
-/// false positives from host noise); its loss pairs still count.
-func noisyReporters(_ pairs: [JudgedPair], rules: Rules, table: ComponentTable) -> [Int32] {
-    var controlJudged = [Int32](repeating: 0, count: table.count)
-    var controlSlow = [Int32](repeating: 0, count: table.count)
-    var incomingJudged = [Int32](repeating: 0, count: table.count)
-    var incomingSlow = [Int32](repeating: 0, count: table.count)
-    var reporters: [Int32] = []
-    for pair in pairs where pair.observation.samples >= rules.minSamples {
+/// false positives from host noise); its loss pairs still count. Tallied as the window's pairs are
+/// judged (`add`), so that it needs no sweep of its own over them.
+struct StalledProbers {
+    /// One node's judged and slow pairs: its own control pairs, and the pairs toward it.
+    private struct Tally {
+        var controlJudged: Int32 = 0
+        var controlSlow: Int32 = 0
+        var incomingJudged: Int32 = 0
+        var incomingSlow: Int32 = 0
+    }
+
+    /// By component number (nodes only).
+    private var tallies: [Tally]
+    /// The nodes with control pairs judged.
+    private var reporters: [Int32] = []
+
+    init(table: ComponentTable) {
+        tallies = [Tally](repeating: Tally(), count: table.count)
+    }
+
+    mutating func add(_ pair: JudgedPair, rules: Rules) {
         let observation = pair.observation
+        guard observation.samples >= rules.minSamples else { return }
         let slow: Int32 = pair.verdict == .slow ? 1 : 0
         switch observation.pathClass {
         case .loopback, .intraHost:
             let node = Int(observation.reporterNumber)
-            if controlJudged[node] == 0 { reporters.append(observation.reporterNumber) }
-            controlJudged[node] += 1
-            controlSlow[node] += slow
+            if tallies[node].controlJudged == 0 { reporters.append(observation.reporterNumber) }
+            tallies[node].controlJudged += 1
+            tallies[node].controlSlow += slow
         case .sameLeaf, .crossLeaf:
-            incomingJudged[Int(observation.dstNodeNumber)] += 1
-            incomingSlow[Int(observation.dstNodeNumber)] += slow
+            tallies[Int(observation.dstNodeNumber)].incomingJudged += 1
+            tallies[Int(observation.dstNodeNumber)].incomingSlow += slow
         }
     }
-    return reporters.sorted().filter { number in
-        let node = Int(number)
-        guard incomingJudged[node] >= rules.minIndependentReporters + 1,
-            Double(controlSlow[node]) >= rules.minBadShare * Double(controlJudged[node])
-        else { return false }
-        // Incoming pairs no worse than a quarter slow: the node answers its peers at full speed.
-        return 4 * incomingSlow[node] <= incomingJudged[node]
+
+    /// The stalled probers' node numbers, ascending.
+    func nodes(rules: Rules) -> [Int32] {
+        reporters.sorted().filter { number in
+            let tally = tallies[Int(number)]
+            guard tally.incomingJudged >= rules.minIndependentReporters + 1,
+                Double(tally.controlSlow) >= rules.minBadShare * Double(tally.controlJudged)
+            else { return false }
+            // Incoming pairs no worse than a quarter slow: the node answers its peers at full speed.
+            return 4 * tally.incomingSlow <= tally.incomingJudged
+        }
     }
 }
 
 /// The blamed components for latency, then for loss, most explanatory first within each symptom.
 /// `routes`: the component numbers the pairs' `route` ranges point into.
-/// `noisyReporters`: numbers of the nodes whose latency pairs do not vote (`noisyReporters`).
+/// `stalledProbers`: numbers of the nodes whose latency pairs do not vote (`StalledProbers`).
 func localize(
     _ pairs: [JudgedPair], routes: [Int32], rules: Rules, topology: Topology, table: ComponentTable,
-    noisyReporters: [Int32]
+    stalledProbers: [Int32]
 ) -> [Blame] {
     // Healthy votes per component number, both symptoms side by side (one visit per component of
     // a route); bad pairs listed per symptom, in pair order. Pairs counted for the background: all
     // but the stalled probers' (latency), until the share test below leaves out more.
     var votes = [HealthyVotes](repeating: HealthyVotes(), count: table.count)
-    var isNoisy = [Bool](repeating: false, count: table.count)
-    for number in noisyReporters { isNoisy[Int(number)] = true }
+    var isStalled = [Bool](repeating: false, count: table.count)
+    for number in stalledProbers { isStalled[Int(number)] = true }
     var countedForLatency = [Bool](repeating: true, count: pairs.count)
     var countedForLoss = [Bool](repeating: true, count: pairs.count)
     var badForLatency: [Int] = []
@@ -174,7 +192,7 @@ func localize(
         let pair = pairs[index]
         // 1 for a healthy vote, 0 for none.
         var healthyForLatency: Int32 = 0
-        if isNoisy[Int(pair.observation.reporterNumber)] {
+        if isStalled[Int(pair.observation.reporterNumber)] {
             countedForLatency[index] = false
         } else if pair.isBad(for: .latency) {
             badForLatency.append(index)
