@@ -241,6 +241,10 @@ public struct Engine: Sendable {
         let pairs = report.pairs
         if !state.matches(pairs) { state.rebuild(for: pairs, topology: topology, table: table) }
         let reporterNumber = table.number(.node(report.node))!  // ingest checked the node
+        // The node's routes go into the window's route array in one piece, in entry order: a
+        // pair's route lies where its entry's does, past `routeBase` (a dropped pair's is unused).
+        let routeBase = window.routes.count
+        window.routes += state.components
         for entry in pairs.indices {
             // Fields read in place: copying a pair would copy (and count references to) its strings.
             let sent = pairs[entry].sent
@@ -268,8 +272,7 @@ public struct Engine: Sendable {
                 }
                 quantiles = (sketchReader.answer(0), sketchReader.answer(2))
             }
-            let routeStart = Int32(window.routes.count)
-            state.appendComponents(of: entry, to: &window.routes)
+            let routeStart = Int32(routeBase + resolved.components.lowerBound)
             window.observations.append(
                 PairObservation(
                     pathClass: resolved.pathClass, routeStart: routeStart,
@@ -344,7 +347,7 @@ private struct WindowBuffers {
     var observations: [PairObservation] = []
     /// Each observation's node (its place in the window's sorted nodes) and entry in that node's state.
     var owners: [(node: Int32, entry: Int32)] = []
-    /// The component numbers of every observation's route, one after the other.
+    /// The component numbers of every node's routes, node after node (NodePairs.components).
     var routes: [Int32] = []
     var judged: [JudgedPair] = []
     /// The p50s and p99s the baselines are the medians of, one array per path class (by ordinal).

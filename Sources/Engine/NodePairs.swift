@@ -118,12 +118,6 @@ struct NodePairs: Sendable {
         historyWrites = newWrites
     }
 
-    /// Appends the numbers of the components an entry's pair crosses.
-    func appendComponents(of entry: Int, to numbers: inout [Int32]) {
-        let range = entries[entry].components
-        components.withUnsafeBufferPointer { numbers.append(contentsOf: UnsafeBufferPointer(rebasing: $0[range])) }
-    }
-
     /// The median of an entry's remembered p50s; nil before the first.
     func historyMedian(_ entry: Int) -> Double? {
         let count = min(Int(historyWrites[entry]), Self.historyLength)
