@@ -40,7 +40,7 @@ public struct EngineCounters: Sendable, Equatable {
     public var pairsRepeated = 0
     public var pairsJudged = 0
     /// Reporters whose latency pairs a window left out: their own control pairs slow while their
-    /// peers reached them at full speed (a stalled prober host, `noisyReporters`).
+    /// peers reached them at full speed (a stalled prober host, `StalledProbers`).
     public var noisyReporterWindows = 0
     public var windowsClosed = 0
 
@@ -63,7 +63,8 @@ public struct Engine: Sendable {
     private var nodePairs: [NodeName: NodePairs] = [:]
     private let table: ComponentTable
     private var tracker = FindingTracker()
-    /// Reads every pair's p50, p90, p99 and p99.9 from its encoded sketch.
+    /// Reads every pair's p50, p90, p99 and p99.9 from its encoded sketch; the engine keeps the p50
+    /// and the p99 (answers 0 and 2).
     private var sketchReader = try! EncodedSketchReader(quantiles: [0.5, 0.9, 0.99, 0.999])
     /// The closing window's arrays, kept from one window to the next: a window of a large fleet has
     /// millions of pairs, and fresh arrays every time cost more in page faults than the work does.
@@ -147,10 +148,13 @@ public struct Engine: Sendable {
     }
 
     private mutating func closeWindow(start: Int64) -> [Finding] {
-        let reports = pending.removeValue(forKey: start) ?? [:]
+        var reportOfNode = pending.removeValue(forKey: start) ?? [:]
         counters.windowsClosed += 1
-        // Each node's pairs, in its report's order, with where its state keeps them.
-        let nodes = reports.keys.sorted()
+        // The reports in node order, moved out of the dictionary rather than copied (each copy of
+        // a report counts references to its fields); each node's pairs in its report's order,
+        // with where its state keeps them.
+        let nodes = reportOfNode.keys.sorted()
+        let reports = nodes.map { reportOfNode.removeValue(forKey: $0)! }
         var states = nodes.map { nodePairs.removeValue(forKey: $0) ?? NodePairs() }
         var window = WindowBuffers()
         swap(&window, &buffers)  // uniquely referenced while in use: no copy on write
@@ -158,10 +162,11 @@ public struct Engine: Sendable {
             window.removeAll()
             swap(&window, &buffers)
         }
-        for (n, node) in nodes.enumerated() {
-            observe(reports[node]!, state: &states[n], into: &window, node: Int32(n))
+        for n in nodes.indices {
+            observe(reports[n], state: &states[n], into: &window, node: Int32(n))
         }
-        let classBaselines = baselines(window.observations, rules: rules)
+        let classBaselines = baselines(
+            window.observations, rules: rules, p50s: &window.classP50s, p99s: &window.classP99s)
         window.judged.reserveCapacity(window.observations.count)
         // By class ordinal: a dictionary keyed by class would hash its name for each pair.
         var baselineOfClass = [ClassBaseline?](repeating: nil, count: PathClass.allCases.count)
@@ -171,31 +176,30 @@ public struct Engine: Sendable {
             rulesOfClass[pathClass.ordinal] = rules.pathClasses[pathClass]!  // Rules has every class
         }
         // Node by node (the observations are in node order), each state borrowed once.
+        var stalledProbers = StalledProbers(table: table)
         var index = 0
         for node in states.indices {
             let owned = window.owners[index...].prefix { $0.node == Int32(node) }.count
             judgeNode(
                 window.observations[index..<(index + owned)], owners: window.owners[index..<(index + owned)],
-                state: &states[node], baselines: baselineOfClass, rulesOfClass: rulesOfClass, into: &window.judged)
+                state: &states[node], baselines: baselineOfClass, rulesOfClass: rulesOfClass, into: &window.judged,
+                stalledProbers: &stalledProbers)
             index += owned
         }
         for (n, node) in nodes.enumerated() { nodePairs[node] = states[n] }
         counters.pairsJudged += window.judged.count
 
-        let noisy = noisyReporters(window.judged, rules: rules, table: table)
-        counters.noisyReporterWindows += noisy.count
+        let stalled = stalledProbers.nodes(rules: rules)
+        counters.noisyReporterWindows += stalled.count
         var blamed: [FindingTracker.Key: FindingTracker.Observation] = [:]
-        for symptom in [Symptom.latency, .loss] {
-            for blame in localize(
-                window.judged, routes: window.routes, symptom: symptom, rules: rules, topology: topology, table: table,
-                ignoredReporters: symptom == .latency ? noisy : [])
-            {
-                let key = FindingTracker.Key(component: blame.component, symptom: symptom)
-                blamed[key] = observation(of: blame, baselines: classBaselines)
-            }
+        for blame in localize(
+            window.judged, routes: window.routes, rules: rules, topology: topology, table: table, stalledProbers: stalled)
+        {
+            let key = FindingTracker.Key(component: blame.component, symptom: blame.symptom)
+            blamed[key] = observation(of: blame, baselines: classBaselines)
         }
-        for node in reports.keys.sorted() {
-            for signal in healthSignals(reports[node]!, topology: topology) {
+        for report in reports {
+            for signal in healthSignals(report, topology: topology) {
                 let key = FindingTracker.Key(component: .endpoint(signal.endpoint), symptom: .health)
                 // One health finding per endpoint per window: the first class in sorted order.
                 if blamed[key] == nil {
@@ -208,20 +212,21 @@ public struct Engine: Sendable {
             window: Timestamp(secondsSinceEpoch: start), observations: blamed, rules: rules)
     }
 
-    /// Judges one node's observations against the baselines and their own history, and remembers
-    /// the healthy ones' p50s.
+    /// Judges one node's observations against the baselines and their own history, remembers the
+    /// healthy ones' p50s, and tallies the verdicts for the stalled probers.
     private func judgeNode(
         _ observations: ArraySlice<PairObservation>, owners: ArraySlice<(node: Int32, entry: Int32)>,
         state: inout NodePairs, baselines: [ClassBaseline?], rulesOfClass: [PathClassRules],
-        into judged: inout [JudgedPair]
+        into judged: inout [JudgedPair], stalledProbers: inout StalledProbers
     ) {
         for (observation, owner) in zip(observations, owners) {
             let entry = Int(owner.entry)
             let verdict = judge(
                 observation, baseline: baselines[observation.pathClass.ordinal],
-                classRules: rulesOfClass[observation.pathClass.ordinal], ownP50: state.historyMedian(entry),
+                classRules: rulesOfClass[observation.pathClass.ordinal], ownP50: { state.historyMedian(entry) },
                 rules: rules)
             judged.append(verdict)
+            stalledProbers.add(verdict, rules: rules)
             if verdict.verdict == .healthy, let p50 = observation.p50, observation.samples >= rules.minSamples {
                 state.remember(p50, entry)
             }
@@ -236,6 +241,10 @@ public struct Engine: Sendable {
         let pairs = report.pairs
         if !state.matches(pairs) { state.rebuild(for: pairs, topology: topology, table: table) }
         let reporterNumber = table.number(.node(report.node))!  // ingest checked the node
+        // The node's routes go into the window's route array in one piece, in entry order: a
+        // pair's route lies where its entry's does, past `routeBase` (a dropped pair's is unused).
+        let routeBase = window.routes.count
+        window.routes += state.components
         for entry in pairs.indices {
             // Fields read in place: copying a pair would copy (and count references to) its strings.
             let sent = pairs[entry].sent
@@ -253,26 +262,23 @@ public struct Engine: Sendable {
                 continue
             case nil: break
             }
-            var quantiles: (p50: Double, p90: Double, p99: Double, p999: Double)?
+            var quantiles: (p50: Double, p99: Double)?
             if sent > lost {
                 guard let sketch = pairs[entry].rttMicros, read(sketch), sketchReader.count == UInt64(sent - lost)
                 else {
                     counters.pairsInvalidSketch += 1
                     continue
                 }
-                quantiles = (
-                    sketchReader.answer(0), sketchReader.answer(1), sketchReader.answer(2), sketchReader.answer(3)
-                )
+                quantiles = (sketchReader.answer(0), sketchReader.answer(2))
             }
-            let routeStart = Int32(window.routes.count)
-            state.appendComponents(of: entry, to: &window.routes)
+            let routeStart = Int32(routeBase + resolved.components.lowerBound)
             window.observations.append(
                 PairObservation(
                     pathClass: resolved.pathClass, routeStart: routeStart,
-                    routeCount: Int32(resolved.components.count), srcNumber: resolved.srcNumber,
+                    routeCount: UInt8(resolved.components.count), srcNumber: resolved.srcNumber,
                     dstNumber: resolved.dstNumber, reporterNumber: reporterNumber,
-                    dstNodeNumber: resolved.dstNodeNumber, sent: sent, lost: lost,
-                    p50: quantiles?.p50, p90: quantiles?.p90, p99: quantiles?.p99, p999: quantiles?.p999))
+                    dstNodeNumber: resolved.dstNodeNumber, sent: Int32(sent), lost: Int32(lost),
+                    p50: quantiles?.p50, p99: quantiles?.p99))
             window.owners.append((node, Int32(entry)))
         }
     }
@@ -346,14 +352,21 @@ private struct WindowBuffers {
     var observations: [PairObservation] = []
     /// Each observation's node (its place in the window's sorted nodes) and entry in that node's state.
     var owners: [(node: Int32, entry: Int32)] = []
-    /// The component numbers of every observation's route, one after the other.
+    /// The component numbers of every node's routes, node after node (NodePairs.components).
     var routes: [Int32] = []
     var judged: [JudgedPair] = []
+    /// The p50s and p99s the baselines are the medians of, one array per path class (by ordinal).
+    var classP50s = [[Double]](repeating: [], count: PathClass.allCases.count)
+    var classP99s = [[Double]](repeating: [], count: PathClass.allCases.count)
 
     mutating func removeAll() {
         observations.removeAll(keepingCapacity: true)
         owners.removeAll(keepingCapacity: true)
         routes.removeAll(keepingCapacity: true)
         judged.removeAll(keepingCapacity: true)
+        for ordinal in classP50s.indices {
+            classP50s[ordinal].removeAll(keepingCapacity: true)
+            classP99s[ordinal].removeAll(keepingCapacity: true)
+        }
     }
 }

@@ -2,17 +2,18 @@
 // through a component as the evidence that clears it. See docs/localization.md for why this shape.
 //
 // First, stalled prober hosts (own control pairs slow, peers reach them at full speed) are left out
-// of latency. Per symptom (latency, loss), every other judged pair votes for the components on its
-// route: a bad pair (slow; or for loss, any probe lost) against, a healthy pair for. Then greedily,
-// the component whose still-unexplained bad pairs best justify it is blamed, scored by those pairs
-// times its bad share (squared for latency), until none is justified. Justified means: evidence
-// from its own node or from enough independent reporters, and either a bad share of at least
-// `minBadShare`, or, for gray faults that touch few pairs, far more lost probes (or, for links and
-// switches, slow pairs) than the window's background could give; the background leaves out what
-// the share test alone explains. A component blamed only with dead pairs needs nearly all its pairs
-// dead. Rails of one node blamed together become the node. Components that explain the same pairs
-// equally well are named as ambiguous. The work runs on component numbers (ComponentTable) and
-// arrays, not on names and dictionaries: a window of a 100k-GPU fleet has millions of pairs.
+// of latency. Every other judged pair votes for the components on its route, for latency and for
+// loss in the same sweep: a bad pair (slow; or for loss, any probe lost) against, a healthy pair
+// for. Then per symptom, greedily, the component whose still-unexplained bad pairs best justify it
+// is blamed, scored by those pairs times its bad share (squared for latency), until none is
+// justified. Justified means: evidence from its own node or from enough independent reporters, and
+// either a bad share of at least `minBadShare`, or, for gray faults that touch few pairs, far more
+// lost probes (or, for links and switches, slow pairs) than the window's background could give;
+// the background leaves out what the share test alone explains. A component blamed only with dead
+// pairs needs nearly all its pairs dead. Rails of one node blamed together become the node.
+// Components that explain the same pairs equally well are named as ambiguous. The work runs on
+// component numbers (ComponentTable) and arrays, not on names and dictionaries, and each sweep over
+// the window's pairs serves both symptoms: a window of a 100k-GPU fleet has millions of pairs.
 
 import FleetModel
 import Foundation
@@ -32,60 +33,67 @@ struct Blame: Sendable {
     var share: Double { Double(badPairs) / Double(badPairs + healthyPairs) }
 }
 
-/// The fleet's background loss rate in a window: the mean loss rate of the reporting endpoints
-/// (over their `counted` pairs that are not dead), leaving out the lossiest tenth so that the
-/// faults being looked for do not raise their own bar. At least 1e-5, so that one lost probe in a
-/// lossless fleet is not significant.
-func backgroundLossRate(_ pairs: [JudgedPair], counted: [Bool], table: ComponentTable) -> Double {
-    var sent = [Int](repeating: 0, count: table.count)
-    var lost = [Int](repeating: 0, count: table.count)
-    var sources: [Int32] = []
-    for index in pairs.indices where counted[index] {
-        let observation = pairs[index].observation
-        guard pairs[index].verdict != .dead, observation.sent > 0 else { continue }
-        let source = Int(observation.srcNumber)
-        if sent[source] == 0 { sources.append(observation.srcNumber) }
-        sent[source] += observation.sent
-        lost[source] += observation.lost
-    }
-    let rates = sources.map { Double(lost[Int($0)]) / Double(sent[Int($0)]) }
-    return max(1e-5, trimmedMean(rates))
-}
+/// What a window's pairs show without a fault, for the gray-fault tests: each value from the pairs
+/// that count for its symptom (not already explained by the share test, not a stalled prober's),
+/// all three in one sweep over the pairs.
+struct Background {
+    /// The fleet's background loss rate: the mean loss rate of the reporting endpoints (over their
+    /// pairs that are not dead), leaving out the lossiest tenth so that the faults being looked for
+    /// do not raise their own bar. At least 1e-5, so that one lost probe in a lossless fleet is not
+    /// significant.
+    let lossRate: Double
+    /// The share of judged pairs that are slow without a fault: the mean over reporting endpoints
+    /// of the slow share of their pairs, leaving out the slowest tenth; at least 1e-3.
+    let slowShare: Double
+    /// The share of judged pairs that are slow at their median, over all of them; at least 1e-3.
+    /// Not trimmed per source like the tail's: a pair slow at its median without a fault is one
+    /// whose path is persistently slower than its class (a longer cable, a busier host), spread
+    /// thinly over the fleet; with a dozen pairs per source, leaving out the sources that have one
+    /// would leave out most of them, and the same pairs would look like a fault every window.
+    let slowAtMedianShare: Double
 
-/// The share of a window's judged pairs that are slow without a fault (`isSlow` says which count):
-/// the mean over reporting endpoints of the slow share of their `counted` pairs, leaving out the
-/// slowest tenth; at least 1e-3.
-func backgroundSlowShare(
-    _ pairs: [JudgedPair], counted: [Bool], rules: Rules, table: ComponentTable,
-    isSlow: (JudgedPair) -> Bool
-) -> Double {
-    var judged = [Int32](repeating: 0, count: table.count)
-    var slow = [Int32](repeating: 0, count: table.count)
-    var sources: [Int32] = []
-    for index in pairs.indices where counted[index] && pairs[index].observation.samples >= rules.minSamples {
-        let source = Int(pairs[index].observation.srcNumber)
-        if judged[source] == 0 { sources.append(pairs[index].observation.srcNumber) }
-        judged[source] += 1
-        if isSlow(pairs[index]) { slow[source] += 1 }
+    /// `countedForLatency`, `countedForLoss`: per pair, whether it counts for that symptom.
+    init(
+        _ pairs: [JudgedPair], countedForLatency: [Bool], countedForLoss: [Bool], rules: Rules,
+        table: ComponentTable
+    ) {
+        /// One reporting endpoint's counted pairs: probes sent and lost (loss), judged and slow
+        /// pairs (latency).
+        struct SourceTally {
+            var sent = 0
+            var lost = 0
+            var judged: Int32 = 0
+            var slow: Int32 = 0
+        }
+        var sources = [SourceTally](repeating: SourceTally(), count: table.count)
+        var judged = 0
+        var slowAtMedian = 0
+        for index in pairs.indices {
+            let pair = pairs[index]
+            let observation = pair.observation
+            let source = Int(observation.srcNumber)
+            if countedForLoss[index] && pair.verdict != .dead && observation.sent > 0 {
+                sources[source].sent += Int(observation.sent)
+                sources[source].lost += Int(observation.lost)
+            }
+            if countedForLatency[index] && observation.samples >= rules.minSamples {
+                sources[source].judged += 1
+                judged += 1
+                if pair.verdict == .slow { sources[source].slow += 1 }
+                if pair.isSlowAtMedian { slowAtMedian += 1 }
+            }
+        }
+        // Per reporting endpoint (the order does not matter: the trimmed mean sorts).
+        var lossRates: [Double] = []
+        var slowShares: [Double] = []
+        for tally in sources {
+            if tally.sent > 0 { lossRates.append(Double(tally.lost) / Double(tally.sent)) }
+            if tally.judged > 0 { slowShares.append(Double(tally.slow) / Double(tally.judged)) }
+        }
+        lossRate = max(1e-5, trimmedMean(lossRates))
+        slowShare = max(1e-3, trimmedMean(slowShares))
+        slowAtMedianShare = max(1e-3, judged == 0 ? 0 : Double(slowAtMedian) / Double(judged))
     }
-    let shares = sources.map { Double(slow[Int($0)]) / Double(judged[Int($0)]) }
-    return max(1e-3, trimmedMean(shares))
-}
-
-/// The share of a window's `counted` judged pairs that are slow at their median, over all of them;
-/// at least 1e-3. Not trimmed per source like the tail's: a pair slow at its median without a
-/// fault is one whose path is persistently slower than its class (a longer cable, a busier
-/// host), spread thinly over the fleet; with a dozen pairs per source, leaving out the sources
-/// that have one would leave out most of them, and the same pairs would look like a fault every
-/// window.
-func overallSlowAtMedianShare(_ pairs: [JudgedPair], counted: [Bool], rules: Rules) -> Double {
-    var judged = 0
-    var slow = 0
-    for index in pairs.indices where counted[index] && pairs[index].observation.samples >= rules.minSamples {
-        judged += 1
-        if pairs[index].isSlowAtMedian { slow += 1 }
-    }
-    return max(1e-3, judged == 0 ? 0 : Double(slow) / Double(judged))
 }
 
 /// The mean of the values without their largest tenth; 0 for none.
@@ -114,127 +122,142 @@ func poissonTail(atLeast k: Int, mean: Double) -> Double {
 /// probe *toward* it are mostly healthy. That is the prober's host stalling (a CPU hiccup, a noisy
 /// neighbour, its agent descheduled), not its NIC or the fabric: a slow NIC or node slows probes in
 /// both directions. Its latency pairs are left out of the window's localization (R-Pingmesh's
-/// false positives from host noise); its loss pairs still count.
-func noisyReporters(_ pairs: [JudgedPair], rules: Rules, table: ComponentTable) -> [Int32] {
-    var controlJudged = [Int32](repeating: 0, count: table.count)
-    var controlSlow = [Int32](repeating: 0, count: table.count)
-    var incomingJudged = [Int32](repeating: 0, count: table.count)
-    var incomingSlow = [Int32](repeating: 0, count: table.count)
-    var reporters: [Int32] = []
-    for pair in pairs where pair.observation.samples >= rules.minSamples {
+/// false positives from host noise); its loss pairs still count. Tallied as the window's pairs are
+/// judged (`add`), so that it needs no sweep of its own over them.
+struct StalledProbers {
+    /// One node's judged and slow pairs: its own control pairs, and the pairs toward it.
+    private struct Tally {
+        var controlJudged: Int32 = 0
+        var controlSlow: Int32 = 0
+        var incomingJudged: Int32 = 0
+        var incomingSlow: Int32 = 0
+    }
+
+    /// By component number (nodes only).
+    private var tallies: [Tally]
+    /// The nodes with control pairs judged.
+    private var reporters: [Int32] = []
+
+    init(table: ComponentTable) {
+        tallies = [Tally](repeating: Tally(), count: table.count)
+    }
+
+    mutating func add(_ pair: JudgedPair, rules: Rules) {
         let observation = pair.observation
+        guard observation.samples >= rules.minSamples else { return }
         let slow: Int32 = pair.verdict == .slow ? 1 : 0
         switch observation.pathClass {
         case .loopback, .intraHost:
             let node = Int(observation.reporterNumber)
-            if controlJudged[node] == 0 { reporters.append(observation.reporterNumber) }
-            controlJudged[node] += 1
-            controlSlow[node] += slow
+            if tallies[node].controlJudged == 0 { reporters.append(observation.reporterNumber) }
+            tallies[node].controlJudged += 1
+            tallies[node].controlSlow += slow
         case .sameLeaf, .crossLeaf:
-            incomingJudged[Int(observation.dstNodeNumber)] += 1
-            incomingSlow[Int(observation.dstNodeNumber)] += slow
+            tallies[Int(observation.dstNodeNumber)].incomingJudged += 1
+            tallies[Int(observation.dstNodeNumber)].incomingSlow += slow
         }
     }
-    return reporters.sorted().filter { number in
-        let node = Int(number)
-        guard incomingJudged[node] >= rules.minIndependentReporters + 1,
-            Double(controlSlow[node]) >= rules.minBadShare * Double(controlJudged[node])
-        else { return false }
-        // Incoming pairs no worse than a quarter slow: the node answers its peers at full speed.
-        return 4 * incomingSlow[node] <= incomingJudged[node]
+
+    /// The stalled probers' node numbers, ascending.
+    func nodes(rules: Rules) -> [Int32] {
+        reporters.sorted().filter { number in
+            let tally = tallies[Int(number)]
+            guard tally.incomingJudged >= rules.minIndependentReporters + 1,
+                Double(tally.controlSlow) >= rules.minBadShare * Double(tally.controlJudged)
+            else { return false }
+            // Incoming pairs no worse than a quarter slow: the node answers its peers at full speed.
+            return 4 * tally.incomingSlow <= tally.incomingJudged
+        }
     }
 }
 
-/// The blamed components for one symptom, most explanatory first.
+/// The blamed components for latency, then for loss, most explanatory first within each symptom.
 /// `routes`: the component numbers the pairs' `route` ranges point into.
-/// `ignoredReporters`: numbers of the nodes whose pairs do not vote (`noisyReporters` for latency).
+/// `stalledProbers`: numbers of the nodes whose latency pairs do not vote (`StalledProbers`).
 func localize(
-    _ pairs: [JudgedPair], routes: [Int32], symptom: Symptom, rules: Rules, topology: Topology, table: ComponentTable,
-    ignoredReporters: [Int32] = []
+    _ pairs: [JudgedPair], routes: [Int32], rules: Rules, topology: Topology, table: ComponentTable,
+    stalledProbers: [Int32]
 ) -> [Blame] {
-    // Votes per component number: healthy pairs counted (and their probes, for the aggregate loss
-    // test); bad pairs listed, in pair order, as one flat array cut per component.
-    var healthy = [Int32](repeating: 0, count: table.count)
-    var healthySent = [Int](repeating: 0, count: table.count)
-    var badCount = [Int32](repeating: 0, count: table.count)
-    var counted = [Bool](repeating: true, count: pairs.count)
-    var isIgnored = [Bool](repeating: false, count: table.count)
-    for number in ignoredReporters { isIgnored[Int(number)] = true }
-    var badIndexes: [Int] = []
+    // Healthy votes per component number, both symptoms side by side (one visit per component of
+    // a route); bad pairs listed per symptom, in pair order. Pairs counted for the background: all
+    // but the stalled probers' (latency), until the share test below leaves out more.
+    var votes = [HealthyVotes](repeating: HealthyVotes(), count: table.count)
+    var isStalled = [Bool](repeating: false, count: table.count)
+    for number in stalledProbers { isStalled[Int(number)] = true }
+    var countedForLatency = [Bool](repeating: true, count: pairs.count)
+    var countedForLoss = [Bool](repeating: true, count: pairs.count)
+    var badForLatency: [Int] = []
+    var badForLoss: [Int] = []
     for index in pairs.indices {
         let pair = pairs[index]
-        if isIgnored[Int(pair.observation.reporterNumber)] {
-            counted[index] = false
-            continue
+        // 1 for a healthy vote, 0 for none.
+        var healthyForLatency: Int32 = 0
+        if isStalled[Int(pair.observation.reporterNumber)] {
+            countedForLatency[index] = false
+        } else if pair.isBad(for: .latency) {
+            badForLatency.append(index)
+        } else if pair.isHealthy(for: .latency, rules: rules) {
+            healthyForLatency = 1
         }
+        var healthyForLoss: Int32 = 0
+        if pair.isBad(for: .loss) {
+            badForLoss.append(index)
+        } else if pair.isHealthy(for: .loss, rules: rules) {
+            healthyForLoss = 1
+        }
+        guard healthyForLatency | healthyForLoss != 0 else { continue }
+        let sent = healthyForLoss == 1 ? Int(pair.observation.sent) : 0
         // Only components the pair surely crossed vote: an unknown ECMP spine gets no evidence.
-        if pair.isBad(for: symptom) {
-            badIndexes.append(index)
-            for place in pair.observation.route { badCount[Int(routes[place])] += 1 }
-        } else if pair.isHealthy(for: symptom, rules: rules) {
-            for place in pair.observation.route {
-                let component = routes[place]
-                healthy[Int(component)] += 1
-                healthySent[Int(component)] += pair.observation.sent
-            }
+        for place in pair.observation.route {
+            votes[Int(routes[place])].add(latency: healthyForLatency, loss: healthyForLoss, sent: sent)
         }
     }
-    guard !badIndexes.isEmpty else { return [] }
-    var badStart = [Int](repeating: 0, count: table.count + 1)
-    for number in 0..<table.count { badStart[number + 1] = badStart[number] + Int(badCount[number]) }
-    var badPairs = [Int](repeating: 0, count: badStart[table.count])
-    var fill = badStart
-    for index in badIndexes {
-        for place in pairs[index].observation.route {
-            let component = routes[place]
-            badPairs[fill[Int(component)]] = index
-            fill[Int(component)] += 1
-        }
-    }
-    func bad(_ component: Int32) -> ArraySlice<Int> {
-        badPairs[badStart[Int(component)]..<badStart[Int(component) + 1]]
-    }
-    /// Whether a pair's reporter is the component's own node (for its endpoints and itself).
-    func isOwn(_ component: Int32, _ index: Int) -> Bool {
-        table.nodeOf[Int(component)] == pairs[index].observation.reporterNumber
-    }
-    /// Whether the pairs come from the component's own node or from enough reporting nodes.
-    func enoughWitnesses(_ component: Int32, _ indexes: some Collection<Int>) -> Bool {
+    guard !badForLatency.isEmpty || !badForLoss.isEmpty else { return [] }
+    let latency = BadPairs(badForLatency, routes: routes, pairs: pairs, table: table)
+    let loss = BadPairs(badForLoss, routes: routes, pairs: pairs, table: table)
+
+    /// Whether the bad pairs (ordinals) come from the component's own node (for its endpoints and
+    /// itself) or from enough reporting nodes.
+    func enoughWitnesses(_ component: Int32, _ ordinals: some Collection<Int32>, of bad: BadPairs) -> Bool {
+        let ownNode = table.nodeOf[Int(component)]
         var reporters: Set<Int32> = []
-        for index in indexes {
-            if isOwn(component, index) { return true }
-            reporters.insert(pairs[index].observation.reporterNumber)
+        for ordinal in ordinals {
+            let reporter = bad.facts[Int(ordinal)].reporter
+            if reporter == ownNode { return true }
+            reporters.insert(reporter)
+            if reporters.count >= rules.minIndependentReporters { return true }
         }
         return reporters.count >= rules.minIndependentReporters
     }
-    let candidates = (0..<Int32(table.count)).filter { badCount[Int($0)] > 0 }
 
-    // The background is what the window's pairs show without a fault: leave out the ignored
-    // reporters, and the bad pairs of every component that the share test alone would blame (its
-    // own node or enough reporters, and most of its pairs bad), so that a fully broken link does
-    // not raise the bar that a partly broken one must clear.
-    for component in candidates {
-        let badVotes = Int(badCount[Int(component)])
-        let share = Double(badVotes) / Double(badVotes + Int(healthy[Int(component)]))
-        guard share >= rules.minBadShare, enoughWitnesses(component, bad(component)) else { continue }
-        for index in bad(component) { counted[index] = false }
+    // The background is what the window's pairs show without a fault: leave out the stalled
+    // probers (above), and the bad pairs of every component that the share test alone would blame
+    // (its own node or enough reporters, and most of its pairs bad), so that a fully broken link
+    // does not raise the bar that a partly broken one must clear.
+    func leaveOutShareBlamed(_ symptom: Symptom, _ bad: BadPairs, from counted: inout [Bool]) {
+        for component in bad.candidates {
+            let badVotes = bad[component].count
+            let share = Double(badVotes) / Double(badVotes + Int(votes[Int(component)].healthy(for: symptom)))
+            guard share >= rules.minBadShare, enoughWitnesses(component, bad[component], of: bad) else { continue }
+            for ordinal in bad[component] { counted[bad.indexes[Int(ordinal)]] = false }
+        }
     }
-    let background = backgroundLossRate(pairs, counted: counted, table: table)
-    let backgroundSlow = backgroundSlowShare(pairs, counted: counted, rules: rules, table: table) {
-        $0.verdict == .slow
-    }
-    let backgroundSlowAtMedian = overallSlowAtMedianShare(pairs, counted: counted, rules: rules)
+    leaveOutShareBlamed(.latency, latency, from: &countedForLatency)
+    leaveOutShareBlamed(.loss, loss, from: &countedForLoss)
+    let background = Background(
+        pairs, countedForLatency: countedForLatency, countedForLoss: countedForLoss, rules: rules, table: table)
 
-    /// Whether the still-unexplained bad pairs through a component justify blaming it: enough of
-    /// its votes bad, or (loss) its probes losing far more than background loss could; and the
-    /// evidence from its own node or from enough independent reporters. Returns the bad share.
-    func justification(_ component: Int32, covered: [Int]) -> Double? {
-        guard enoughWitnesses(component, covered) else { return nil }
-        let healthyVotes = Int(healthy[Int(component)])
+    /// Whether the still-unexplained bad pairs (ordinals) through a component justify blaming it:
+    /// enough of its votes bad, or (loss) its probes losing far more than background loss could;
+    /// and the evidence from its own node or from enough independent reporters. Returns the bad
+    /// share.
+    func justification(_ component: Int32, covered: [Int32], symptom: Symptom, of bad: BadPairs) -> Double? {
+        guard enoughWitnesses(component, covered, of: bad) else { return nil }
+        let healthyVotes = Int(votes[Int(component)].healthy(for: symptom))
         let share = Double(covered.count) / Double(covered.count + healthyVotes)
         // A component that is down drops every pair through it: healthy pairs through it clear
         // it of being down, though not of being lossy.
-        let allDead = covered.allSatisfy { pairs[$0].verdict == .dead }
+        let allDead = covered.allSatisfy { bad.facts[Int($0)].isDead }
         if allDead && share < 0.9 { return nil }
         if share >= rules.minBadShare { return share }
         if symptom == .latency {
@@ -249,71 +272,183 @@ func localize(
             // median against the background's of those, which spikes and tail noise hardly touch:
             // three of a link's eight flows three times slower stand out there, not in the first.
             let judged = Double(covered.count + healthyVotes)
-            let slowAtMedian = covered.count { pairs[$0].isSlowAtMedian }
-            let significant = [(covered.count, backgroundSlow), (slowAtMedian, backgroundSlowAtMedian)]
-                .contains { count, rate in
-                    count >= rules.minLostProbes && poissonTail(atLeast: count, mean: rate * judged) < 1e-6
-                }
+            let slowAtMedian = covered.count { bad.facts[Int($0)].isSlowAtMedian }
+            let significant = [
+                (covered.count, background.slowShare), (slowAtMedian, background.slowAtMedianShare),
+            ]
+            .contains { count, rate in
+                count >= rules.minLostProbes && poissonTail(atLeast: count, mean: rate * judged) < 1e-6
+            }
             return significant ? share : nil
         }
         // Gray loss (1–5%) leaves most pairs of 20 probes without a loss, so the share test misses
         // it: judge the probes in aggregate instead, against the background.
         // Dead pairs are the share test's business: a dead peer seen by a single reporter must
         // not make that reporter's own rail look lossy.
-        let partial = covered.filter { pairs[$0].verdict != .dead }
-        let lost = partial.reduce(0) { $0 + pairs[$1].observation.lost }
-        let sent = partial.reduce(healthySent[Int(component)]) { $0 + pairs[$1].observation.sent }
+        let partial = covered.lazy.map { bad.facts[Int($0)] }.filter { !$0.isDead }
+        let lost = partial.reduce(0) { $0 + Int($1.lost) }
+        let sent = partial.reduce(votes[Int(component)].lossSent) { $0 + Int($1.sent) }
         guard sent > 0, lost >= rules.minLostProbes, Double(lost) / Double(sent) >= rules.lossyRate / 2,
-            poissonTail(atLeast: lost, mean: background * Double(sent)) < 1e-6
+            poissonTail(atLeast: lost, mean: background.lossRate * Double(sent)) < 1e-6
         else { return nil }
         return share
     }
 
-    var unexplained = [Bool](repeating: false, count: pairs.count)
-    for index in badIndexes { unexplained[index] = true }
-    var unexplainedCount = badIndexes.count
-    var blamed: [Blame] = []
-    var remaining = candidates  // ascending numbers: sorted components
-    while unexplainedCount > 0 {
-        var best: (component: Int32, covered: [Int], share: Double, score: Double)?
-        var tied: [Int32] = []
-        for component in remaining {
-            let covered = bad(component).filter { unexplained[$0] }
-            guard !covered.isEmpty, let share = justification(component, covered: covered) else { continue }
+    /// The greedy explanation of one symptom's bad pairs.
+    func explain(_ symptom: Symptom, _ bad: BadPairs) -> [Blame] {
+        var unexplained = [Bool](repeating: true, count: bad.count)
+        var unexplainedCount = bad.count
+        /// A component's still-unexplained bad pairs and its score, when they justify blaming it.
+        func assessment(of component: Int32) -> Assessment? {
+            let covered = bad[component].filter { unexplained[Int($0)] }
+            guard !covered.isEmpty, let share = justification(component, covered: covered, symptom: symptom, of: bad)
+            else { return nil }
             // The most explained, weighted by how concentrated the evidence is: a link's lossy
-            // flows beat the spine that carries them among many healthy ones. For latency, by the
-            // square of it: two slow access links (all their flows slow) beat the leaf between
-            // them (half of its flows slow), while a switch slow on half of all its flows still
-            // beats each of its links. Not for loss: a lossy pair is a draw (5% loss leaves a
-            // third of 20-probe pairs clean), and squaring that noise would let an access link's
-            // luckier share beat the lossy endpoint whose loopback it lacks. Then the smaller
-            // component (kind, then name: the numbers' order).
+            // flows beat the spine that carries them among many healthy ones. For latency, by
+            // the square of it: two slow access links (all their flows slow) beat the leaf
+            // between them (half of its flows slow), while a switch slow on half of all its
+            // flows still beats each of its links. Not for loss: a lossy pair is a draw (5%
+            // loss leaves a third of 20-probe pairs clean), and squaring that noise would let
+            // an access link's luckier share beat the lossy endpoint whose loopback it lacks.
             let score = Double(covered.count) * (symptom == .latency ? share * share : share)
-            if let current = best, score <= current.score {
-                // Another component that explains exactly the same pairs as well: nothing in
-                // this window can tell them apart (links in series), so the finding says so.
-                if score == current.score && covered == current.covered { tied.append(component) }
-                continue
+            return Assessment(covered: covered, score: score)
+        }
+        // Ascending numbers: sorted components. An assessment holds until one of the candidate's
+        // pairs is explained: only then is it made again.
+        var remaining = bad.candidates.map { (component: $0, assessment: assessment(of: $0)) }
+        var isTouched = [Bool](repeating: false, count: table.count)
+        var blamed: [Blame] = []
+        while unexplainedCount > 0 {
+            // The highest score; then the smaller component (kind, then name: the numbers' order).
+            var best: (place: Int, assessment: Assessment)?
+            var tied: [Int32] = []
+            for place in remaining.indices {
+                guard let candidate = remaining[place].assessment else { continue }
+                if let current = best?.assessment, candidate.score <= current.score {
+                    // Another component that explains exactly the same pairs as well: nothing in
+                    // this window can tell them apart (links in series), so the finding says so.
+                    if candidate.score == current.score && candidate.covered == current.covered {
+                        tied.append(remaining[place].component)
+                    }
+                    continue
+                }
+                best = (place, candidate)
+                tied = []
             }
-            best = (component, covered, share, score)
-            tied = []
+            guard let (place, chosen) = best else { break }
+            let component = remaining.remove(at: place).component
+            var reporters: Set<Int32> = []
+            for ordinal in chosen.covered {
+                reporters.insert(bad.facts[Int(ordinal)].reporter)
+                unexplained[Int(ordinal)] = false
+                for routePlace in pairs[bad.indexes[Int(ordinal)]].observation.route {
+                    isTouched[Int(routes[routePlace])] = true
+                }
+            }
+            unexplainedCount -= chosen.covered.count
+            blamed.append(
+                Blame(
+                    component: table.components[Int(component)], symptom: symptom,
+                    explained: chosen.covered.map { pairs[bad.indexes[Int($0)]] }, badPairs: chosen.covered.count,
+                    healthyPairs: Int(votes[Int(component)].healthy(for: symptom)), reporters: reporters.count,
+                    ambiguousWith: tied.map { table.components[Int($0)] }))
+            // The candidates on the routes of the pairs just explained have fewer left to explain.
+            isTouched[Int(component)] = false
+            for place in remaining.indices where isTouched[Int(remaining[place].component)] {
+                isTouched[Int(remaining[place].component)] = false
+                remaining[place].assessment = assessment(of: remaining[place].component)
+            }
         }
-        guard let chosen = best else { break }
-        var reporters: Set<Int32> = []
-        for index in chosen.covered {
-            reporters.insert(pairs[index].observation.reporterNumber)
-            unexplained[index] = false
-        }
-        unexplainedCount -= chosen.covered.count
-        blamed.append(
-            Blame(
-                component: table.components[Int(chosen.component)], symptom: symptom,
-                explained: chosen.covered.map { pairs[$0] }, badPairs: chosen.covered.count,
-                healthyPairs: Int(healthy[Int(chosen.component)]), reporters: reporters.count,
-                ambiguousWith: tied.map { table.components[Int($0)] }))
-        remaining.removeAll { $0 == chosen.component }
+        return mergingEndpointsIntoNodes(blamed, topology: topology)
     }
-    return mergingEndpointsIntoNodes(blamed, topology: topology)
+
+    return explain(.latency, latency) + explain(.loss, loss)
+}
+
+/// The healthy pairs through one component, for both symptoms side by side: the voting sweep
+/// visits each component of a pair's route once for both. (Its bad pairs are listed: BadPairs.)
+private struct HealthyVotes {
+    var latency: Int32 = 0
+    var loss: Int32 = 0
+    /// The probes the pairs healthy for loss sent (for the aggregate loss test).
+    var lossSent = 0
+
+    func healthy(for symptom: Symptom) -> Int32 { symptom == .latency ? latency : loss }
+
+    /// Adds one pair's votes: 1 or 0 for each symptom, and its probes when healthy for loss.
+    mutating func add(latency pairLatency: Int32, loss pairLoss: Int32, sent: Int) {
+        latency += pairLatency
+        loss += pairLoss
+        lossSent += sent
+    }
+}
+
+/// One symptom's bad pairs, and those through each component (one flat array cut per component
+/// number). A bad pair is known by its ordinal, its place among them; what the tests need of it is
+/// kept by ordinal too, in a small array, where reading it from the window's pairs (hundreds of
+/// megabytes, in no useful order) cost more than the tests themselves.
+private struct BadPairs {
+    /// The bad pairs' indexes into the window's pairs, ascending.
+    let indexes: [Int]
+    let facts: [BadPairFacts]
+    /// The components with at least one bad pair, ascending.
+    let candidates: [Int32]
+    private let start: [Int]
+    private let byComponent: [Int32]
+
+    init(_ indexes: [Int], routes: [Int32], pairs: [JudgedPair], table: ComponentTable) {
+        var count = [Int](repeating: 0, count: table.count)
+        for index in indexes {
+            for place in pairs[index].observation.route { count[Int(routes[place])] += 1 }
+        }
+        var start = [Int](repeating: 0, count: table.count + 1)
+        for number in 0..<table.count { start[number + 1] = start[number] + count[number] }
+        var byComponent = [Int32](repeating: 0, count: start[table.count])
+        var fill = start
+        for (ordinal, index) in indexes.enumerated() {
+            for place in pairs[index].observation.route {
+                let component = Int(routes[place])
+                byComponent[fill[component]] = Int32(ordinal)
+                fill[component] += 1
+            }
+        }
+        self.indexes = indexes
+        self.facts = indexes.map { BadPairFacts(pairs[$0]) }
+        self.candidates = (0..<Int32(table.count)).filter { count[Int($0)] > 0 }
+        self.start = start
+        self.byComponent = byComponent
+    }
+
+    var count: Int { indexes.count }
+
+    /// The ordinals of the bad pairs through a component, ascending.
+    subscript(component: Int32) -> ArraySlice<Int32> {
+        byComponent[start[Int(component)]..<start[Int(component) + 1]]
+    }
+}
+
+/// What the justification of a blame reads of a bad pair.
+private struct BadPairFacts {
+    let reporter: Int32
+    let sent: Int32
+    let lost: Int32
+    let isDead: Bool
+    let isSlowAtMedian: Bool
+
+    init(_ pair: JudgedPair) {
+        reporter = pair.observation.reporterNumber
+        sent = pair.observation.sent
+        lost = pair.observation.lost
+        isDead = pair.verdict == .dead
+        isSlowAtMedian = pair.isSlowAtMedian
+    }
+}
+
+/// A candidate's still-unexplained bad pairs (ordinals) and its greedy score, when they justify
+/// blaming it.
+private struct Assessment {
+    let covered: [Int32]
+    let score: Double
 }
 
 /// Several rails of one node failing together is the node failing (architecture note 1: one node,

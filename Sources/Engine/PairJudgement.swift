@@ -5,30 +5,57 @@ import FleetModel
 import QuantileSketch
 
 /// What the engine knows of one probed pair in one window. Numbers only (ComponentTable), no
-/// names: millions are built, copied and judged per window, and none of them costs a reference count.
+/// names: millions are built, copied and judged per window, and none of them costs a reference
+/// count. Small, too (48 bytes; a `JudgedPair` 56): the window's passes stream over millions of
+/// them, so the fields are laid out largest first and no wider than their values need.
 struct PairObservation: Sendable {
-    let pathClass: PathClass
+    /// The p50 and p99 of the returned probes' RTTs (µs), read through `p50` and `p99`: NaN when
+    /// no probe returned (`samples` is 0), so that no optional doubles the size of either.
+    private let p50Micros: Double
+    private let p99Micros: Double
     /// Where the numbers of the components every probe of the pair crossed (ascending) lie in the
     /// window's route array (one array of component numbers for all the window's pairs).
     let routeStart: Int32
-    let routeCount: Int32
     /// The numbers of the source and destination endpoints, of the reporting node (the source's
     /// node) and of the destination's node.
     let srcNumber: Int32
     let dstNumber: Int32
     let reporterNumber: Int32
     let dstNodeNumber: Int32
-    let sent: Int
-    let lost: Int
+    /// Probes sent and lost. Report validation keeps both in 0...Report.maxProbesPerPair
+    /// (Int32.max), so the engine's conversion from the report's Int cannot trap.
+    let sent: Int32
+    let lost: Int32
+    /// How many component numbers the route has: at most 9 (two endpoints, their access links and
+    /// leaves, a spine and its two links; ProbePath).
+    let routeCount: UInt8
+    let pathClass: PathClass
+
+    init(
+        pathClass: PathClass, routeStart: Int32, routeCount: UInt8, srcNumber: Int32, dstNumber: Int32,
+        reporterNumber: Int32, dstNodeNumber: Int32, sent: Int32, lost: Int32, p50: Double?, p99: Double?
+    ) {
+        self.p50Micros = p50 ?? .nan
+        self.p99Micros = p99 ?? .nan
+        self.routeStart = routeStart
+        self.srcNumber = srcNumber
+        self.dstNumber = dstNumber
+        self.reporterNumber = reporterNumber
+        self.dstNodeNumber = dstNodeNumber
+        self.sent = sent
+        self.lost = lost
+        self.routeCount = routeCount
+        self.pathClass = pathClass
+    }
+
+    /// Returned probes (in Int: no Int32 arithmetic can overflow).
+    var samples: Int { Int(sent) - Int(lost) }
     /// Quantiles of the returned probes' RTTs (µs); nil without samples.
-    let p50: Double?
-    let p90: Double?
-    let p99: Double?
-    let p999: Double?
-    var samples: Int { sent - lost }
+    var p50: Double? { samples > 0 ? p50Micros : nil }
+    var p99: Double? { samples > 0 ? p99Micros : nil }
     var lossRate: Double { sent > 0 ? Double(lost) / Double(sent) : 0 }
     /// The pair's place in the window's route array.
-    var route: Range<Int> { Int(routeStart)..<Int(routeStart + routeCount) }
+    var route: Range<Int> { Int(routeStart)..<Int(routeStart) + Int(routeCount) }
 }
 
 enum Verdict: String, Sendable {
@@ -59,12 +86,13 @@ struct ClassBaseline: Sendable {
 
 struct JudgedPair: Sendable {
     let observation: PairObservation
+    /// (The two one-byte fields before `score` fill the observation's tail: 56 bytes, not 64.)
     let verdict: Verdict
-    /// How far past its threshold: 1 means just at it (0 for healthy pairs).
-    let score: Double
     /// Slow at its median, not only in its tail: what a pair's own lane or port being slow does,
     /// and what a probe's rare spike (its p99 of 20 samples is its slowest one) does not.
     var isSlowAtMedian = false
+    /// How far past its threshold: 1 means just at it (0 for healthy pairs).
+    let score: Double
 
     /// Whether the pair counts for a symptom at all: bad for it, healthy for it, or neither.
     func isBad(for symptom: Symptom) -> Bool {
@@ -141,10 +169,12 @@ extension PathClass {
     }
 }
 
-/// Baselines per path class, from the pairs with enough samples.
-func baselines(_ observations: [PairObservation], rules: Rules) -> [PathClass: ClassBaseline] {
-    var p50s = [[Double]](repeating: [], count: PathClass.allCases.count)
-    var p99s = [[Double]](repeating: [], count: PathClass.allCases.count)
+/// Baselines per path class, from the pairs with enough samples. `p50s` and `p99s` hold one array
+/// per class (by ordinal), empty on entry; they are left with the window's values, so that the
+/// caller can keep their capacity for the next window (millions of values: WindowBuffers).
+func baselines(
+    _ observations: [PairObservation], rules: Rules, p50s: inout [[Double]], p99s: inout [[Double]]
+) -> [PathClass: ClassBaseline] {
     for observation in observations where observation.samples >= rules.minSamples {
         guard let p50 = observation.p50, let p99 = observation.p99 else { continue }
         p50s[observation.pathClass.ordinal].append(p50)
@@ -161,8 +191,11 @@ func baselines(_ observations: [PairObservation], rules: Rules) -> [PathClass: C
 }
 
 /// The verdict on one pair against its class's baseline, its own history and the rules' floors.
+/// `ownP50`: the median of the pair's recent healthy p50s, nil before the first; asked only when
+/// the pair's p50 is above its class's median (sorting the history costs more than the rest).
 func judge(
-    _ pair: PairObservation, baseline: ClassBaseline?, classRules: PathClassRules, ownP50: Double?, rules: Rules
+    _ pair: PairObservation, baseline: ClassBaseline?, classRules: PathClassRules, ownP50: () -> Double?,
+    rules: Rules
 ) -> JudgedPair {
     if pair.sent >= rules.minProbesForDead && pair.lost == pair.sent {
         return JudgedPair(observation: pair, verdict: .dead, score: 1)
@@ -185,7 +218,7 @@ func judge(
         tailScore = p99 / p99Limit
     }
     // Its own history catches a pair that is slow for itself though still inside its class's band.
-    if let ownP50, let baseline, p50 > baseline.medianP50 {
+    if let baseline, p50 > baseline.medianP50, let ownP50 = ownP50() {
         medianScore = max(
             medianScore, p50 / max(ownP50 * classRules.slowP50Ratio, ownP50 + classRules.minExcessMicros))
     }

@@ -67,6 +67,9 @@ public struct Report: Sendable, Equatable {
     /// Limits that keep one report bounded.
     public static let maxPairs = 65_536
     public static let maxSketchBase64Bytes = 64 << 10
+    /// Probes one pair may report sent in a window: far beyond any prober (600,000 a second for
+    /// the longest window), and small enough that the engine keeps `sent` and `lost` in 32 bits.
+    public static let maxProbesPerPair = Int(Int32.max)
 
     /// Parses and validates one report. With a topology, every `src` must be an endpoint of `node`
     /// in it (unknown destinations are the engine's to count, not an error here). The JSON is read
@@ -129,6 +132,9 @@ public struct Report: Sendable, Equatable {
                 throw ReportError(at(), "pair \(src) -> \(dst) given twice")
             }
             guard entry.sent >= 0 else { throw ReportError(at(".sent"), "negative") }
+            guard entry.sent <= Self.maxProbesPerPair else {
+                throw ReportError(at(".sent"), "\(entry.sent) is over the limit of \(Self.maxProbesPerPair)")
+            }
             guard (0...entry.sent).contains(entry.lost) else {
                 throw ReportError(at(".lost"), "\(entry.lost) is outside 0...sent (\(entry.sent))")
             }

@@ -334,3 +334,27 @@ struct SelectMedianTests {
         }
     }
 }
+
+@Suite("the window's per-pair records")
+struct PairRecordTests {
+    @Test("stay small: a window of a 100k-GPU fleet has millions of them, streamed over several times")
+    func sizes() {
+        #expect(MemoryLayout<PairObservation>.stride == 48)
+        #expect(MemoryLayout<JudgedPair>.stride == 56)
+    }
+
+    @Test("without samples, no quantiles; with them, the sketch's")
+    func quantilesOnlyWithSamples() {
+        func observation(sent: Int32, lost: Int32, p50: Double?, p99: Double?) -> PairObservation {
+            PairObservation(
+                pathClass: .sameLeaf, routeStart: 0, routeCount: 0, srcNumber: 0, dstNumber: 1, reporterNumber: 2,
+                dstNodeNumber: 3, sent: sent, lost: lost, p50: p50, p99: p99)
+        }
+        let dead = observation(sent: 20, lost: 20, p50: nil, p99: nil)
+        #expect(dead.p50 == nil && dead.p99 == nil && dead.samples == 0)
+        let returned = observation(sent: 20, lost: 1, p50: 9.5, p99: 12)
+        #expect(returned.p50 == 9.5 && returned.p99 == 12 && returned.samples == 19)
+        let extreme = observation(sent: .max, lost: 0, p50: 1, p99: 2)
+        #expect(extreme.samples == Int(Int32.max) && extreme.lossRate == 0)
+    }
+}

@@ -117,7 +117,8 @@ let agreementTable: [AgreementRow] = {
         AgreementRow("2.0e1", sentIs("2.0e1")),
         AgreementRow("200e-1", sentIs("200e-1")),
         AgreementRow("0.2e2", sentIs("0.2e2")),
-        AgreementRow("Int.max", sentIs("9223372036854775807")),
+        // Int.max in `errors`: `sent` (and so `lost`) stop at Report.maxProbesPerPair.
+        AgreementRow("Int.max", sample("\"errors\": 2,", "\"errors\": 9223372036854775807,")),
         AgreementRow("Int.min (then negative)", sentIs("-9223372036854775808")),
         AgreementRow("-0", lostIs("-0")),
         AgreementRow("-0.0e5", lostIs("-0.0e5")),
@@ -157,7 +158,8 @@ let agreementTable: [AgreementRow] = {
         AgreementRow(
             "1e-400 rounds to 0", lostIs("1e-400"),
             .stricter(field: "pairs[1].lost", reasonContains: "not a whole number")),
-        AgreementRow("Int.max with an exponent", sentIs("92233720368547758070e-1"), .looser),
+        AgreementRow(
+            "Int.max with an exponent", sample("\"errors\": 2,", "\"errors\": 92233720368547758070e-1,"), .looser),
         AgreementRow("leading zero", sentIs("020"), .syntax(field: "pairs[1].sent")),
         AgreementRow("no fraction digits", sentIs("20."), .syntax(field: "pairs[1].sent")),
         AgreementRow("no integer digits", sentIs(".5"), .syntax(field: "pairs[1].sent")),
@@ -253,6 +255,8 @@ let agreementTable: [AgreementRow] = {
         AgreementRow("unknown transport", sample("verbs-rc", "rdma")),
         AgreementRow("lost over sent", lostIs("21")),
         AgreementRow("negative sent", sentIs("-1")),
+        AgreementRow("sent at the limit", sentIs("2147483647")),
+        AgreementRow("sent over the limit", sentIs("2147483648")),
         AgreementRow(
             "src on another node",
             sample(
@@ -448,6 +452,14 @@ struct ReportJSONAgreementTests {
                 }
             }
         }
+    }
+
+    @Test("sent is at most Report.maxProbesPerPair: the engine keeps sent and lost in 32 bits")
+    func sentLimit() throws {
+        let atLimit = try readWithReader(Array(sample("\"sent\": 20,", "\"sent\": 2147483647,").utf8)).get()
+        #expect(atLimit.pairs[1].sent == Int(Int32.max))
+        let over = readWithReader(Array(sample("\"sent\": 20,", "\"sent\": 2147483648,").utf8))
+        #expect(over == .failure(ReportError("pairs[1].sent", "2147483648 is over the limit of 2147483647")))
     }
 
     @Test("the table covers successes and each kind of error")
