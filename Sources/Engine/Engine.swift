@@ -63,9 +63,9 @@ public struct Engine: Sendable {
     private var nodePairs: [NodeName: NodePairs] = [:]
     private let table: ComponentTable
     private var tracker = FindingTracker()
-    /// Reads every pair's p50, p90, p99 and p99.9 from its encoded sketch; the engine keeps the p50
-    /// and the p99 (answers 0 and 2).
-    private var sketchReader = try! EncodedSketchReader(quantiles: [0.5, 0.9, 0.99, 0.999])
+    /// Reads every pair's p50 and p99, what pairs are judged on, from its encoded sketch (the
+    /// component API shows a pair's p90 and p99.9 too, from the stored report).
+    private var sketchReader = try! EncodedSketchReader(quantiles: [0.5, 0.99])
     /// The closing window's arrays, kept from one window to the next: a window of a large fleet has
     /// millions of pairs, and fresh arrays every time cost more in page faults than the work does.
     private var buffers = WindowBuffers()
@@ -269,7 +269,7 @@ public struct Engine: Sendable {
                     counters.pairsInvalidSketch += 1
                     continue
                 }
-                quantiles = (sketchReader.answer(0), sketchReader.answer(2))
+                quantiles = (sketchReader.answer(0), sketchReader.answer(1))
             }
             let routeStart = Int32(routeBase + resolved.components.lowerBound)
             window.observations.append(

@@ -254,10 +254,12 @@ public enum ServiceAPI {
                 "sent": .number(Double(pair.sent)), "lost": .number(Double(pair.lost)),
             ]
             if let bytes = pair.rttMicros?.decodedBytes, let sketch = try? QuantileSketch(decoding: bytes),
-                let answers = try? sketch.quantiles([0.5, 0.99])
+                let answers = try? sketch.quantiles([0.5, 0.9, 0.99, 0.999])
             {
-                entry["p50Micros"] = .number((answers[0] * 1000).rounded() / 1000)
-                entry["p99Micros"] = .number((answers[1] * 1000).rounded() / 1000)
+                for (name, answer) in zip(["p50Micros", "p90Micros", "p99Micros", "p999Micros"], answers) {
+                    entry[name] = .number((answer * 1000).rounded() / 1000)
+                }
+                entry["samples"] = .number(Double(sketch.count))
             }
             return .object(entry)
         }

@@ -122,6 +122,12 @@ struct APITests {
                 ($0["src"] as? String) == "gpu-0011/2" || ($0["dst"] as? String) == "gpu-0011/2"
             })
         #expect(pairs.contains { $0["p50Micros"] is Double || $0["p50Micros"] is Int })
+        // The pair statistics of the spec: p50 ≤ p90 ≤ p99 ≤ p99.9 and the samples, for pairs with any.
+        for pair in pairs where (pair["sent"] as? Int ?? 0) > (pair["lost"] as? Int ?? 0) {
+            let quantiles = ["p50Micros", "p90Micros", "p99Micros", "p999Micros"].map { (pair[$0] as? NSNumber)?.doubleValue }
+            #expect(quantiles.allSatisfy { $0 != nil } && quantiles.map { $0! } == quantiles.map { $0! }.sorted())
+            #expect(pair["samples"] as? Int == (pair["sent"] as? Int ?? 0) - (pair["lost"] as? Int ?? 0))
+        }
         let link = fixture.call("GET", "/v1/components/leaf-s1-r3~spine-00", headers: bearer(adminToken))
         #expect(link.status == 200)
         #expect(try object(link)["kind"] as? String == "link")
