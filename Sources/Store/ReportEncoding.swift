@@ -129,6 +129,10 @@ public enum PairsEncoding {
             let sent = try reader.zigzag()
             let lost = try reader.zigzag()
             let errors = try reader.zigzag()
+            // What report validation allows (the engine relies on it); anything else is damage.
+            guard (0...Report.maxProbesPerPair).contains(sent), (0...sent).contains(lost), errors >= 0 else {
+                throw EncodingError("probe counts sent \(sent), lost \(lost), errors \(errors) out of range")
+            }
             let flags = try reader.byte()
             guard flags & ~(sketchFlags | flagPath) == 0, (flags & sketchFlags).nonzeroBitCount <= 1 else {
                 throw EncodingError("bad pair flags \(flags)")

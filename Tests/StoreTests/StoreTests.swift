@@ -66,6 +66,15 @@ struct StoreTests {
         var badVersion = encoded
         badVersion[0] = 9
         #expect(throws: EncodingError.self) { try PairsEncoding.decode(badVersion) }
+        // Counts a report could not have had (the engine relies on validation's bounds).
+        let pair = try sampleReport().pairs[0]
+        for (sent, lost) in [(Report.maxProbesPerPair + 1, 0), (-1, 0), (10, 11), (10, -1)] {
+            var damaged = pair
+            damaged.sent = sent
+            damaged.lost = lost
+            #expect(throws: EncodingError.self) { try PairsEncoding.decode(PairsEncoding.encode([damaged])) }
+        }
+        #expect(try PairsEncoding.decode(PairsEncoding.encode([pair])) == [pair])
     }
 
     @Test("same node and window: identical content is duplicate-same, different content a conflict")
