@@ -82,17 +82,18 @@ enum SketchCompaction {
                     guard length % 8 == 0 else { return nil }
                     let packed = try reader.bytes(length)
                     appendVarint(UInt64(length / 8), to: &fields)
-                    var index = packed.startIndex
-                    while index < packed.endIndex {
-                        var bits: UInt64 = 0
-                        for shift in 0..<8 { bits |= UInt64(packed[index + shift]) << UInt64(8 * shift) }
-                        let count = Double(bitPattern: bits)
-                        guard count >= 0, count <= maxExactCount, count == count.rounded(.towardZero) else {
-                            return nil
+                    let valid = packed.withUnsafeBytes { raw -> Bool in
+                        for offset in stride(from: 0, to: raw.count, by: 8) {
+                            let bits = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+                            let count = Double(bitPattern: bits)
+                            guard count >= 0, count <= maxExactCount, count == count.rounded(.towardZero) else {
+                                return false
+                            }
+                            appendVarint(UInt64(count), to: &fields)
                         }
-                        appendVarint(UInt64(count), to: &fields)
-                        index += 8
+                        return true
                     }
+                    guard valid else { return nil }
                 } else {
                     try copyValue(wireType: tag & 7, from: &reader, to: &fields)
                 }
@@ -108,6 +109,7 @@ enum SketchCompaction {
     private static func expandStore(_ reader: inout ByteReader, limit: Int) throws(EncodingError) -> [UInt8] {
         let fieldCount = try reader.count(limit: limit + 1)
         var out: [UInt8] = []
+        out.reserveCapacity(limit * 8)  // a count's byte back to its double: at most 8 times as long
         for _ in 0..<fieldCount {
             let tag = try reader.varint()
             appendVarint(tag, to: &out)
@@ -119,8 +121,7 @@ enum SketchCompaction {
                     guard value <= UInt64(maxExactCount) else {
                         throw EncodingError("bin count \(value) over 2^53")
                     }
-                    let bits = Double(value).bitPattern
-                    for shift in 0..<8 { out.append(UInt8(truncatingIfNeeded: bits >> UInt64(8 * shift))) }
+                    withUnsafeBytes(of: Double(value).bitPattern.littleEndian) { out.append(contentsOf: $0) }
                 }
             } else {
                 try copyValue(wireType: tag & 7, from: &reader, to: &out)
