@@ -196,6 +196,9 @@ func appendZigzag(_ value: Int64, to bytes: inout [UInt8]) {
 struct ByteReader {
     private let bytes: [UInt8]
     private(set) var offset = 0
+    /// Whether a varint read so far was written otherwise than `appendVarint` writes it (with
+    /// trailing zero groups, or bits past 64): its value would not re-encode to the same bytes.
+    private(set) var sawNonMinimalVarint = false
 
     init(_ bytes: [UInt8]) { self.bytes = bytes }
 
@@ -214,7 +217,10 @@ struct ByteReader {
             let next = try byte()
             guard shift < 64 else { throw EncodingError("varint too long at byte \(offset)") }
             value |= UInt64(next & 0x7F) << shift
-            if next & 0x80 == 0 { return value }
+            if next & 0x80 == 0 {
+                if (next == 0 && shift > 0) || (shift == 63 && next > 1) { sawNonMinimalVarint = true }
+                return value
+            }
             shift += 7
         }
     }

@@ -2,7 +2,8 @@
 // carries as packed doubles (8 bytes each, wire-v1 §4), are whole numbers, so they are stored as
 // varints (1–2 bytes each) and expanded back to the very same protobuf bytes on read. Everything
 // else in the message is copied as it is. `compact` only answers when `expand` gives back the
-// input byte for byte; otherwise the caller stores the protobuf bytes raw.
+// input byte for byte, which it ensures piece by piece (every varint as `appendVarint` writes it,
+// every count the double its value makes); otherwise the caller stores the protobuf bytes raw.
 
 /// Compacts and expands DDSketch protobuf messages (wire-v1 §4) without changing a byte of them.
 ///
@@ -41,9 +42,12 @@ enum SketchCompaction {
         } catch {
             return nil
         }
-        // Only a form that gives back exactly these bytes is kept (non-minimal varints, -0.0 or
-        // fractional counts would not survive).
-        guard (try? expand(out)) == message else { return nil }
+        // Only a form that gives back exactly these bytes is kept: expanding writes every varint
+        // minimal (a store's length too, which then equals the original's), and every count as
+        // the double of its value (so -0.0 and fractions were refused above). Checked in full
+        // where assertions run (the tests).
+        guard !reader.sawNonMinimalVarint else { return nil }
+        assert((try? expand(out)) == message, "compaction must round-trip")
         return out
     }
 
@@ -86,7 +90,9 @@ enum SketchCompaction {
                         for offset in stride(from: 0, to: raw.count, by: 8) {
                             let bits = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
                             let count = Double(bitPattern: bits)
-                            guard count >= 0, count <= maxExactCount, count == count.rounded(.towardZero) else {
+                            guard count >= 0, count <= maxExactCount, count == count.rounded(.towardZero),
+                                Double(UInt64(count)).bitPattern == bits  // not -0.0
+                            else {
                                 return false
                             }
                             appendVarint(UInt64(count), to: &fields)
@@ -101,6 +107,7 @@ enum SketchCompaction {
         } catch {
             return nil
         }
+        guard !reader.sawNonMinimalVarint else { return nil }
         var out: [UInt8] = []
         appendVarint(UInt64(fieldCount), to: &out)
         return out + fields

@@ -80,6 +80,42 @@ struct SketchCompactionTests {
         #expect(try PairsEncoding.decode(PairsEncoding.encode(report.pairs)) == report.pairs)
     }
 
+    /// Compaction no longer expands what it made to compare (it checks as it goes); mutated
+    /// sketches, most of them no valid sketch at all, hold it to the round trip: whatever it
+    /// takes comes back byte for byte. Also non-minimal varints (a length, a tag, a count's field)
+    /// and a 10-byte varint with bits past 64.
+    @Test("whatever compaction takes, of thousands of mutated sketches, expands to the same bytes")
+    func mutatedSketchesRoundTripOrAreRefused() throws {
+        var generator = SeededGenerator(seed: 2026)
+        var sketch = try QuantileSketch()
+        for _ in 0..<40 { try sketch.add(3 * exp(2 * generator.nextUnit())) }
+        try sketch.add(0, count: 2)
+        let original = sketch.encoded()
+        var taken = 0
+        for _ in 0..<5000 {
+            var bytes = original
+            for _ in 0...(generator.next() % 3) {
+                let position = Int(generator.next() % UInt64(bytes.count + 1))
+                switch generator.next() % 5 {
+                case 0 where position < bytes.count: bytes[position] ^= UInt8(1 << (generator.next() % 8))
+                case 1 where position < bytes.count: bytes[position] = UInt8(truncatingIfNeeded: generator.next())
+                case 2: bytes.insert(generator.next() % 2 == 0 ? 0x80 : 0x00, at: position)
+                case 3 where position < bytes.count: bytes.remove(at: position)
+                default: bytes = Array(bytes.prefix(position))
+                }
+            }
+            guard let compact = SketchCompaction.compact(bytes) else { continue }
+            taken += 1
+            #expect(try SketchCompaction.expand(compact) == bytes)
+        }
+        #expect(taken > 30)  // the test reaches the accepting side too (64 of these 5,000)
+        // A store's length written in two bytes; a count of 1 in a non-minimal zero-count field;
+        // a 10-byte varint whose last byte carries bits past 64.
+        #expect(SketchCompaction.compact([0x12, 0x8A, 0x00, 0x12, 0x08] + withUnsafeBytes(of: (1.0).bitPattern.littleEndian, Array.init)) == nil)
+        #expect(SketchCompaction.compact([0x28, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F]) == nil)
+        #expect(SketchCompaction.compact([0x28, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]) != nil)
+    }
+
     @Test("expanding garbage fails with a reason, never traps")
     func expandGarbage() throws {
         let compact = try #require(
