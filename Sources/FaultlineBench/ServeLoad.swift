@@ -1,7 +1,8 @@
 // `faultline-bench --serve HOST:PORT`: a concurrent load generator for a running `faultline serve`.
 // Several threads, each with its own keep-alive HTTPClient, post reports of 64 pairs (8 rails × 8
 // peers, each with an RTT sketch) for a fleet of `gpu-NNNN` nodes, window after window from the
-// current one; one more thread reads GET /v1/findings meanwhile. Prints reports/s and latency
+// current one, never a window before its start (as a fleet would: N nodes offer at most N reports
+// a window); one more thread reads GET /v1/findings meanwhile. Prints reports/s and latency
 // percentiles of both. ci/load-serve starts the service and runs this against it.
 
 import Dispatch
@@ -88,7 +89,14 @@ func runServeLoad(_ options: ServeLoadOptions) throws {
                     return value
                 }
                 let node = index % nodes
-                let payload = body(node: node, window: firstWindow + Int64(index / nodes) * length)
+                let window = firstWindow + Int64(index / nodes) * length
+                // Paced to the clock: a window's reports go once it has begun.
+                let wait = Double(window) - Date().timeIntervalSince1970
+                if wait > 0 {
+                    guard ContinuousClock.now + .milliseconds(Int(wait * 1000)) < deadline else { break }
+                    usleep(UInt32(wait * 1_000_000))
+                }
+                let payload = body(node: node, window: window)
                 let started = ContinuousClock.now
                 guard
                     let response = try? client.send(
@@ -143,13 +151,19 @@ func runServeLoad(_ options: ServeLoadOptions) throws {
         return String(format: "%.1f", sorted[min(sorted.count - 1, Int(Double(sorted.count) * q))])
     }
     let accepted = final.statuses[202] ?? 0
+    // Where the generator ended against the clock: behind when the service could not keep up.
+    let lastWindow = firstWindow + Int64(max(0, next.withLock { $0 } - 1) / nodes) * length
+    let behind = Int64(Date().timeIntervalSince1970) / length * length - lastWindow
     print(
         "serve load: \(options.threads) threads, \(options.nodes) nodes, 64 pairs a report, \(String(format: "%.1f", elapsed)) s"
     )
     print(
         "  statuses: \(final.statuses.keys.sorted().map { "\($0): \(final.statuses[$0]!)" }.joined(separator: ", "))"
     )
-    print("  accepted: \(accepted) reports, \(String(format: "%.0f", Double(accepted) / elapsed)) reports/s")
+    print(
+        "  accepted: \(accepted) reports, \(String(format: "%.0f", Double(accepted) / elapsed)) reports/s "
+            + "(offered at most \(String(format: "%.0f", Double(nodes) / Double(length))) a second; "
+            + "the last window posted was \(behind) s behind the clock)")
     print(
         "  POST /v1/reports latency ms: p50 \(percentile(final.latencies, 0.5)), p99 \(percentile(final.latencies, 0.99)), max \(percentile(final.latencies, 1))"
     )
