@@ -62,7 +62,8 @@ let package = Package(
         .target(name: "Agent", dependencies: ["FleetModel", "QuantileSketch", "Net", "Verbs", "Probe"]),
         .executableTarget(name: "faultline", dependencies: ["FaultlineCLI"]),
         .executableTarget(
-            name: "FaultlineBench", dependencies: ["QuantileSketch", "FleetModel", "Engine", "Simulation", "Net"]),
+            name: "FaultlineBench",
+            dependencies: ["QuantileSketch", "FleetModel", "Engine", "Simulation", "Net", "Service"]),
 
         .testTarget(
             name: "QuantileSketchTests", dependencies: ["QuantileSketch", "Simulation"],

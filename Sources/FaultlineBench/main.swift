@@ -257,6 +257,11 @@ func runWorkload(_ name: String, repeats: Int) throws -> Int {
         let (body, topology) = try benchReport()
         try parseReports(body, topology: topology, count: 100 * repeats)
         return 100
+    case "ingest":
+        let workload = try IngestWorkload(windows: 4)
+        defer { workload.remove() }
+        for window in 0..<min(repeats, 4) { sink &+= UInt64(try workload.ingest(window: window)) }
+        return IngestWorkload.nodes
     case "merge-narrow", "merge-wide", "encode-narrow", "encode-wide", "decode-narrow", "decode-wide":
         let pool = try sketches(
             count: 200, samples: 1000, distribution: name.hasSuffix("narrow") ? narrow : lognormal)
@@ -284,7 +289,7 @@ let usage = """
            faultline-bench --write-data DIR
            faultline-bench --engine SCENARIO.json
            faultline-bench --serve HOST:PORT --admin-token TOKEN [--nodes N] [--threads N] [--seconds S] [--window-seconds S]
-           faultline-bench --workload insert|batch-insert|read-probe|parse-report|merge-narrow|merge-wide|encode-narrow|encode-wide|decode-narrow|decode-wide --repeat N
+           faultline-bench --workload insert|batch-insert|read-probe|parse-report|ingest|merge-narrow|merge-wide|encode-narrow|encode-wide|decode-narrow|decode-wide --repeat N
     """
 var arguments = Array(CommandLine.arguments.dropFirst())
 var json = false

@@ -6,6 +6,8 @@
 // pairs. It never traps, takes time linear in the input, and does not recurse: nesting is bounded by
 // `maxDepth` and skipped or built values keep their own stack.
 
+import Foundation
+
 /// Why bytes are not JSON, and where: the byte offset from the start of the input.
 struct JSONSyntaxError: Error, Equatable {
     var offset: Int
@@ -199,6 +201,35 @@ struct JSONReader {
     mutating func readString() throws(JSONSyntaxError) -> String {
         let scanned = try scanString()
         return makeString(start: scanned.start, end: scanned.end, hasEscapes: scanned.hasEscapes)
+    }
+
+    /// A string value, escapes undone, handed to `body` as UTF-8: the input's own bytes when it has
+    /// no escapes, so a value read into something other than a String is never made a String.
+    mutating func readString<T>(utf8 body: (UnsafeBufferPointer<UInt8>) -> T) throws(JSONSyntaxError) -> T {
+        let scanned = try scanString()
+        guard scanned.hasEscapes else {
+            return UnsafeRawBufferPointer(rebasing: bytes[scanned.start..<scanned.end])
+                .withMemoryRebound(to: UInt8.self, body)
+        }
+        var string = makeString(start: scanned.start, end: scanned.end, hasEscapes: true)
+        return string.withUTF8(body)
+    }
+
+    /// A string value (the next value must be one) whose bytes up to the next quote `accept` takes,
+    /// read without scanning them; nil, with nothing read, when `accept` refuses them. `accept` must
+    /// refuse every backslash and control character (base64 does): what it takes is then the whole
+    /// string, escapes and all.
+    mutating func readString<T>(ifAccepted accept: (UnsafeBufferPointer<UInt8>) -> T?) -> T? {
+        let start = offset + 1
+        guard start < bytes.count,
+            let quote = memchr(bytes.baseAddress! + start, Int32(UInt8(ascii: "\"")), bytes.count - start)
+        else { return nil }
+        let end = start + (UnsafeRawPointer(quote) - (bytes.baseAddress! + start))
+        guard let value = UnsafeRawBufferPointer(rebasing: bytes[start..<end]).withMemoryRebound(
+            to: UInt8.self, accept)
+        else { return nil }
+        offset = end + 1
+        return value
     }
 
     /// A number token, its grammar checked: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.

@@ -87,7 +87,12 @@ public struct Report: Sendable, Equatable {
         guard let node = NodeName(wire.node) else {
             throw ReportError("node", "'\(wire.node)' is not a valid node name")
         }
-        if let topology, topology.node(node) == nil { throw ReportError("node", "unknown node '\(node)'") }
+        // The node's endpoints in the topology, looked up once: each src must be one of them.
+        var knownSources: [EndpointID]?
+        if let topology {
+            guard let entry = topology.node(node) else { throw ReportError("node", "unknown node '\(node)'") }
+            knownSources = entry.rails.map(\.endpoint)
+        }
         guard (1...3600).contains(wire.windowSeconds) else {
             throw ReportError("windowSeconds", "\(wire.windowSeconds) is outside 1...3600")
         }
@@ -125,7 +130,7 @@ public struct Report: Sendable, Equatable {
             guard src.node == node else {
                 throw ReportError(at(".src"), "\(src) is not an endpoint of \(node)")
             }
-            if let topology, topology.rail(src) == nil {
+            if let knownSources, !knownSources.contains(src) {
                 throw ReportError(at(".src"), "unknown endpoint \(src)")
             }
             guard insertRail(src.rail, into: &sourceRailsByDestination[dst, default: 0]) else {
@@ -144,7 +149,7 @@ public struct Report: Sendable, Equatable {
                 throw ReportError(
                     at(".rttMicros"), "missing while \(entry.sent - entry.lost) probes returned")
             }
-            if let sketch = entry.rttMicros, sketch.utf8.count > Self.maxSketchBase64Bytes {
+            if let sketch = entry.rttMicros, sketch.base64Length > Self.maxSketchBase64Bytes {
                 throw ReportError(at(".rttMicros"), "over \(Self.maxSketchBase64Bytes) bytes")
             }
             var path: [SwitchName]?
@@ -161,7 +166,7 @@ public struct Report: Sendable, Equatable {
             pairs.append(
                 Pair(
                     src: src, dst: dst, sent: entry.sent, lost: entry.lost, errors: errors,
-                    rttMicros: entry.rttMicros.map(WireSketch.init(base64:)), path: path))
+                    rttMicros: entry.rttMicros, path: path))
         }
         self.init(
             node: node, windowStart: start, windowSeconds: wire.windowSeconds,
@@ -249,8 +254,30 @@ struct WireReport: Decodable {
         var sent: Int
         var lost: Int
         var errors: Int?
-        var rttMicros: String?
+        var rttMicros: WireSketch?
         var path: [String]?
+
+        init(
+            src: String, dst: String, sent: Int, lost: Int, errors: Int?, rttMicros: WireSketch?,
+            path: [String]?
+        ) {
+            (self.src, self.dst, self.sent, self.lost) = (src, dst, sent, lost)
+            (self.errors, self.rttMicros, self.path) = (errors, rttMicros, path)
+        }
+
+        /// JSONDecoder's reading (the comparison test's): `rttMicros` is text on the wire.
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            src = try container.decode(String.self, forKey: .src)
+            dst = try container.decode(String.self, forKey: .dst)
+            sent = try container.decode(Int.self, forKey: .sent)
+            lost = try container.decode(Int.self, forKey: .lost)
+            errors = try container.decodeIfPresent(Int.self, forKey: .errors)
+            rttMicros = try container.decodeIfPresent(String.self, forKey: .rttMicros).map(WireSketch.init(base64:))
+            path = try container.decodeIfPresent([String].self, forKey: .path)
+        }
+
+        private enum CodingKeys: String, CodingKey { case src, dst, sent, lost, errors, rttMicros, path }
     }
     var version: Int
     var node: String

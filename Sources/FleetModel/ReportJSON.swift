@@ -19,6 +19,8 @@
 //   values of unknown keys (JSONDecoder let those through there), and input in UTF-16 or UTF-32 is
 //   not read (RFC 8259 §8.1: JSON between systems is UTF-8).
 
+import QuantileSketch
+
 extension WireReport {
     /// Reads one report's JSON; errors name the field.
     init(json bytes: UnsafeRawBufferPointer) throws(ReportError) {
@@ -250,7 +252,7 @@ struct WireReportReader {
         var sent: Int?
         var lost: Int?
         var errors: Int?
-        var rttMicros: String?
+        var rttMicros: WireSketch?
         var path: [String]?
         var present = FieldSet()
         var unknownKeys: Set<String> = []
@@ -277,7 +279,7 @@ struct WireReportReader {
             case ReportFieldPosition.sent: sent = try readInt(at: position)
             case ReportFieldPosition.lost: lost = try readInt(at: position)
             case ReportFieldPosition.errors: errors = try readInt(at: position, nullIsAbsent: true)
-            case ReportFieldPosition.rttMicros: rttMicros = try readString(at: position, nullIsAbsent: true)
+            case ReportFieldPosition.rttMicros: rttMicros = try readSketch(at: position)
             default: path = try readSwitchNames()
             }
             position = here
@@ -408,6 +410,17 @@ struct WireReportReader {
             note("expected String", at: here)
         }
         return nil
+    }
+
+    /// A pair's `rttMicros`: null (absent) or a string, taken out of its base64 as it is read.
+    private mutating func readSketch(at here: ReportFieldPosition) throws(JSONSyntaxError) -> WireSketch? {
+        guard try reader.peek() == .string else {
+            _ = try readString(at: here, nullIsAbsent: true)  // null is absent; anything else is noted
+            return nil
+        }
+        // Strict base64, the form agents send, is taken out of it as the string is found.
+        if let bytes = reader.readString(ifAccepted: StrictBase64.decode) { return .bytes(bytes) }
+        return try reader.readString(utf8: WireSketch.init(base64:))
     }
 
     /// Where an object should be and is not.

@@ -15,7 +15,13 @@ public enum WireSketch: Sendable, Hashable {
 
     /// The sketch as a report's text carries it.
     public init(base64 text: String) {
-        self = StrictBase64.decode(text).map(WireSketch.bytes) ?? .text(text)
+        var text = text
+        self = text.withUTF8 { WireSketch(base64: $0) }
+    }
+
+    /// The sketch as a report's text carries it, from the text's UTF-8 bytes.
+    public init(base64 utf8: UnsafeBufferPointer<UInt8>) {
+        self = StrictBase64.decode(utf8).map(WireSketch.bytes) ?? .text(String(decoding: utf8, as: UTF8.self))
     }
 
     /// The sketch's bytes: those of strict base64, or what Foundation's lenient decoder makes of
@@ -24,6 +30,14 @@ public enum WireSketch: Sendable, Hashable {
         switch self {
         case .bytes(let bytes): bytes
         case .text(let text): Data(base64Encoded: text).map(Array.init)
+        }
+    }
+
+    /// The length of the sketch's text in a report, without making the text.
+    public var base64Length: Int {
+        switch self {
+        case .bytes(let bytes): (bytes.count + 2) / 3 * 4
+        case .text(let text): text.utf8.count
         }
     }
 

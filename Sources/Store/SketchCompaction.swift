@@ -22,9 +22,16 @@ enum SketchCompaction {
 
     /// The compact form, or nil when the message is not one this form can reproduce exactly.
     static func compact(_ message: [UInt8]) -> [UInt8]? {
-        var reader = ByteReader(message)
         var out: [UInt8] = []
-        out.reserveCapacity(message.count / 2)
+        return compact(message, appendingTo: &out) == nil ? nil : out
+    }
+
+    /// Appends the compact form to `out` and returns how many bytes that took; nil, with `out` as it
+    /// was, when the message is not one this form can reproduce exactly. Reads the message in place.
+    static func compact(_ message: [UInt8], appendingTo out: inout [UInt8]) -> Int? {
+        let start = out.count
+        var reader = ByteReader(message)
+        out.reserveCapacity(start + message.count / 2 + 8)
         do {
             while !reader.isAtEnd {
                 let tag = try reader.varint()
@@ -33,22 +40,34 @@ enum SketchCompaction {
                 let wireType = tag & 7
                 if wireType == wireLengthDelimited, field == 2 || field == 3 {
                     let length = try reader.count(limit: message.count + 1)
-                    guard let store = compactStore(Array(try reader.bytes(length))) else { return nil }
-                    out += store
+                    let storeStart = reader.offset
+                    _ = try reader.bytes(length)
+                    var store = ByteReader(message, in: storeStart..<reader.offset)
+                    guard
+                        appendVarintPrefixed(to: &out, { try? compactStore(&store, appendingTo: &$0) }),
+                        !store.sawNonMinimalVarint
+                    else {
+                        out.removeSubrange(start...)
+                        return nil
+                    }
                 } else {
                     try copyValue(wireType: wireType, from: &reader, to: &out)
                 }
             }
         } catch {
+            out.removeSubrange(start...)
             return nil
         }
         // Only a form that gives back exactly these bytes is kept: expanding writes every varint
         // minimal (a store's length too, which then equals the original's), and every count as
         // the double of its value (so -0.0 and fractions were refused above). Checked in full
         // where assertions run (the tests).
-        guard !reader.sawNonMinimalVarint else { return nil }
-        assert((try? expand(out)) == message, "compaction must round-trip")
-        return out
+        guard !reader.sawNonMinimalVarint else {
+            out.removeSubrange(start...)
+            return nil
+        }
+        assert((try? expand(Array(out[start...]))) == message, "compaction must round-trip")
+        return out.count - start
     }
 
     /// The protobuf bytes back from the compact form.
@@ -72,45 +91,53 @@ enum SketchCompaction {
         return out
     }
 
-    private static func compactStore(_ message: [UInt8]) -> [UInt8]? {
-        var reader = ByteReader(message)
-        var fields: [UInt8] = []
-        var fieldCount = 0
-        do {
-            while !reader.isAtEnd {
-                let tag = try reader.varint()
-                appendVarint(tag, to: &fields)
-                fieldCount += 1
-                if tag == (2 << 3 | wireLengthDelimited) {
-                    let length = try reader.count(limit: message.count + 1)
-                    guard length % 8 == 0 else { return nil }
-                    let packed = try reader.bytes(length)
-                    appendVarint(UInt64(length / 8), to: &fields)
-                    let valid = packed.withUnsafeBytes { raw -> Bool in
-                        for offset in stride(from: 0, to: raw.count, by: 8) {
-                            let bits = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
-                            let count = Double(bitPattern: bits)
-                            guard count >= 0, count <= maxExactCount, count == count.rounded(.towardZero),
-                                Double(UInt64(count)).bitPattern == bits  // not -0.0
-                            else {
-                                return false
-                            }
-                            appendVarint(UInt64(count), to: &fields)
+    /// Appends a store's fields in compact form; returns their number (the form's prefix), or nil
+    /// when a field cannot be reproduced exactly (the caller then drops what was appended).
+    private static func compactStore(
+        _ reader: inout ByteReader, appendingTo out: inout [UInt8]
+    ) throws(EncodingError) -> UInt64? {
+        var fieldCount: UInt64 = 0
+        while !reader.isAtEnd {
+            let tag = try reader.varint()
+            appendVarint(tag, to: &out)
+            fieldCount += 1
+            guard tag == (2 << 3 | wireLengthDelimited) else {
+                try copyValue(wireType: tag & 7, from: &reader, to: &out)
+                continue
+            }
+            let length = try reader.count(limit: Int(Int32.max))
+            guard length % 8 == 0 else { return nil }
+            let packed = try reader.bytes(length)
+            appendVarint(UInt64(length / 8), to: &out)
+            // The counts' varints are written into a scratch buffer (at most 8 bytes each, since a
+            // count is at most 2^53) and appended at once.
+            let valid = packed.withUnsafeBytes { raw -> Bool in
+                withUnsafeTemporaryAllocation(of: UInt8.self, capacity: raw.count) { scratch -> Bool in
+                    var written = 0
+                    for offset in stride(from: 0, to: raw.count, by: 8) {
+                        let bits = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+                        let count = Double(bitPattern: bits)
+                        guard count >= 0, count <= maxExactCount, count == count.rounded(.towardZero),
+                            Double(UInt64(count)).bitPattern == bits  // not -0.0
+                        else {
+                            return false
                         }
-                        return true
+                        var rest = UInt64(count)
+                        while rest >= 0x80 {
+                            scratch[written] = UInt8(truncatingIfNeeded: rest) | 0x80
+                            written &+= 1
+                            rest >>= 7
+                        }
+                        scratch[written] = UInt8(rest)
+                        written &+= 1
                     }
-                    guard valid else { return nil }
-                } else {
-                    try copyValue(wireType: tag & 7, from: &reader, to: &fields)
+                    out.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[..<written]))
+                    return true
                 }
             }
-        } catch {
-            return nil
+            guard valid else { return nil }
         }
-        guard !reader.sawNonMinimalVarint else { return nil }
-        var out: [UInt8] = []
-        appendVarint(UInt64(fieldCount), to: &out)
-        return out + fields
+        return fieldCount
     }
 
     private static func expandStore(_ reader: inout ByteReader, limit: Int) throws(EncodingError) -> [UInt8] {

@@ -167,18 +167,6 @@ public final class Store {
 
     // MARK: The event log
 
-    /// The bytes a report's content hash covers: everything but its key (node, window start).
-    static func contentHash(report: Report, pairs: [UInt8], health: String?) -> [UInt8] {
-        var content: [UInt8] = []
-        appendVarint(UInt64(report.windowSeconds), to: &content)
-        for text in [report.agentVersion, report.transport.rawValue, health ?? ""] {
-            appendVarint(UInt64(text.utf8.count), to: &content)
-            content += text.utf8
-        }
-        content += pairs
-        return SHA256.digest(content)
-    }
-
     /// Stores one report, unless its node and window are stored already: then the outcome says
     /// whether the content is the same (accept again) or not (conflict; the first one stays).
     /// A `.stored` report is committed when this returns: it survives the process being killed.
@@ -204,10 +192,18 @@ public final class Store {
     private func insert(_ encoded: PreparedReport, receivedAt: Timestamp) throws -> AppendOutcome {
         let report = encoded.report
         let existing = try database.cachedStatement(
-            "SELECT content_hash FROM reports WHERE window_start = ? AND node = ?")
+            """
+            SELECT window_seconds, agent_version, transport, pairs, health FROM reports
+            WHERE window_start = ? AND node = ?
+            """)
         try existing.bind([.integer(report.windowStart.secondsSinceEpoch), .text(report.node.rawValue)])
         if try existing.step() {
-            let same = existing.bytes(0) == encoded.hash
+            // Everything but the key. The pairs blob is a function of the report (names numbered by
+            // first use), so equal reports have equal blobs.
+            let same =
+                existing.int(0) == report.windowSeconds && existing.string(1) == report.agentVersion
+                && existing.string(2) == report.transport.rawValue && existing.bytes(3) == encoded.pairs
+                && existing.string(4) == encoded.health
             existing.reset()
             return same ? .duplicateSame : .conflict
         }
@@ -215,14 +211,14 @@ public final class Store {
         try database.run(
             """
             INSERT INTO reports (window_start, node, window_seconds, agent_version, transport, pair_count,
-                pairs, health, content_hash, received_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                pairs, health, received_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             [
                 .integer(report.windowStart.secondsSinceEpoch), .text(report.node.rawValue),
                 .int(report.windowSeconds), .text(report.agentVersion), .text(report.transport.rawValue),
                 .int(report.pairs.count), .blob(encoded.pairs), .optionalText(encoded.health),
-                .blob(encoded.hash), .integer(receivedAt.secondsSinceEpoch),
+                .integer(receivedAt.secondsSinceEpoch),
             ])
         try database.run(
             """

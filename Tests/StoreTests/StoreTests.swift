@@ -90,6 +90,21 @@ struct StoreTests {
             var otherHealth = report
             otherHealth.health["pcie"] = .null
             #expect(try store.append(otherHealth, receivedAt: received) == .conflict)
+            // Every part of the content counts: each column compared, none left out.
+            var noHealth = report
+            noHealth.health = [:]
+            var otherVersion = report
+            otherVersion.agentVersion += "-rc1"
+            var otherTransport = report
+            otherTransport.transport = report.transport == .udp ? .verbsUD : .udp
+            var otherLength = report
+            otherLength.windowSeconds = report.windowSeconds / 2
+            var otherSketch = report
+            otherSketch.pairs[0].rttMicros = nil
+            for variant in [noHealth, otherVersion, otherTransport, otherLength, otherSketch] {
+                #expect(variant != report)
+                #expect(try store.append(variant, receivedAt: received) == .conflict)
+            }
             // The first one stays; another node or window is new.
             #expect(try store.reports() == [report])
             #expect(try store.append(try sampleReport(node: "gpu-a002"), receivedAt: received) == .stored)
@@ -245,6 +260,50 @@ struct StoreTests {
         let statistics = try store.statistics()
         #expect(statistics.reports == 0 && statistics.windows == 0 && statistics.findings == 0)
         #expect(statistics.bytes > 0)
+    }
+
+    @Test("0005 drops the content hash from a log that has reports: they stay, and duplicates are still told")
+    func contentHashMigration() throws {
+        let temporary = try TemporaryDatabase()
+        defer { temporary.remove() }
+        let report = try sampleReport()
+        let pairs = PairsEncoding.encode(report.pairs)
+        do {
+            // A store as the release before 0005 left it, with one report in its log.
+            let database = try Database(path: temporary.path)
+            let before = Migrations.all.prefix { $0.name != "0005-reports-without-content-hash" }
+            #expect(before.count == Migrations.all.count - 1)
+            for migration in before {
+                try database.execute(
+                    "CREATE TABLE IF NOT EXISTS faultline_migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)")
+                try database.execute(migration.sql)
+                try database.run("INSERT INTO faultline_migrations (name) VALUES (?)", [.text(migration.name)])
+            }
+            try database.run(
+                """
+                INSERT INTO reports (window_start, node, window_seconds, agent_version, transport, pair_count,
+                    pairs, health, content_hash, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                [
+                    .integer(report.windowStart.secondsSinceEpoch), .text(report.node.rawValue),
+                    .int(report.windowSeconds), .text(report.agentVersion), .text(report.transport.rawValue),
+                    .int(report.pairs.count), .blob(pairs),
+                    .optionalText(report.health.isEmpty ? nil : JSONValue.object(report.health).jsonText),
+                    .blob([UInt8](repeating: 7, count: 32)), .integer(1_795_000_011),
+                ])
+        }
+        let store = try Store(path: temporary.path)
+        #expect(try Migrations.applied(in: store.database) == Migrations.all.map(\.name))
+        let columns = try store.database.prepare("SELECT name FROM pragma_table_info('reports')")
+        var names: [String] = []
+        while try columns.step() { names.append(columns.string(0) ?? "") }
+        #expect(!names.contains("content_hash") && names.contains("pairs"))
+        #expect(try store.reports() == [report])
+        let received = Timestamp(secondsSinceEpoch: 1_795_000_020)
+        #expect(try store.append(report, receivedAt: received) == .duplicateSame)
+        var changed = report
+        changed.pairs[0].sent += 1
+        #expect(try store.append(changed, receivedAt: received) == .conflict)
     }
 
     @Test("a file that lacks migrations is refused without migrate; one with unknown migrations always")
