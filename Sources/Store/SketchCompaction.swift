@@ -91,6 +91,23 @@ enum SketchCompaction {
         return out
     }
 
+    /// The value of a bin count's double when it is a whole number from 0 to 2^53 (and not -0.0):
+    /// the doubles that `Double(value)` gives back bit for bit. Read from the bits, without
+    /// floating point: this runs for every bin of every sketch stored.
+    @inline(__always)
+    static func wholeCount(bits: UInt64) -> UInt64? {
+        if bits == 0 { return 0 }
+        if bits == maxExactCount.bitPattern { return 1 << 53 }
+        // The sign bit makes the exponent over 1023 + 52 too, as do infinities and NaNs; a
+        // subnormal's is below 0.
+        let exponent = Int(bits >> 52) - 1023
+        guard (0...52).contains(exponent) else { return nil }
+        let fractionBits = UInt64(52 - exponent)
+        let mantissa = bits & (1 << 52 - 1)
+        guard mantissa & (1 << fractionBits - 1) == 0 else { return nil }
+        return (mantissa | 1 << 52) >> fractionBits
+    }
+
     /// Appends a store's fields in compact form; returns their number (the form's prefix), or nil
     /// when a field cannot be reproduced exactly (the caller then drops what was appended).
     private static func compactStore(
@@ -116,13 +133,7 @@ enum SketchCompaction {
                     var written = 0
                     for offset in stride(from: 0, to: raw.count, by: 8) {
                         let bits = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
-                        let count = Double(bitPattern: bits)
-                        guard count >= 0, count <= maxExactCount, count == count.rounded(.towardZero),
-                            Double(UInt64(count)).bitPattern == bits  // not -0.0
-                        else {
-                            return false
-                        }
-                        var rest = UInt64(count)
+                        guard var rest = wholeCount(bits: bits) else { return false }
                         while rest >= 0x80 {
                             scratch[written] = UInt8(truncatingIfNeeded: rest) | 0x80
                             written &+= 1

@@ -116,6 +116,37 @@ struct SketchCompactionTests {
         #expect(SketchCompaction.compact([0x28, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]) != nil)
     }
 
+    @Test("a count's double is read from its bits exactly as floating point would judge it")
+    func wholeCountFromBits() {
+        // The definition: a double from 0 to 2^53 whose value is whole, and not -0.0.
+        func byFloatingPoint(_ bits: UInt64) -> UInt64? {
+            let count = Double(bitPattern: bits)
+            guard count >= 0, count <= Double(1 << 53), count == count.rounded(.towardZero),
+                Double(UInt64(count)).bitPattern == bits
+            else { return nil }
+            return UInt64(count)
+        }
+        var special: [Double] = [
+            0, -0.0, 1, -1, 0.5, 1.5, 2, 3, 127, 128, 1e15, 1e16, 4503599627370495.5,
+            Double(1 << 52), Double(1 << 53), Double(1 << 53) + 2, Double(1 << 53).nextDown, Double(1 << 54),
+            .infinity, -.infinity, .nan, .leastNonzeroMagnitude, .leastNormalMagnitude, .greatestFiniteMagnitude,
+        ]
+        special += (0...64).map { Double(UInt64(1) << min($0, 63)) }
+        var cases = special.map(\.bitPattern) + special.map { $0.bitPattern ^ 1 }
+        var generator = SeededGenerator(seed: 42)
+        for _ in 0..<200_000 {
+            // Random bits, and random whole numbers of every magnitude (the accepted ones).
+            cases.append(generator.next())
+            cases.append(Double(generator.next() >> (generator.next() % 64)).bitPattern)
+        }
+        var accepted = 0
+        for bits in cases {
+            #expect(SketchCompaction.wholeCount(bits: bits) == byFloatingPoint(bits), "bits \(bits)")
+            if byFloatingPoint(bits) != nil { accepted += 1 }
+        }
+        #expect(accepted > 100_000)
+    }
+
     @Test("expanding garbage fails with a reason, never traps")
     func expandGarbage() throws {
         let compact = try #require(
