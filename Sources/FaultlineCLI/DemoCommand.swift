@@ -1,138 +1,346 @@
-// `faultline demo`: until the fleet demo lands (agents on loopback, the correlator, quarantine),
-// it shows the two pieces everything else rests on: probe RTTs sketched per pair and window, shipped
-// as protobuf bytes and decoded at the correlator; then a simulated fleet with injected faults
-// through the engine, which names the broken components.
+// `faultline demo`: the whole system on this machine, for real: a generated topology, `faultline
+// serve` with its SQLite store, one `faultline agent` process per node on its own 127.0.1.N address
+// (UDP probes), faults injected on a schedule through the agents' fault files (a slow GPU rail, a
+// lossy access link, a dead node), then healed; a timeline of what the correlator found and what the
+// remediation policy decided, read from its API; a summary and the commands that replay the run.
+// Every process it starts is in one process group that goes when the demo ends, is interrupted, or
+// dies (a watchdog shell outlives it by a second).
 
-import Engine
-import Policy
+import FleetModel
 import Foundation
-import QuantileSketch
-import Simulation
+import Net
 
 struct DemoCommand: Command {
     static let name = "demo"
-    static let summary = "a window of synthetic probe RTTs through the sketch (the fleet demo is to come)"
-    static let usage = "demo [--seed N] [--samples N]"
+    static let summary = "the correlator and one agent per node on this machine, with injected faults"
+    static let usage = "demo [--dir DIR] [--nodes N] [--rails R] [--window-seconds S] [--slurm]"
     static let help = """
-        Generates one window of round-trip times for a few probe pairs (a healthy loopback, intra-host
-        and cross-leaf pair, and a cross-leaf pair through a congested link), sketches each pair as an
-        agent would, encodes and decodes the sketch as the correlator would, and prints each pair's
-        quantiles beside the exact ones, the bytes on the wire, and the fleet view merged from all pairs.
+        Starts `faultline serve` (its store at DIR/faultline.db) and one `faultline agent` per node,
+        each on its own address 127.0.1.N with the UDP transport, for a generated topology of N
+        nodes x R rails in 4 scalable units (4 leaves on each rail) and 2 spines. After a few healthy
+        windows it injects a slow GPU rail, a lossy access link (only the flows over it) and a dead
+        node (its agent killed), heals them after 22 windows, and ends after 36 (about 72 s with
+        2 s windows). The timeline shows windows, findings with their confidence, and the
+        remediation policy's decisions (dry-run: recorded, nothing is drained); the summary says
+        what was injected, what was found and when, and how to replay the run from the store.
 
         options:
-          --seed N       seed of the synthetic data (default 1)
-          --samples N    probes per pair in the window (default 2000, at most 10000000)
+          --dir DIR           where the run's files go (default .faultline-demo; emptied of a
+                              previous run's store, spools and logs)
+          --nodes N           nodes, 4...200 (default 16)
+          --rails R           rails per node, 2...8 (default 4)
+          --window-seconds S  window length, 1...10 (default 2)
+          --slurm             quarantine through Slurm (`action = slurm`; SLURM_CONF from the
+                              environment): needs a running Slurm whose nodes are named as the
+                              demo's (gpu-0000...)
+
+        Processes: every child is in one process group, stopped on exit, on Ctrl-C and SIGTERM,
+        and by a watchdog if the demo itself is killed. Logs: DIR/logs/.
         """
 
-    /// The pairs of the demo window: what a healthy fabric and one bad link look like.
-    static let pairs: [(name: String, distribution: LatencyDistribution)] = [
-        ("gpu-a001/0 -> gpu-a001/0  loopback", .lognormal(median: 2.1, sigma: 0.05)),
-        ("gpu-a001/0 -> gpu-a001/3  intra-host", .lognormal(median: 3.4, sigma: 0.08)),
-        ("gpu-a001/0 -> gpu-b007/0  cross-leaf", .lognormal(median: 6.8, sigma: 0.12)),
-        (
-            "gpu-a001/1 -> gpu-b007/1  congested link",
-            .bimodal(fast: 6.9, slow: 48, fastShare: 0.9, sigma: 0.15)
-        ),
-    ]
-
-    let seed: UInt64
-    let samples: Int
+    let directory: String
+    let nodes: Int
+    let rails: Int
+    let windowSeconds: Int
+    let slurm: Bool
 
     init(arguments: [String]) throws(CommandError) {
-        let options = try OptionParser(arguments, valued: ["seed", "samples"])
-        seed = UInt64(try options.integer("seed", default: 1, in: 0...Int.max))
-        samples = try options.integer("samples", default: 2000, in: 1...10_000_000)
+        let options = try OptionParser(
+            arguments, valued: ["dir", "nodes", "rails", "window-seconds"], flags: ["slurm"])
+        directory = options.value("dir") ?? ".faultline-demo"
+        nodes = try options.integer("nodes", default: 16, in: 4...200)
+        rails = try options.integer("rails", default: 4, in: 2...8)
+        windowSeconds = try options.integer("window-seconds", default: 2, in: 1...10)
+        slurm = options.flag("slurm")
     }
 
     func run(io: some CommandIO) throws(CommandError) {
-        let quantiles = [0.5, 0.99, 0.999]
-        io.write("One \(samples)-probe window per pair; RTTs in µs; sketch answer (exact answer).\n\n")
-        io.write(
-            "pair".padding(toLength: 42) + quantiles.map { "p\(label($0))".padding(toLength: 20) }.joined()
-                + "wire bytes\n")
+        let stop = DemoStopSignal()
+        let fleet = try DemoFleet(
+            directory: directory, nodes: nodes, rails: rails, windowSeconds: windowSeconds, slurm: slurm, io: io)
+        defer { fleet.stop() }
+        var timeline = DemoTimeline(fleet: fleet, io: io)
+        try timeline.run(until: stop)
+        fleet.stop()
+        try timeline.printSummary()
+    }
+}
+
+/// SIGINT and SIGTERM end the demo's loop (which then stops its processes) instead of the process.
+final class DemoStopSignal: Sendable {
+    private let raised = Locked(false)
+    private nonisolated(unsafe) var sources: [any DispatchSourceSignal] = []
+
+    init() {
+        for number in [SIGINT, SIGTERM] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { [raised] in raised.withLock { $0 = true } }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    var isRaised: Bool { raised.withLock { $0 } }
+}
+
+/// A fault the demo injects, on one component of the generated fleet.
+enum DemoFault: Equatable {
+    /// The rail's GPU answers late (its agent's responder delays that rail's probes).
+    case slowRail(EndpointID, delayMicros: Int)
+    /// The endpoint's access link drops a share of what crosses it, both ways (its own loopback
+    /// probes do not cross it).
+    case lossyLink(EndpointID, drop: Double)
+    /// The node's agent is killed: nothing answers, nothing reports.
+    case deadNode(NodeName)
+
+    var description: String {
+        switch self {
+        case .slowRail(let endpoint, let delay): "slow GPU rail: \(endpoint) answers \(delay / 1000) ms late"
+        case .lossyLink(let endpoint, let drop): "lossy access link of \(endpoint): \(Int(drop * 100))% of its probes dropped"
+        case .deadNode(let node): "dead node: \(node)'s agent killed"
+        }
+    }
+
+    /// Whether a finding on `component` names this fault (the component itself, or what is behind it).
+    func isNamed(by component: String) -> Bool {
+        switch self {
+        case .slowRail(let endpoint, _): component == endpoint.description
+        case .lossyLink(let endpoint, _):
+            component == endpoint.description || component.hasPrefix(endpoint.description + "~")
+        case .deadNode(let node): component == node.rawValue || component.hasPrefix(node.rawValue + "/")
+        }
+    }
+
+    /// The node whose agent carries it out.
+    var node: NodeName {
+        switch self {
+        case .slowRail(let endpoint, _), .lossyLink(let endpoint, _): endpoint.node
+        case .deadNode(let node): node
+        }
+    }
+}
+
+/// The demo's processes and files: the topology, tokens, agents' inputs, the correlator and agents.
+final class DemoFleet {
+    let directory: String
+    let topology: Topology
+    let windowSeconds: Int
+    let names: [NodeName]
+    let adminToken: String
+    private(set) var correlatorAddress = ""
+    private let executable: String
+    private let io: any CommandIO
+    private var correlator: ChildProcess?
+    private var agents: [NodeName: ChildProcess] = [:]
+    private var watchdog: ChildProcess?
+    private let port: Int
+    private var stopped = false
+
+    init(
+        directory: String, nodes: Int, rails: Int, windowSeconds: Int, slurm: Bool, io: some CommandIO
+    ) throws(CommandError) {
+        self.directory = (directory as NSString).standardizingPath
+        self.windowSeconds = windowSeconds
+        self.io = io
+        // The generated fabric: 4 scalable units (4 leaves on each rail), 2 spines.
         do {
-            var fleet = try QuantileSketch()
-            var worstError = 0.0
-            for (index, pair) in Self.pairs.enumerated() {
-                let rtts = pair.distribution.samples(samples, seed: seed &+ UInt64(index))
-                var agentSketch = try QuantileSketch()
-                try agentSketch.add(contentsOf: rtts)
-                let wire = agentSketch.encoded()
-                let received = try QuantileSketch(decoding: wire)
-                try fleet.merge(received)
-                let sorted = rtts.sorted()
-                let answers = try received.quantiles(quantiles) ?? []
-                var row = pair.name.padding(toLength: 42)
-                for (q, answer) in zip(quantiles, answers) {
-                    let exact = exactLowerQuantile(sorted, q)
-                    worstError = max(worstError, abs(answer - exact) / exact)
-                    row += "\(format(answer)) (\(format(exact)))".padding(toLength: 20)
-                }
-                io.write(row + "\(wire.count)\n")
+            topology = try Topology.railOptimized(
+                .init(nodes: nodes, rails: rails, nodesPerLeaf: (nodes + 3) / 4, spines: 2))
+        } catch {
+            throw CommandError.data("the demo topology: \(error)")
+        }
+        names = topology.nodes.map(\.name)
+        executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            ?? CommandLine.arguments[0]
+        // One port for every agent (each has its own address); from the pid, so two demos or tests
+        // at once are unlikely to meet.
+        port = 20_000 + Int(getpid() % 20_000)
+        adminToken = Self.randomToken()
+        try prepareFiles(slurm: slurm)
+        try startCorrelator(slurm: slurm)
+        for name in names { try startAgent(name) }
+        startWatchdog()
+    }
+
+    var logs: String { directory + "/logs" }
+    var databasePath: String { directory + "/faultline.db" }
+
+    func address(of node: NodeName) -> String {
+        "127.0.1.\(names.firstIndex(of: node)! + 1):\(port)"
+    }
+
+    private static func randomToken() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<4).map { _ in String(generator.next() as UInt64, radix: 16) }.joined(separator: "-")
+    }
+
+    private func prepareFiles(slurm: Bool) throws(CommandError) {
+        let files = FileManager.default
+        do {
+            try files.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            for old in ["faultline.db", "faultline.db-wal", "faultline.db-shm", "logs", "spool", "faults", "tokens"] {
+                try? files.removeItem(atPath: directory + "/" + old)
             }
-            let fleetAnswers = try fleet.quantiles(quantiles) ?? []
-            io.write(
-                "fleet view (merged)".padding(toLength: 42)
-                    + fleetAnswers.map { format($0).padding(toLength: 20) }.joined()
-                    + "\(fleet.encoded().count)\n")
-            io.write(
-                "\nworst relative error \(format(worstError * 100))% (guarantee: \(format(fleet.relativeAccuracy * 100))%)\n"
-            )
+            for folder in ["logs", "spool", "faults", "tokens"] {
+                try files.createDirectory(
+                    atPath: directory + "/" + folder, withIntermediateDirectories: true,
+                    attributes: [.posixPermissions: 0o700])
+            }
+            try topology.jsonData().write(to: URL(fileURLWithPath: directory + "/topology.json"))
+            var tokens = "# the demo's tokens: one per node, and the operator's\n@admin \(adminToken)\n"
+            for name in names {
+                let token = Self.randomToken()
+                tokens += "\(name) \(token)\n"
+                try writePrivate(token + "\n", to: "\(directory)/tokens/\(name)")
+            }
+            try writePrivate(tokens, to: directory + "/tokens/all")
+            let peers = "{" + names.map { "\"\($0)\": \"\(address(of: $0))\"" }.joined(separator: ", ") + "}\n"
+            try Data(peers.utf8).write(to: URL(fileURLWithPath: directory + "/peers.json"))
+            // Enough probes a window to judge every pair's latency (the rules want 10 returned).
+            let peerRate = (14 + windowSeconds - 1) / windowSeconds
+            let agentConfig = """
+                {"loopbackRate": \(max(10, 2 * peerRate)), "peerRate": \(peerRate), "timeoutMillis": \(windowSeconds * 400),
+                 "pinglistRefreshSeconds": 5}
+
+                """
+            try Data(agentConfig.utf8).write(to: URL(fileURLWithPath: directory + "/agent.json"))
+            var serveConfig = "# faultline serve settings for the demo (docs/service.md)\n"
+            serveConfig += slurm ? "action = slurm\n" : "action = dry-run\n"
+            if slurm, let conf = ProcessInfo.processInfo.environment["SLURM_CONF"] {
+                serveConfig += "slurm-conf = \(conf)\n"
+            }
+            try Data(serveConfig.utf8).write(to: URL(fileURLWithPath: directory + "/serve.conf"))
+            for name in names { try writeFaults([], for: name) }
+        } catch let error as CommandError {
+            throw error
         } catch {
-            throw CommandError.data(error.description)
+            throw CommandError.cannotCreate("cannot prepare \(directory): \(error.localizedDescription)")
         }
-        try runFleet(io: io)
-        io.write(
-            """
-
-            This is the sketch, the engine and the remediation policy on a simulated fleet. The full
-            demo (agents on loopback addresses, the correlator service, quarantines as they happen) is
-            still to come.
-
-            """)
     }
 
-    /// A 16-node fleet with three injected faults, window by window through the engine.
-    static let fleetScenario = """
-        {"name": "demo", "seed": 7,
-         "topology": {"nodes": 16, "rails": 4, "nodesPerLeaf": 4, "spines": 2},
-         "windowSeconds": 10, "windows": 10, "probesPerPair": 20,
-         "noise": {"pairOffsetSigma": 0.1, "spikeProbability": 0.002, "spikeFactor": 5,
-                   "hostNoise": {"probability": 0.005, "factor": 3, "share": 0.3}, "backgroundLoss": 0.0001},
-         "faults": [
-           {"kind": "endpoint", "target": "gpu-0005/2", "effect": "dead", "start": 2, "end": 10},
-           {"kind": "accessLink", "target": "gpu-0009/1~leaf-s2-r1", "effect": "lossy", "loss": 0.05, "start": 2, "end": 10},
-           {"kind": "fabricLink", "target": "leaf-s1-r3~spine-01", "effect": "slow", "factor": 3, "start": 3, "end": 10}
-         ]}
-        """
+    private func writePrivate(_ text: String, to path: String) throws {
+        guard FileManager.default.createFile(
+            atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600])
+        else { throw CommandError.cannotCreate("cannot write \(path)") }
+    }
 
-    private func runFleet(io: some CommandIO) throws(CommandError) {
-        io.write("\nA simulated fleet: 16 nodes × 4 rails, 10 windows of 10 s, three faults injected.\n\n")
-        let result: SimulationResult
-        let simulator: FleetSimulator
+    private func spawn(_ arguments: [String], log: String) throws(CommandError) -> ChildProcess {
         do {
-            let scenario = try Scenario(json: Data(Self.fleetScenario.utf8))
-            simulator = try FleetSimulator(scenario: scenario, topology: scenario.loadTopology(relativeTo: nil))
-            result = simulator.run()
+            return try ChildProcess(
+                [executable] + arguments, processGroup: correlator?.pid ?? 0,
+                output: "\(logs)/\(log).out", errors: "\(logs)/\(log).log")
         } catch {
-            throw CommandError.data("the demo scenario: \(error)")
+            throw CommandError.io("cannot start \(arguments.first ?? ""): \(error)")
         }
-        io.write(result.text)
-        // What the remediation policy decides on the same reports (the default rules; dry-run).
-        let reports = (0..<simulator.scenario.windows).flatMap { simulator.reports(window: $0) }
-        let replayed = Replay.run(reports, topology: simulator.topology, rules: .defaults)
-        let cap = Policy(topology: simulator.topology, settings: Rules.defaults.policy).quarantineCap
-        io.write("\nremediation decisions (dry-run; the default guards let \(cap) node(s) of this fleet out at once):\n")
-        for decision in replayed.decisions { io.write("  " + decision.textLine + "\n") }
     }
 
-    private func label(_ q: Double) -> String {
-        let text = "\(q * 100)"
-        return text.hasSuffix(".0") ? String(text.dropLast(2)) : text
+    private func startCorrelator(slurm: Bool) throws(CommandError) {
+        let process = try spawn(
+            [
+                "serve", "--db", databasePath, "--topology", directory + "/topology.json",
+                "--tokens", directory + "/tokens/all", "--config", directory + "/serve.conf",
+                "--listen", "127.0.0.1:0", "--window-seconds", "\(windowSeconds)", "--silent-after-windows", "2",
+            ], log: "serve")
+        correlator = process
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            let out = (try? String(contentsOfFile: "\(logs)/serve.out", encoding: .utf8)) ?? ""
+            if let line = out.split(separator: "\n").first(where: { $0.hasPrefix("listening ") }) {
+                correlatorAddress = String(line.dropFirst("listening ".count))
+                return
+            }
+            guard process.isRunning else { break }
+            usleep(50_000)
+        }
+        let log = (try? String(contentsOfFile: "\(logs)/serve.log", encoding: .utf8)) ?? ""
+        throw CommandError.io(
+            "faultline serve did not start (\(process.outcome)); its log, \(logs)/serve.log:\n\(log.suffix(2000))")
     }
 
-    private func format(_ value: Double) -> String {
-        let scaled = (value * 100).rounded() / 100
-        return "\(scaled)"
+    func startAgent(_ name: NodeName) throws(CommandError) {
+        agents[name] = try spawn(
+            [
+                "agent", "--node", name.rawValue, "--listen", address(of: name),
+                "--correlator", "http://\(correlatorAddress)", "--token-file", "\(directory)/tokens/\(name)",
+                "--window-seconds", "\(windowSeconds)", "--peers", directory + "/peers.json",
+                "--spool", "\(directory)/spool/\(name)", "--config", directory + "/agent.json",
+                "--faults", "\(directory)/faults/\(name).json",
+            ], log: "agent-\(name)")
+    }
+
+    /// Kills the node's agent at once (a node that died).
+    func killAgent(_ name: NodeName) {
+        agents[name]?.signal(SIGKILL)
+        _ = agents[name]?.wait(timeout: .seconds(5))
+    }
+
+    /// Writes every node's faults file for the faults in force and has the agents re-read theirs.
+    func apply(_ faults: [DemoFault]) throws(CommandError) {
+        for name in names {
+            var rules: [String] = []
+            for fault in faults {
+                switch fault {
+                case .slowRail(let endpoint, let delay) where endpoint.node == name:
+                    rules.append("{\"rail\": \(endpoint.rail), \"delayMicros\": \(delay)}")
+                case .lossyLink(let endpoint, let drop):
+                    // Its own loopback stays on the host; everything else over the link is dropped.
+                    if endpoint.node == name {
+                        rules.append("{\"rail\": \(endpoint.rail), \"peer\": \"\(endpoint)\", \"drop\": 0}")
+                        rules.append("{\"rail\": \(endpoint.rail), \"drop\": \(drop)}")
+                    } else {
+                        rules.append("{\"peer\": \"\(endpoint)\", \"drop\": \(drop)}")
+                    }
+                default: break
+                }
+            }
+            try writeFaults(rules, for: name)
+        }
+        for agent in agents.values { agent.signal(SIGHUP) }
+    }
+
+    private func writeFaults(_ rules: [String], for name: NodeName) throws(CommandError) {
+        let text = "{\"seed\": 7, \"rules\": [\(rules.joined(separator: ", "))]}\n"
+        do {
+            try Data(text.utf8).write(
+                to: URL(fileURLWithPath: "\(directory)/faults/\(name).json"), options: .atomic)
+        } catch {
+            throw CommandError.cannotCreate("cannot write the faults of \(name): \(error.localizedDescription)")
+        }
+    }
+
+    /// A shell that waits for this process to go, then stops the group: the demo's processes do not
+    /// outlive it even when it is killed outright.
+    private func startWatchdog() {
+        guard let group = correlator?.pid else { return }
+        let script =
+            "while kill -0 \(getpid()) 2>/dev/null; do sleep 1; done; kill -TERM -\(group) 2>/dev/null; sleep 5; kill -KILL -\(group) 2>/dev/null"
+        watchdog = try? ChildProcess(
+            ["/bin/sh", "-c", script], processGroup: 0, output: "/dev/null", errors: "/dev/null")
+    }
+
+    /// Stops every agent (each sends its last window), then the correlator (it closes its store);
+    /// whatever is left of the group after 10 s is killed.
+    func stop() {
+        guard !stopped else { return }
+        stopped = true
+        for agent in agents.values { agent.signal(SIGTERM) }
+        for agent in agents.values where !agent.wait(timeout: .seconds(8)) { agent.signal(SIGKILL) }
+        correlator?.signal(SIGTERM)
+        if let correlator, !correlator.wait(timeout: .seconds(10)) { kill(-correlator.pid, SIGKILL) }
+        if let correlator { kill(-correlator.pid, SIGKILL) }  // anything else in the group
+        for agent in agents.values { _ = agent.wait(timeout: .seconds(1)) }
+        watchdog?.signal(SIGKILL)
+        _ = watchdog?.wait(timeout: .seconds(1))
+    }
+
+    /// A GET of the correlator's API with the operator's token: the body, nil when it fails.
+    func get(_ target: String) -> [UInt8]? {
+        guard let address = try? SocketAddress.parse(correlatorAddress),
+            let client = try? HTTPClient(connectingTo: address, timeout: .seconds(5)),
+            let response = try? client.send("GET", target, headers: ["Authorization": "Bearer \(adminToken)"]),
+            response.status == 200
+        else { return nil }
+        return response.body
     }
 }

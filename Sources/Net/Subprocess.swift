@@ -85,44 +85,17 @@ public struct SubprocessRunner: CommandRunner {
         for fd in [output.read, output.write, errors.read, errors.write] {
             posix_spawn_file_actions_addclose(&actions, fd)
         }
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        // Its own process group: the timeout kills what it started too. Default signal dispositions.
-        posix_spawnattr_setpgroup(&attributes, 0)
-        var defaults = sigset_t()
-        sigfillset(&defaults)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        var noneBlocked = sigset_t()
-        sigemptyset(&noneBlocked)
-        posix_spawnattr_setsigmask(&attributes, &noneBlocked)
-        posix_spawnattr_setflags(
-            &attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-
-        var merged: [String: String] = [:]
-        var entry = environ
-        while let pointer = entry.pointee {
-            let text = String(cString: pointer)
-            if let equals = text.firstIndex(of: "=") {
-                merged[String(text[..<equals])] = String(text[text.index(after: equals)...])
-            }
-            entry += 1
-        }
-        for (key, value) in environment { merged[key] = value }
-        let environmentLines = merged.keys.sorted().map { "\($0)=\(merged[$0]!)" }
-
-        var pid: pid_t = 0
-        let spawned = withCStrings(arguments) { argv in
-            withCStrings(environmentLines) { envp in
-                posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, envp)
-            }
-        }
+        // Its own process group: the timeout kills what it started too.
+        let spawned = spawnProcess(arguments, environment: environment, actions: &actions, processGroup: 0)
         Syscall.close(output.write)
         Syscall.close(errors.write)
-        guard spawned == 0 else {
+        let pid: pid_t
+        switch spawned {
+        case .success(let child): pid = child
+        case .failure(let error):
             Syscall.close(output.read)
             Syscall.close(errors.read)
-            throw SystemCallError("posix_spawnp \(arguments[0])", Errno(rawValue: spawned))
+            throw error
         }
         return collect(pid: pid, output: output.read, errors: errors.read, deadline: .now + timeout)
     }
@@ -180,6 +153,51 @@ public struct SubprocessRunner: CommandRunner {
             standardError: String(decoding: streams[1].bytes, as: UTF8.self), timedOut: timedOut,
             truncated: truncated)
     }
+}
+
+/// posix_spawnp of `arguments` with `actions`, into process group `processGroup` (0: a new group the
+/// child leads), default signal dispositions and no signal blocked, with `environment` added to this
+/// process's own (a key given here wins). The child's pid.
+func spawnProcess(
+    _ arguments: [String], environment: [String: String], actions: inout posix_spawn_file_actions_t,
+    processGroup: pid_t
+) -> Result<pid_t, SystemCallError> {
+    precondition(!arguments.isEmpty, "a command needs a program")
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    posix_spawnattr_setpgroup(&attributes, processGroup)
+    var defaults = sigset_t()
+    sigfillset(&defaults)
+    posix_spawnattr_setsigdefault(&attributes, &defaults)
+    var noneBlocked = sigset_t()
+    sigemptyset(&noneBlocked)
+    posix_spawnattr_setsigmask(&attributes, &noneBlocked)
+    posix_spawnattr_setflags(
+        &attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+
+    var merged: [String: String] = [:]
+    var entry = environ
+    while let pointer = entry.pointee {
+        let text = String(cString: pointer)
+        if let equals = text.firstIndex(of: "=") {
+            merged[String(text[..<equals])] = String(text[text.index(after: equals)...])
+        }
+        entry += 1
+    }
+    for (key, value) in environment { merged[key] = value }
+    let environmentLines = merged.keys.sorted().map { "\($0)=\(merged[$0]!)" }
+
+    var pid: pid_t = 0
+    let spawned = withCStrings(arguments) { argv in
+        withCStrings(environmentLines) { envp in
+            posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, envp)
+        }
+    }
+    guard spawned == 0 else {
+        return .failure(SystemCallError("posix_spawnp \(arguments[0])", Errno(rawValue: spawned)))
+    }
+    return .success(pid)
 }
 
 /// A NULL-terminated array of C strings for the duration of `body`.
