@@ -1,19 +1,27 @@
-// Loopback per rail: two RC queue pairs on the same port connected to each other; one pings (SEND
-// or RDMA WRITE with immediate), the other answers at once; the RTT is read from a monotonic
-// clock. Pure logic over VerbsAPI, so the same code runs on the fake.
+// RC round trips inside one host: two RC queue pairs connected to each other, either on the same
+// port (loopback per rail) or on two NICs of the host (NIC↔NIC); one pings (SEND or RDMA WRITE
+// with immediate), the other answers at once; the RTT is read from a monotonic clock. Pure logic
+// over VerbsAPI, so the same code runs on the fake.
 
 import Verbs
 
-/// Probes one port through the NIC and back. Synchronous and blocking (it sleeps on the completion
-/// channel): run it on a thread of its own, never on the cooperative pool. Not Sendable.
+/// Probes one port through the NIC and back, or one NIC to another in the same host. Blocking in
+/// `probe(count:)` (it sleeps on the completion channel): run it on a thread of its own, never on
+/// the cooperative pool. `post()` and `handle(_:tally:)` are the non-blocking halves, for a caller
+/// that polls the queues itself (the agent's verbs transport). Not Sendable.
 public final class LoopbackProber {
     let api: any VerbsAPI
     let clock: any MonotonicClock
     let configuration: ProbeConfiguration
+    /// The pinger's port and device.
     public let port: PortInfo
     public let deviceName: String
-    let device: DeviceHandle
+    /// The responder's port and device: the pinger's for a loopback, another NIC's for NIC↔NIC.
+    public let responderPort: PortInfo
+    public let responderDeviceName: String
     let queue: CompletionQueueHandle
+    /// The responder's CQ: `queue` itself when both sides are on one device.
+    let responderQueue: CompletionQueueHandle
     let pinger: QueuePairHandle
     let responder: QueuePairHandle
     private var sequence: UInt32 = 0
@@ -22,24 +30,39 @@ public final class LoopbackProber {
     /// How often the pair was reset and reconnected after an error.
     public private(set) var reconnects = 0
 
-    /// Opens `deviceName`, creates the CQ and both queue pairs, connects them to each other and
-    /// posts their receives. Throws the first verbs call that fails.
+    /// Opens the device(s), creates the CQ(s) and both queue pairs, connects them to each other and
+    /// posts their receives. Without `responderDevice` both queue pairs are on `deviceName`'s `port`
+    /// (a loopback); with it, the responder is on that device and `responderPort` (NIC↔NIC). Throws
+    /// the first verbs call that fails.
     public init(
         api: any VerbsAPI, clock: any MonotonicClock, deviceName: String, port portNumber: UInt8,
+        responderDevice: String? = nil, responderPort responderPortNumber: UInt8? = nil,
         configuration: ProbeConfiguration = ProbeConfiguration()
     ) throws(VerbsError) {
         self.api = api
         self.clock = clock
         self.configuration = configuration
         self.deviceName = deviceName
-        device = try api.openDevice(deviceName)
-        port = try findPort(api.queryDevice(device), portNumber)
+        responderDeviceName = responderDevice ?? deviceName
+        let device = try api.openDevice(deviceName)
+        let info = try api.queryDevice(device)
+        port = try findPort(info, portNumber)
         queue = try api.createCompletionQueue(device, entries: 4 * configuration.slots)
+        let otherDevice: DeviceHandle
+        if responderDeviceName == deviceName {
+            otherDevice = device
+            responderPort = try findPort(info, responderPortNumber ?? portNumber)
+            responderQueue = queue
+        } else {
+            otherDevice = try api.openDevice(responderDeviceName)
+            responderPort = try findPort(api.queryDevice(otherDevice), responderPortNumber ?? portNumber)
+            responderQueue = try api.createCompletionQueue(otherDevice, entries: 4 * configuration.slots)
+        }
         pinger = try api.createQueuePair(
             device, type: .rc, completionQueue: queue, slots: configuration.slots)
         do {
             responder = try api.createQueuePair(
-                device, type: .rc, completionQueue: queue, slots: configuration.slots)
+                otherDevice, type: .rc, completionQueue: responderQueue, slots: configuration.slots)
         } catch {
             api.destroyQueuePair(pinger)
             throw error
@@ -53,15 +76,26 @@ public final class LoopbackProber {
         api.destroyQueuePair(responder)
     }
 
+    /// The completion queues to poll for this prober: one, or two for NIC↔NIC.
+    public var completionQueues: [CompletionQueueHandle] {
+        queue == responderQueue ? [queue] : [queue, responderQueue]
+    }
+
     /// RESET → INIT → RTR → RTS for each towards the other, then a full ring of receives each.
     private func connectPair() throws(VerbsError) {
         let pingerAddress = localAddress(port, qpNumber: api.queuePairNumber(pinger), psn: 0x1000)
-        let responderAddress = localAddress(port, qpNumber: api.queuePairNumber(responder), psn: 0x2000)
+        let responderAddress = localAddress(
+            responderPort, qpNumber: api.queuePairNumber(responder), psn: 0x2000)
+        // A remote's gidIndex is the local port's to send from (RoCE).
+        var towardsResponder = responderAddress
+        towardsResponder.gidIndex = pingerAddress.gidIndex
+        var towardsPinger = pingerAddress
+        towardsPinger.gidIndex = responderAddress.gidIndex
         try api.connect(
-            pinger, port: port.number, remote: responderAddress, localPSN: pingerAddress.psn, mtu: port.mtu)
+            pinger, port: port.number, remote: towardsResponder, localPSN: pingerAddress.psn, mtu: port.mtu)
         try api.connect(
-            responder, port: port.number, remote: pingerAddress, localPSN: responderAddress.psn, mtu: port.mtu
-        )
+            responder, port: responderPort.number, remote: towardsPinger, localPSN: responderAddress.psn,
+            mtu: min(port.mtu, responderPort.mtu))
         for slot in 0..<configuration.slots {
             try api.postReceive(pinger, workRequestID: UInt64(slot))
             try api.postReceive(responder, workRequestID: UInt64(slot))
@@ -72,12 +106,68 @@ public final class LoopbackProber {
     private func reconnect() throws(VerbsError) {
         try api.modifyQueuePair(pinger, .reset)
         try api.modifyQueuePair(responder, .reset)
-        // Drop what the error left in the CQ (flushed receives and sends) before posting anew:
+        // Drop what the error left in the CQs (flushed receives and sends) before posting anew:
         // those completions belong to the old connection.
-        while try !api.pollCompletions(queue, maximum: 64).isEmpty {}
+        for queue in completionQueues {
+            while try !api.pollCompletions(queue, maximum: 64).isEmpty {}
+        }
         try connectPair()
         broken = false
         reconnects += 1
+    }
+
+    /// Posts one ping with the next sequence number (31 bits), reconnecting first if an error
+    /// broke the pair. Returns the sequence and the monotonic time just before the post. Does not
+    /// block. Throws if the reconnect or the post fails (the probe was not sent).
+    public func post() throws(VerbsError) -> (sequence: UInt32, sentAt: UInt64) {
+        if broken { try reconnect() }
+        sequence = (sequence + 1) & ProbeImmediate.sequenceMask
+        let current = sequence
+        let sentAt = clock.nanoseconds
+        try api.postSend(
+            pinger, workRequestID: UInt64(current), immediate: current, kind: configuration.sendKind,
+            to: .connected)
+        return (current, sentAt)
+    }
+
+    /// Handles one completion polled from `completionQueues`: reposts the consumed receive, lets the
+    /// responder answer a ping, and marks the pair broken on an error status (counted in `tally`).
+    /// Returns the sequence of the reply this completion carried to the pinger, if it was one.
+    public func handle(_ polled: PolledCompletion, tally: inout ProbeTally) -> UInt32? {
+        let completion = polled.completion
+        guard completion.status == .success else {
+            if completion.status != .flushed { tally.failedCompletions += 1 }
+            broken = true
+            return nil
+        }
+        let isPinger =
+            polled.queue == queue && (queue != responderQueue || completion.qpNumber == api.queuePairNumber(pinger))
+        switch completion.opcode {
+        case .receive, .receiveRDMAWithImmediate:
+            do {
+                try api.postReceive(isPinger ? pinger : responder, workRequestID: completion.workRequestID)
+            } catch {
+                tally.lastError = error
+                broken = true
+            }
+            guard let immediate = completion.immediate else { return nil }
+            if !isPinger {
+                // The responder: answer the ping with the same sequence and the reply bit.
+                do {
+                    try api.postSend(
+                        responder, workRequestID: UInt64(immediate),
+                        immediate: immediate | ProbeImmediate.replyBit,
+                        kind: configuration.sendKind, to: .connected)
+                } catch {
+                    tally.lastError = error
+                }
+                return nil
+            }
+            guard immediate & ProbeImmediate.replyBit != 0 else { return nil }
+            return immediate & ProbeImmediate.sequenceMask
+        default:
+            return nil  // a send completed: nothing to do
+        }
     }
 
     /// Sends `count` probes one after another, each waiting for its reply or its timeout.
@@ -88,22 +178,10 @@ public final class LoopbackProber {
     }
 
     private func probeOnce(_ tally: inout ProbeTally) {
-        if broken {
-            do {
-                try reconnect()
-            } catch {
-                tally.errors += 1
-                tally.lastError = error
-                return
-            }
-        }
-        sequence = (sequence + 1) & ProbeImmediate.sequenceMask
-        let current = sequence
-        let start = clock.nanoseconds
+        let current: UInt32
+        let start: UInt64
         do {
-            try api.postSend(
-                pinger, workRequestID: UInt64(current), immediate: current, kind: configuration.sendKind,
-                to: .connected)
+            (current, start) = try post()
         } catch {
             tally.errors += 1
             tally.lastError = error
@@ -112,18 +190,19 @@ public final class LoopbackProber {
         tally.sent += 1
         let deadline = start + configuration.timeoutNanoseconds
         while true {
-            let completions: [WorkCompletion]
+            let completions: [PolledCompletion]
             do {
                 completions = try nextCompletions(
-                    api, queue, clock: clock, deadline: deadline, spinPolls: configuration.spinPolls)
+                    api, completionQueues, clock: clock, deadline: deadline, spinPolls: configuration.spinPolls)
             } catch {
                 tally.lastError = error
                 tally.lost += 1
                 return
             }
             var answered = false
-            for completion in completions where handle(completion, current: current, tally: &tally) {
-                answered = true
+            for completion in completions {
+                guard let reply = handle(completion, tally: &tally) else { continue }
+                if reply == current { answered = true } else { tally.late += 1 }
             }
             if answered {
                 tally.rttNanoseconds.append(clock.nanoseconds - start)
@@ -133,44 +212,6 @@ public final class LoopbackProber {
                 tally.lost += 1
                 return
             }
-        }
-    }
-
-    /// Handles one completion; true if it is the reply to probe `current`.
-    private func handle(_ completion: WorkCompletion, current: UInt32, tally: inout ProbeTally) -> Bool {
-        guard completion.status == .success else {
-            if completion.status != .flushed { tally.failedCompletions += 1 }
-            broken = true
-            return false
-        }
-        let pingerNumber = api.queuePairNumber(pinger)
-        switch completion.opcode {
-        case .receive, .receiveRDMAWithImmediate:
-            let pair = completion.qpNumber == pingerNumber ? pinger : responder
-            do {
-                try api.postReceive(pair, workRequestID: completion.workRequestID)
-            } catch {
-                tally.lastError = error
-                broken = true
-            }
-            guard let immediate = completion.immediate else { return false }
-            if completion.qpNumber != pingerNumber {
-                // The responder: answer the ping with the same sequence and the reply bit.
-                do {
-                    try api.postSend(
-                        responder, workRequestID: UInt64(immediate),
-                        immediate: immediate | ProbeImmediate.replyBit,
-                        kind: configuration.sendKind, to: .connected)
-                } catch {
-                    tally.lastError = error
-                }
-                return false
-            }
-            if immediate == current | ProbeImmediate.replyBit { return true }
-            tally.late += 1
-            return false
-        default:
-            return false  // a send completed: nothing to do
         }
     }
 }

@@ -52,26 +52,43 @@ public enum ProbeImmediate {
     public static let sequenceMask: UInt32 = 0x7FFF_FFFF
 }
 
-/// Spins on the CQ, then arms its channel, polls once more (a completion that came between the
-/// last poll and the arming would not fire the channel), and sleeps on the channel until
-/// `deadline`. Returns what it polled; empty at the deadline.
-func nextCompletions(
-    _ api: any VerbsAPI, _ queue: CompletionQueueHandle, clock: any MonotonicClock, deadline: UInt64,
+/// A completion and the completion queue it was polled from (queue pair numbers are per device,
+/// so the queue tells whose it is when several devices are polled together).
+public struct PolledCompletion: Hashable, Sendable {
+    public var queue: CompletionQueueHandle
+    public var completion: WorkCompletion
+}
+
+/// Spins on the CQs, then arms their channels, polls once more (a completion that came between
+/// the last poll and the arming would not fire a channel), and sleeps on the channels until
+/// `deadline`. Returns what it polled; empty at the deadline. The one way every prober waits.
+public func nextCompletions(
+    _ api: any VerbsAPI, _ queues: [CompletionQueueHandle], clock: any MonotonicClock, deadline: UInt64,
     spinPolls: Int
-) throws(VerbsError) -> [WorkCompletion] {
+) throws(VerbsError) -> [PolledCompletion] {
+    func pollAll() throws(VerbsError) -> [PolledCompletion] {
+        var polled: [PolledCompletion] = []
+        for queue in queues {
+            for completion in try api.pollCompletions(queue, maximum: 16) {
+                polled.append(PolledCompletion(queue: queue, completion: completion))
+            }
+        }
+        return polled
+    }
+    guard !queues.isEmpty else { return [] }
     for _ in 0..<spinPolls {
-        let completions = try api.pollCompletions(queue, maximum: 16)
-        if !completions.isEmpty { return completions }
+        let polled = try pollAll()
+        if !polled.isEmpty { return polled }
     }
     while true {
-        try api.requestNotification(queue)
-        let completions = try api.pollCompletions(queue, maximum: 16)
-        if !completions.isEmpty { return completions }
+        for queue in queues { try api.requestNotification(queue) }
+        let polled = try pollAll()
+        if !polled.isEmpty { return polled }
         let now = clock.nanoseconds
         if now >= deadline { return [] }
-        if try api.waitForCompletion(queue, timeoutNanoseconds: deadline - now) {
-            let completions = try api.pollCompletions(queue, maximum: 16)
-            if !completions.isEmpty { return completions }
+        if try api.waitForCompletion(queues, timeoutNanoseconds: deadline - now) {
+            let polled = try pollAll()
+            if !polled.isEmpty { return polled }
             // A spurious wake-up (the event was for completions already polled): arm again.
         } else {
             return []

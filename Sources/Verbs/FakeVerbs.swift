@@ -404,10 +404,11 @@ public final class FakeVerbs: VerbsAPI {
         queues[queue.rawValue]!.armed = true
     }
 
-    /// Advances the manual clock to the next scheduled event until the armed queue fires, or by the
-    /// whole timeout. As with the real channel, only a completion added after arming fires it.
+    /// Advances the manual clock to the next scheduled event until an armed queue of `queues` fires,
+    /// or by the whole timeout. As with the real channel, only a completion added after arming fires
+    /// it.
     public func waitForCompletion(
-        _ queue: CompletionQueueHandle, timeoutNanoseconds: UInt64
+        _ waited: [CompletionQueueHandle], timeoutNanoseconds: UInt64
     ) throws(VerbsError)
         -> Bool
     {
@@ -415,10 +416,12 @@ public final class FakeVerbs: VerbsAPI {
         let deadline = clock.nanoseconds + timeoutNanoseconds
         while true {
             runDueEvents()
-            if queues[queue.rawValue]!.fired {
+            var fired = false
+            for queue in waited where queues[queue.rawValue]!.fired {
                 queues[queue.rawValue]!.fired = false
-                return true
+                fired = true
             }
+            if fired { return true }
             guard let next = events.map(\.time).min(), next <= deadline else {
                 clock.advance(to: deadline)
                 return false

@@ -255,29 +255,33 @@ public final class RealVerbs: VerbsAPI {
     }
 
     public func waitForCompletion(
-        _ handle: CompletionQueueHandle, timeoutNanoseconds: UInt64
+        _ handles: [CompletionQueueHandle], timeoutNanoseconds: UInt64
     ) throws(VerbsError)
         -> Bool
     {
-        let queue = queue(handle)
-        var descriptor = pollfd(fd: queue.channel.fileDescriptor, events: Int16(POLLIN), revents: 0)
+        let queues = handles.map(queue)
+        var descriptors = queues.map { pollfd(fd: $0.channel.fileDescriptor, events: Int16(POLLIN), revents: 0) }
         let milliseconds = Int32(clamping: (timeoutNanoseconds + 999_999) / 1_000_000)
         while true {
-            let ready = poll(&descriptor, 1, milliseconds)
+            let ready = poll(&descriptors, nfds_t(descriptors.count), milliseconds)
             if ready < 0, errno == EINTR { continue }
             if ready < 0 { throw lastError("poll", "completion channel") }
             if ready == 0 { return false }
             break
         }
-        var eventQueue: UnsafeMutablePointer<ibv_cq>?
-        var eventContext: UnsafeMutableRawPointer?
-        if ibv_get_cq_event(queue.channel.handle, &eventQueue, &eventContext) != 0 {
-            if errno == EAGAIN { return false }
-            throw lastError("ibv_get_cq_event")
+        var fired = false
+        for (queue, descriptor) in zip(queues, descriptors) where descriptor.revents != 0 {
+            var eventQueue: UnsafeMutablePointer<ibv_cq>?
+            var eventContext: UnsafeMutableRawPointer?
+            if ibv_get_cq_event(queue.channel.handle, &eventQueue, &eventContext) != 0 {
+                if errno == EAGAIN { continue }
+                throw lastError("ibv_get_cq_event")
+            }
+            // Acknowledge at once: destroying a CQ with unacknowledged events blocks forever.
+            ibv_ack_cq_events(eventQueue ?? queue.handle, 1)
+            fired = true
         }
-        // Acknowledge at once: destroying a CQ with unacknowledged events blocks forever.
-        ibv_ack_cq_events(eventQueue ?? queue.handle, 1)
-        return true
+        return fired
     }
 }
 

@@ -60,11 +60,11 @@ public protocol VerbsAPI: AnyObject {
     func pollCompletions(_ queue: CompletionQueueHandle, maximum: Int) throws(VerbsError) -> [WorkCompletion]
     /// Arms the queue's channel for the next completion (ibv_req_notify_cq).
     func requestNotification(_ queue: CompletionQueueHandle) throws(VerbsError)
-    /// Blocks until the armed channel fires or `timeoutNanoseconds` pass (poll on the channel's fd,
-    /// then ibv_get_cq_event and ibv_ack_cq_events). True if it fired. Never call on the
-    /// cooperative pool.
+    /// Blocks until the armed channel of any of `queues` fires or `timeoutNanoseconds` pass (poll on
+    /// the channels' fds, then ibv_get_cq_event and ibv_ack_cq_events for each that fired). True if
+    /// one fired. Never call on the cooperative pool.
     func waitForCompletion(
-        _ queue: CompletionQueueHandle, timeoutNanoseconds: UInt64
+        _ queues: [CompletionQueueHandle], timeoutNanoseconds: UInt64
     ) throws(VerbsError) -> Bool
 }
 

@@ -104,6 +104,23 @@ struct ProberTests {
         }
     }
 
+    @Test("NIC to NIC: the pair spans two devices and their CQs; replies, a failure and a reconnect")
+    func nicToNIC() throws {
+        let verbs = FakeVerbs(
+            devices: [device("mlx5_0", lid: 7), device("mlx5_1", lid: 8)],
+            fabric: FakeFabric(oneWayNanoseconds: 3_000))
+        let prober = try LoopbackProber(
+            api: verbs, clock: verbs.clock, deviceName: "mlx5_0", port: 1, responderDevice: "mlx5_1",
+            responderPort: 1, configuration: configuration)
+        #expect(prober.completionQueues.count == 2)
+        #expect(prober.responderDeviceName == "mlx5_1" && prober.responderPort.lid == 8)
+        verbs.script = [.deliver(afterNanoseconds: 3_000), .deliver(afterNanoseconds: 3_000), .fail(.retryExceeded)]
+        let tally = prober.probe(count: 4)
+        #expect(tally.sent == 4 && tally.lost == 1 && tally.errors == 0)
+        #expect(tally.rttNanoseconds == [6_000, 6_000, 6_000])
+        #expect(prober.reconnects == 1)
+    }
+
     @Test("loopback over many seeds: sent = answered + lost, RTTs within the jitter")
     func loopbackSeeded() throws {
         for seed in UInt64(1)...20 {
