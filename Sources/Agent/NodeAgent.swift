@@ -98,6 +98,10 @@ public final class NodeAgent: Sendable {
             inputs.pinglist = try Self.loadPinglist(path, node: options.node)
         }
         let railOverrides = try config.railOverrides()
+        // Discovered once, for both the verbs transport's devices and host health.
+        let discovered = Result { () throws -> [RailInfo] in
+            try discoverNode(health?.sysfs ?? SysfsReader(), overrides: railOverrides).rails
+        }
         if options.transport == .udp {
             let udp = try UDPTransport(
                 node: options.node, listen: options.listen, addresses: AddressBook(), faults: faults)
@@ -107,8 +111,8 @@ public final class NodeAgent: Sendable {
                 throw AgentError("--faults: only the UDP responder injects faults (not --transport verbs)")
             }
             let verbs = try VerbsTransport.system(
-                node: options.node,
-                rails: try Self.discoverRails(health?.sysfs ?? SysfsReader(), overrides: railOverrides))
+                node: options.node, rails: try Self.verbsRails(discovered),
+                timeoutNanoseconds: settings.timeoutNanoseconds, maxInFlight: settings.maxInFlight, log: log)
             (transport, udp, self.verbs) = (verbs, nil, verbs)
         }
         let spool = try Spool(directory: options.spoolDirectory, limits: config.spoolLimits())
@@ -124,7 +128,7 @@ public final class NodeAgent: Sendable {
             ))
         self.inputs = Locked(inputs)
         self.health = HostHealthWorker(
-            collector: Self.healthCollector(health, overrides: railOverrides, log: log), log: log)
+            collector: Self.healthCollector(health, rails: discovered, log: log), log: log)
         let metricsText = config.metrics ?? options.metrics.map(\.description)
         if let text = metricsText {
             let address: SocketAddress
@@ -190,7 +194,7 @@ public final class NodeAgent: Sendable {
         }
         try transport.start(
             onReply: { [scheduler] reply in _ = scheduler.withLock { $0.receive(reply) } },
-            onSendFailed: { [self] sequence, reason in sendFailed(sequence, to: nil, reason: reason) })
+            onSendFailed: { [self] order, reason in sendFailed(order.sequence, to: order.target.dst, reason: reason) })
         try uploader.start()
         if options.pinglistFile == nil { try startPinglistRefresher() }
         var finishing = false
@@ -243,35 +247,33 @@ public final class NodeAgent: Sendable {
 
     /// A probe that could not be sent: an error in the scheduler, logged (the first 10, then every
     /// 1,000th).
-    private func sendFailed(_ sequence: UInt64, to dst: EndpointID?, reason: String) {
+    private func sendFailed(_ sequence: UInt64, to dst: EndpointID, reason: String) {
         scheduler.withLock { $0.sendFailed(sequence) }
         let logged = control.withLock { state -> Bool in
             state.sendFailuresLogged += 1
             return state.sendFailuresLogged <= 10 || state.sendFailuresLogged.isMultiple(of: 1000)
         }
         if logged {
-            log(.warning, "probe not sent", ["dst": dst.map(\.description) ?? "-", "reason": reason])
+            log(.warning, "probe not sent", ["dst": "\(dst)", "reason": reason])
         }
     }
 
     // MARK: Inputs
 
-    /// The rails discovery finds under `sysfs` (with the config's overrides), as the verbs
-    /// transport's devices; each probes from its NIC's first ACTIVE port.
-    static func discoverRails(_ sysfs: SysfsReader, overrides: [Int: String]) throws -> [VerbsRail] {
+    /// The rails discovery found (with the config's overrides), as the verbs transport's devices;
+    /// each probes from its NIC's first ACTIVE port.
+    static func verbsRails(_ discovered: Result<[RailInfo], any Error>) throws -> [VerbsRail] {
         do {
-            return try discoverNode(sysfs, overrides: overrides).rails.map {
-                VerbsRail(rail: $0.rail, device: $0.nic)
-            }
+            return try discovered.get().map { VerbsRail(rail: $0.rail, device: $0.nic) }
         } catch {
             throw AgentError("verbs: rail discovery: \(error)")
         }
     }
 
-    /// The host health collector over `sources` (or this host's), for the rails discovery finds in
-    /// its sysfs now. Rails are numbered at start: a GPU already missing then shifts the numbers.
+    /// The host health collector over `sources` (or this host's), for the rails discovery found in
+    /// its sysfs at start. Rails are numbered then: a GPU already missing shifts the numbers.
     static func healthCollector(
-        _ given: HostHealthSources?, overrides: [Int: String], log: AgentLog
+        _ given: HostHealthSources?, rails discovered: Result<[RailInfo], any Error>, log: AgentLog
     ) -> HostHealthCollector {
         var sources: HostHealthSources
         if let given {
@@ -283,7 +285,7 @@ public final class NodeAgent: Sendable {
             }
         }
         var rails: [RailInfo] = []
-        do { rails = try discoverNode(sources.sysfs, overrides: overrides).rails } catch {
+        do { rails = try discovered.get() } catch {
             log(.warning, "host health: sysfs discovery failed, so no rail health", ["error": "\(error)"])
         }
         log(

@@ -55,12 +55,12 @@ public protocol ProbeTransport: AnyObject, Sendable {
     /// How long a probe waits for its reply before it counts as lost, unless configured.
     var defaultTimeoutNanoseconds: UInt64 { get }
     /// Starts receiving; `onReply` is called from the transport's own thread for every reply to
-    /// this transport's probes, `onSendFailed` (sequence, reason) for a probe that `send` accepted
+    /// this transport's probes, `onSendFailed` (order, reason) for a probe that `send` accepted
     /// but that could not be put on the wire after all (a transport that posts from its own thread;
     /// the scheduler counts it in `errors`, as a `.failed` send).
     func start(
         onReply: @escaping @Sendable (ProbeReply) -> Void,
-        onSendFailed: @escaping @Sendable (UInt64, String) -> Void
+        onSendFailed: @escaping @Sendable (ProbeOrder, String) -> Void
     ) throws
     /// Sends one probe, stamped with the current monotonic time, or queues it for the transport's
     /// thread. `.failed`, with a reason, when it could not be sent at all (the scheduler counts it

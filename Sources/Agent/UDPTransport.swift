@@ -90,7 +90,7 @@ public final class UDPTransport: ProbeTransport {
     /// `onSendFailed` is never called: a UDP send fails at once, in `send`'s result.
     public func start(
         onReply: @escaping @Sendable (ProbeReply) -> Void,
-        onSendFailed: @escaping @Sendable (UInt64, String) -> Void
+        onSendFailed: @escaping @Sendable (ProbeOrder, String) -> Void
     ) throws {
         threads.enter()
         do {

@@ -24,56 +24,82 @@ public final class LoopbackProber {
     let responderQueue: CompletionQueueHandle
     let pinger: QueuePairHandle
     let responder: QueuePairHandle
+    let pingerNumber: UInt32
+    let responderNumber: UInt32
+    /// Devices and CQs this prober opened itself (made by device name), freed in deinit.
+    private var owned: [ProbeDevice] = []
     private var sequence: UInt32 = 0
+    /// Bumped at each reconnect: completions of older work requests are ignored.
+    private var epoch: UInt32 = 0
     /// True after a completion error moved the queue pairs to ERR; the next probe reconnects.
     private var broken = false
     /// How often the pair was reset and reconnected after an error.
     public private(set) var reconnects = 0
 
-    /// Opens the device(s), creates the CQ(s) and both queue pairs, connects them to each other and
-    /// posts their receives. Without `responderDevice` both queue pairs are on `deviceName`'s `port`
-    /// (a loopback); with it, the responder is on that device and `responderPort` (NIC↔NIC). Throws
-    /// the first verbs call that fails.
+    /// Creates both queue pairs on devices someone else opened (and will close), their completions
+    /// going to the devices' shared CQs, connects them to each other and posts their receives.
+    /// Without `responder` both are on `device`'s `port` (a loopback); with it, the responder is
+    /// on that device's `responderPort` (NIC↔NIC). Throws the first verbs call that fails, having
+    /// destroyed what it created.
     public init(
-        api: any VerbsAPI, clock: any MonotonicClock, deviceName: String, port portNumber: UInt8,
-        responderDevice: String? = nil, responderPort responderPortNumber: UInt8? = nil,
+        api: any VerbsAPI, clock: any MonotonicClock, device: ProbeDevice, port portNumber: UInt8,
+        responder responderDevice: ProbeDevice? = nil, responderPort responderPortNumber: UInt8? = nil,
         configuration: ProbeConfiguration = ProbeConfiguration()
     ) throws(VerbsError) {
         self.api = api
         self.clock = clock
         self.configuration = configuration
-        self.deviceName = deviceName
-        responderDeviceName = responderDevice ?? deviceName
-        let device = try api.openDevice(deviceName)
-        let info = try api.queryDevice(device)
-        port = try findPort(info, portNumber)
-        queue = try api.createCompletionQueue(device, entries: 4 * configuration.slots)
-        let otherDevice: DeviceHandle
-        if responderDeviceName == deviceName {
-            otherDevice = device
-            responderPort = try findPort(info, responderPortNumber ?? portNumber)
-            responderQueue = queue
-        } else {
-            otherDevice = try api.openDevice(responderDeviceName)
-            responderPort = try findPort(api.queryDevice(otherDevice), responderPortNumber ?? portNumber)
-            responderQueue = try api.createCompletionQueue(otherDevice, entries: 4 * configuration.slots)
-        }
+        deviceName = device.info.name
+        let other = responderDevice ?? device
+        responderDeviceName = other.info.name
+        port = try findPort(device.info, portNumber)
+        responderPort = try findPort(other.info, responderPortNumber ?? portNumber)
+        queue = device.queue
+        responderQueue = other.queue
         pinger = try api.createQueuePair(
-            device, type: .rc, completionQueue: queue, slots: configuration.slots)
+            device.handle, type: .rc, completionQueue: queue, slots: configuration.slots)
         do {
             responder = try api.createQueuePair(
-                otherDevice, type: .rc, completionQueue: responderQueue, slots: configuration.slots)
+                other.handle, type: .rc, completionQueue: responderQueue, slots: configuration.slots)
         } catch {
             api.destroyQueuePair(pinger)
             throw error
         }
+        pingerNumber = api.queuePairNumber(pinger)
+        responderNumber = api.queuePairNumber(responder)
         // Every property is set: if connecting throws, deinit destroys both queue pairs.
         try connectPair()
+    }
+
+    /// Opens the device(s) and a CQ each for this prober alone (freed with it), then as above.
+    public convenience init(
+        api: any VerbsAPI, clock: any MonotonicClock, deviceName: String, port portNumber: UInt8,
+        responderDevice: String? = nil, responderPort responderPortNumber: UInt8? = nil,
+        configuration: ProbeConfiguration = ProbeConfiguration()
+    ) throws(VerbsError) {
+        let entries = 4 * configuration.slots
+        let device = try openProbeDevice(api, deviceName, entries: entries)
+        var opened = [device]
+        do {
+            var other: ProbeDevice?
+            if let name = responderDevice, name != deviceName {
+                other = try openProbeDevice(api, name, entries: entries)
+                opened.append(other!)
+            }
+            try self.init(
+                api: api, clock: clock, device: device, port: portNumber, responder: other,
+                responderPort: responderPortNumber, configuration: configuration)
+        } catch {
+            for device in opened { closeProbeDevice(api, device) }
+            throw error
+        }
+        owned = opened
     }
 
     deinit {
         api.destroyQueuePair(pinger)
         api.destroyQueuePair(responder)
+        for device in owned { closeProbeDevice(api, device) }
     }
 
     /// The completion queues to poll for this prober: one, or two for NIC↔NIC.
@@ -81,36 +107,38 @@ public final class LoopbackProber {
         queue == responderQueue ? [queue] : [queue, responderQueue]
     }
 
-    /// RESET → INIT → RTR → RTS for each towards the other, then a full ring of receives each.
+    /// Whose completions are this prober's: (CQ, queue pair number) of the pinger and responder.
+    public var queuePairs: [(queue: CompletionQueueHandle, number: UInt32)] {
+        [(queue, pingerNumber), (responderQueue, responderNumber)]
+    }
+
+    /// RESET → INIT → RTR → RTS for each towards the other, then a full ring of receives each. Both
+    /// use the smaller of the two ports' MTUs.
     private func connectPair() throws(VerbsError) {
-        let pingerAddress = localAddress(port, qpNumber: api.queuePairNumber(pinger), psn: 0x1000)
-        let responderAddress = localAddress(
-            responderPort, qpNumber: api.queuePairNumber(responder), psn: 0x2000)
+        let pingerAddress = localAddress(port, qpNumber: pingerNumber, psn: 0x1000)
+        let responderAddress = localAddress(responderPort, qpNumber: responderNumber, psn: 0x2000)
         // A remote's gidIndex is the local port's to send from (RoCE).
         var towardsResponder = responderAddress
         towardsResponder.gidIndex = pingerAddress.gidIndex
         var towardsPinger = pingerAddress
         towardsPinger.gidIndex = responderAddress.gidIndex
+        let mtu = min(port.mtu, responderPort.mtu)
+        try api.connect(pinger, port: port.number, remote: towardsResponder, localPSN: pingerAddress.psn, mtu: mtu)
         try api.connect(
-            pinger, port: port.number, remote: towardsResponder, localPSN: pingerAddress.psn, mtu: port.mtu)
-        try api.connect(
-            responder, port: responderPort.number, remote: towardsPinger, localPSN: responderAddress.psn,
-            mtu: min(port.mtu, responderPort.mtu))
-        for slot in 0..<configuration.slots {
-            try api.postReceive(pinger, workRequestID: UInt64(slot))
-            try api.postReceive(responder, workRequestID: UInt64(slot))
+            responder, port: responderPort.number, remote: towardsPinger, localPSN: responderAddress.psn, mtu: mtu)
+        for slot in 0..<UInt32(configuration.slots) {
+            let id = WorkRequestID.make(epoch: epoch, low: slot, send: false)
+            try api.postReceive(pinger, workRequestID: id)
+            try api.postReceive(responder, workRequestID: id)
         }
     }
 
-    /// Resets both queue pairs and connects them again (after an error moved them to ERR).
+    /// Resets both queue pairs and connects them again (after an error moved them to ERR). What the
+    /// error left in the CQs (flushed receives and sends) carries the old epoch and is ignored.
     private func reconnect() throws(VerbsError) {
         try api.modifyQueuePair(pinger, .reset)
         try api.modifyQueuePair(responder, .reset)
-        // Drop what the error left in the CQs (flushed receives and sends) before posting anew:
-        // those completions belong to the old connection.
-        for queue in completionQueues {
-            while try !api.pollCompletions(queue, maximum: 64).isEmpty {}
-        }
+        epoch = (epoch + 1) & 0x7FFF_FFFF
         try connectPair()
         broken = false
         reconnects += 1
@@ -125,8 +153,8 @@ public final class LoopbackProber {
         let current = sequence
         let sentAt = clock.nanoseconds
         try api.postSend(
-            pinger, workRequestID: UInt64(current), immediate: current, kind: configuration.sendKind,
-            to: .connected)
+            pinger, workRequestID: WorkRequestID.make(epoch: epoch, low: current, send: true), immediate: current,
+            kind: configuration.sendKind, to: .connected)
         return (current, sentAt)
     }
 
@@ -135,13 +163,14 @@ public final class LoopbackProber {
     /// Returns the sequence of the reply this completion carried to the pinger, if it was one.
     public func handle(_ polled: PolledCompletion, tally: inout ProbeTally) -> UInt32? {
         let completion = polled.completion
+        // From before the last reconnect (flushes of the old connection): nothing to do.
+        guard WorkRequestID.epoch(completion.workRequestID) == epoch else { return nil }
         guard completion.status == .success else {
             if completion.status != .flushed { tally.failedCompletions += 1 }
             broken = true
             return nil
         }
-        let isPinger =
-            polled.queue == queue && (queue != responderQueue || completion.qpNumber == api.queuePairNumber(pinger))
+        let isPinger = polled.queue == queue && completion.qpNumber == pingerNumber
         switch completion.opcode {
         case .receive, .receiveRDMAWithImmediate:
             do {
@@ -155,7 +184,7 @@ public final class LoopbackProber {
                 // The responder: answer the ping with the same sequence and the reply bit.
                 do {
                     try api.postSend(
-                        responder, workRequestID: UInt64(immediate),
+                        responder, workRequestID: WorkRequestID.make(epoch: epoch, low: immediate, send: true),
                         immediate: immediate | ProbeImmediate.replyBit,
                         kind: configuration.sendKind, to: .connected)
                 } catch {
@@ -217,3 +246,9 @@ public final class LoopbackProber {
 }
 
 @available(*, unavailable) extension LoopbackProber: Sendable {}
+
+/// Destroys the CQ of a device opened with `openProbeDevice`, then closes the device.
+func closeProbeDevice(_ api: any VerbsAPI, _ device: ProbeDevice) {
+    api.destroyCompletionQueue(device.queue)
+    api.closeDevice(device.handle)
+}

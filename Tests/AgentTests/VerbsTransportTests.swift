@@ -41,7 +41,7 @@ private func makeEngine(_ verbs: FakeVerbs) throws -> VerbsProbeEngine {
         api: verbs, clock: verbs.clock, node: n1,
         rails: [VerbsRail(rail: 0, device: "mlx5_0"), VerbsRail(rail: 1, device: "mlx5_1")],
         configuration: ProbeConfiguration(spinPolls: 3, slots: 64))
-    try engine.setPeers(
+    engine.setPeers(
         VerbsAddressBook([
             endpoint("n2/0"): QueuePairAddress(lid: 20, qpNumber: 0x9001),
             endpoint("n2/1"): QueuePairAddress(lid: 21, qpNumber: 0x9002),
@@ -158,7 +158,7 @@ private func verbsScheduler(_ targets: [ProbeTarget], loopbackRate: Double = 100
             fabric: FakeFabric(oneWayNanoseconds: 2_000))
         let engine = try makeEngine(verbs)
         verbs.failNextCall("ibv_post_send", code: ENOMEM)  // the first post
-        let transport = VerbsTransport(engine: engine)
+        let transport = try VerbsTransport(engine: engine)
         #expect(transport.kind == .verbsUD)
         #expect(
             transport.localAddresses.json
@@ -167,7 +167,7 @@ private func verbsScheduler(_ targets: [ProbeTarget], loopbackRate: Double = 100
         let failures = Locked<[UInt64]>([])
         try transport.start(
             onReply: { reply in replies.withLock { $0.append(reply) } },
-            onSendFailed: { sequence, _ in failures.withLock { $0.append(sequence) } })
+            onSendFailed: { order, _ in failures.withLock { $0.append(order.sequence) } })
         defer { transport.stop() }
         let targets = [
             ProbeTarget(src: endpoint("n1/0"), dst: endpoint("n1/0")),
