@@ -214,6 +214,48 @@ private func verbsScheduler(_ targets: [ProbeTarget], loopbackRate: Double = 100
         #expect(refused(#"{"n2/0": {"lid": 1, "qpn": 2, "gid": "fe80::1"}}"#)?.hasPrefix("p: addresses.n2/0.gid:") == true)
     }
 
+    @Test func devicesOpenOnceAndAFailedRCPairIsRetriedAfterItsBackoffWithoutLeaks() throws {
+        let verbs = FakeVerbs(devices: [fakeDevice("mlx5_0", lid: 7), fakeDevice("mlx5_1", lid: 8)])
+        let engine = try makeEngine(verbs)
+        #expect(verbs.liveDevices == 2 && verbs.liveCompletionQueues == 2)
+        let loop = ProbeTarget(src: endpoint("n1/0"), dst: endpoint("n1/0"))
+        verbs.failNextCall("ibv_create_qp", code: ENOMEM)
+        #expect(engine.post(ProbeOrder(sequence: 1, target: loop, scheduledAt: 0)) != .sent)
+        // Within the backoff: no new attempt, nothing opened or leaked.
+        for sequence in UInt64(2)...20 {
+            #expect(engine.post(ProbeOrder(sequence: sequence, target: loop, scheduledAt: 0)) != .sent)
+        }
+        #expect(verbs.calls["ibv_create_qp"] == 3)  // two UD pairs, one failed RC attempt
+        #expect(verbs.calls["ibv_open_device"] == 2 && verbs.liveDevices == 2 && verbs.liveQueuePairs == 2)
+        #expect(engine.counters.rcCreateErrors == 1)
+        verbs.clock.advance(to: verbs.clock.nanoseconds + 1_000_000_000)
+        #expect(engine.post(ProbeOrder(sequence: 21, target: loop, scheduledAt: 0)) == .sent)
+        #expect(verbs.liveQueuePairs == 4 && verbs.calls["ibv_open_device"] == 2)
+    }
+
+    @Test func unansweredProbesAreForgottenAfterTheTimeoutAndCapped() throws {
+        let verbs = FakeVerbs(devices: [fakeDevice("mlx5_0", lid: 7), fakeDevice("mlx5_1", lid: 8)])
+        verbs.addRemoteResponder(
+            FakeRemoteResponder(address: QueuePairAddress(lid: 21, qpNumber: 0x9002), reply: { _ in nil }))
+        let engine = try VerbsProbeEngine(
+            api: verbs, clock: verbs.clock, node: n1, rails: [VerbsRail(rail: 0, device: "mlx5_0")],
+            configuration: ProbeConfiguration(spinPolls: 0, slots: 64), timeoutNanoseconds: 100_000_000,
+            maxInFlight: 10)
+        engine.setPeers(VerbsAddressBook([endpoint("n2/1"): QueuePairAddress(lid: 21, qpNumber: 0x9002)]))
+        let lost = ProbeTarget(src: endpoint("n1/0"), dst: endpoint("n2/1"))
+        var sent = 0
+        for sequence in UInt64(1)...30 where engine.post(ProbeOrder(sequence: sequence, target: lost, scheduledAt: 0)) == .sent {
+            sent += 1
+            _ = engine.serve(until: verbs.clock.nanoseconds + 1_000)
+        }
+        #expect(sent == 20 && engine.outstandingCount == 20 && engine.counters.outstandingDrops == 10)
+        // The timeout (100 ms) plus its margin (1 s) later, all are forgotten and posts go again.
+        verbs.clock.advance(to: verbs.clock.nanoseconds + 1_100_000_000)
+        _ = engine.serve(until: verbs.clock.nanoseconds + 1_000)
+        #expect(engine.outstandingCount == 0)
+        #expect(engine.post(ProbeOrder(sequence: 31, target: lost, scheduledAt: 0)) == .sent)
+    }
+
     @Test func noRDMAHereIsAClearError() {
         // This machine's kernel has no RDMA: the real verbs fail at the device list.
         #expect(throws: AgentError("no RDMA devices: ibv_get_device_list: Function not implemented")) {
