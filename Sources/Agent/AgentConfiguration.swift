@@ -1,10 +1,12 @@
 // The agent's inputs besides its command line: the config file (--config), the pinglist (a file
 // or the correlator's GET /v1/pinglist/{node}, in the JSON `faultline topology pinglist --json`
-// prints, optionally with addresses) and the peers file (--peers: endpoint or node → HOST:PORT).
+// prints, optionally with addresses) and the peers file (--peers: endpoint or node → HOST:PORT for
+// UDP, endpoint → {"lid", "qpn", "gid"} for verbs).
 
 import FleetModel
 import Foundation
 import Net
+import Verbs
 
 /// `--config FILE`: every key optional; command-line options win over the file.
 public struct AgentConfigFile: Hashable, Sendable, Decodable {
@@ -27,6 +29,8 @@ public struct AgentConfigFile: Hashable, Sendable, Decodable {
     public var pinglistRefreshSeconds: Int?
     public var flushSeconds: Int?
     public var metrics: String?
+    /// `{"0": "mlx5_3"}`: the NIC of a rail, over discovery's choice (as `agent discover --rails`).
+    public var rails: [String: String]?
     public var spool: SpoolSection?
     public var backoff: BackoffSection?
 
@@ -54,6 +58,18 @@ public struct AgentConfigFile: Hashable, Sendable, Decodable {
         return settings
     }
 
+    /// `rails` as discovery's overrides; a key that is not a rail number is an error naming it.
+    public func railOverrides() throws -> [Int: String] {
+        var overrides: [Int: String] = [:]
+        for (key, nic) in rails ?? [:] {
+            guard let rail = Int(key), (0...63).contains(rail) else {
+                throw AgentError("--config: rails.\(key): not a rail number (0...63)")
+            }
+            overrides[rail] = nic
+        }
+        return overrides
+    }
+
     public func spoolLimits() throws -> SpoolLimits {
         var limits = SpoolLimits()
         if let value = spool?.maxReports { limits.maxReports = value }
@@ -72,6 +88,26 @@ public struct AgentPinglist: Hashable, Sendable {
     public var node: NodeName
     public var targets: [ProbeTarget]
     public var addresses: AddressBook
+    public var verbsAddresses: VerbsAddressBook
+
+    /// An `addresses` value: HOST:PORT (UDP) or a UD queue pair `{"lid", "qpn", "gid"}` (verbs).
+    enum AddressValue: Decodable {
+        case udp(String)
+        case verbs(lid: Int, qpn: Int, gid: String?)
+
+        private enum Keys: String, CodingKey { case lid, qpn, gid }
+
+        init(from decoder: any Decoder) throws {
+            if let text = try? decoder.singleValueContainer().decode(String.self) {
+                self = .udp(text)
+                return
+            }
+            let container = try decoder.container(keyedBy: Keys.self)
+            self = .verbs(
+                lid: try container.decode(Int.self, forKey: .lid), qpn: try container.decode(Int.self, forKey: .qpn),
+                gid: try container.decodeIfPresent(String.self, forKey: .gid))
+        }
+    }
 
     struct Wire: Decodable {
         struct Pair: Decodable {
@@ -81,7 +117,7 @@ public struct AgentPinglist: Hashable, Sendable {
         }
         var node: String
         var pairs: [Pair]
-        var addresses: [String: String]?
+        var addresses: [String: AddressValue]?
     }
 
     /// Parses `{"node", "pairs": [{"src", "dst", "class", "path"}], "addresses": {...}}`; pairs whose
@@ -114,33 +150,70 @@ public struct AgentPinglist: Hashable, Sendable {
             }
             targets.append(ProbeTarget(src: src, dst: dst, path: path))
         }
-        let book = try parseAddresses(wire.addresses ?? [:], name: "\(name): addresses")
-        return AgentPinglist(node: node, targets: targets, addresses: book)
+        let (book, verbs) = try parseAddresses(wire.addresses ?? [:], name: "\(name): addresses")
+        return AgentPinglist(node: node, targets: targets, addresses: book, verbsAddresses: verbs)
     }
 
-    /// `{"gpu-b002": "127.0.1.2:7400", "gpu-b002/3": "127.0.2.2:7400"}`: keys are node names or
-    /// endpoints, values HOST:PORT.
-    public static func parseAddresses(_ entries: [String: String], name: String) throws -> AddressBook {
+    /// `{"gpu-b002": "127.0.1.2:7400", "gpu-b002/3": "127.0.2.2:7400",
+    /// "gpu-b002/4": {"lid": 12, "qpn": 291, "gid": "fe80:0000:..."}}`: keys are node names or
+    /// endpoints; a HOST:PORT value is where UDP probes go, an object is the endpoint's UD queue
+    /// pair for verbs probes (LID, QP number up to 2^24 - 1, and on RoCE the GID as
+    /// eight groups of four hex digits).
+    static func parseAddresses(
+        _ entries: [String: AddressValue], name: String
+    ) throws -> (AddressBook, VerbsAddressBook) {
         var book: [String: SocketAddress] = [:]
+        var verbs: [EndpointID: QueuePairAddress] = [:]
         for key in entries.keys.sorted() {
             guard NodeName(key) != nil || EndpointID(key) != nil else {
                 throw AgentError("\(name).\(key): not a node name or endpoint id")
             }
-            do { book[key] = try SocketAddress.parse(entries[key]!) } catch {
-                throw AgentError("\(name).\(key): \(error)")
+            switch entries[key]! {
+            case .udp(let text):
+                do { book[key] = try SocketAddress.parse(text) } catch {
+                    throw AgentError("\(name).\(key): \(error)")
+                }
+            case .verbs(let lid, let qpn, let gidText):
+                guard let endpoint = EndpointID(key) else {
+                    throw AgentError("\(name).\(key): a queue pair address belongs to an endpoint (node/rail)")
+                }
+                guard (0...0xFFFF).contains(lid), (1...0xFF_FFFF).contains(qpn) else {
+                    throw AgentError("\(name).\(key): lid must be 0...65535 and qpn 1...16777215")
+                }
+                var gid: GID?
+                if let gidText {
+                    guard let parsed = parseGID(gidText) else {
+                        throw AgentError("\(name).\(key).gid: '\(gidText)' is not eight groups of four hex digits")
+                    }
+                    gid = parsed
+                }
+                verbs[endpoint] = QueuePairAddress(lid: UInt16(lid), gid: gid, qpNumber: UInt32(qpn))
             }
         }
-        return AddressBook(book)
+        return (AddressBook(book), VerbsAddressBook(verbs))
+    }
+
+    /// `fe80:0000:0000:0000:0e42:a1ff:fe2b:3c4d`, as `GID.description` prints it.
+    static func parseGID(_ text: String) -> GID? {
+        let groups = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard groups.count == 8, groups.allSatisfy({ $0.count == 4 }) else { return nil }
+        var bytes: [UInt8] = []
+        for group in groups {
+            guard let value = UInt16(group, radix: 16) else { return nil }
+            bytes += [UInt8(value >> 8), UInt8(value & 0xFF)]
+        }
+        return GID(bytes: bytes)
     }
 
     /// `--peers FILE`: a JSON object of addresses, as in a pinglist's `addresses`.
-    public static func loadPeers(_ path: String) throws -> AddressBook {
+    public static func loadPeers(_ path: String) throws -> (AddressBook, VerbsAddressBook) {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw AgentError("--peers \(path): cannot read")
         }
-        let entries: [String: String]
-        do { entries = try JSONDecoder().decode([String: String].self, from: data) } catch {
-            throw AgentError("--peers \(path): expected a JSON object of \"node\": \"HOST:PORT\"")
+        let entries: [String: AddressValue]
+        do { entries = try JSONDecoder().decode([String: AddressValue].self, from: data) } catch {
+            throw AgentError(
+                "--peers \(path): expected a JSON object of \"node\": \"HOST:PORT\" or \"node/rail\": {\"lid\", \"qpn\"}")
         }
         return try parseAddresses(entries, name: "--peers \(path)")
     }

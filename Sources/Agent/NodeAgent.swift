@@ -1,6 +1,7 @@
-// The running agent: wires the pinglist, the scheduler, a transport, host health, the spool and
-// uploader, the metrics endpoint and reloads together. Threads: the probe loop (the caller's thread
-// in `run`), the transport's receive and delay threads, the host health queue, the upload thread,
+// The running agent: wires the pinglist, the scheduler, a transport (UDP, or verbs on the rails
+// discovery finds), host health, the spool and uploader, the metrics endpoint and reloads together.
+// Threads: the probe loop (the caller's thread in `run`), the transport's threads (UDP: receive and
+// delay; verbs: the one that posts and polls), the host health queue, the upload thread,
 // the pinglist refresher and the metrics server's threads. Shared state sits behind `Locked`; none
 // of it runs on Swift's cooperative pool.
 
@@ -46,7 +47,10 @@ public final class NodeAgent: Sendable {
     public let options: AgentOptions
     let log: AgentLog
     let clock = SystemMonotonicClock()
-    let transport: UDPTransport
+    let transport: any ProbeTransport
+    /// The same transport as its own type: exactly one is set.
+    let udp: UDPTransport?
+    let verbs: VerbsTransport?
     let uploader: Uploader
     let scheduler: Locked<ProbeScheduler>
     /// Adds host health to each closed window's report before it goes to the uploader.
@@ -72,17 +76,13 @@ public final class NodeAgent: Sendable {
         var config = AgentConfigFile()
         var pinglist: AgentPinglist?
         var peers = AddressBook()
+        var verbsPeers = VerbsAddressBook()
     }
 
     /// Loads every input and binds the sockets; an error names the input. `health` is where host
     /// health is read from (nil: this host's sysfs, nvidia-smi on PATH and /dev/kmsg); what cannot
     /// be read there is logged and left out of the reports, never an error.
     public init(options: AgentOptions, log: AgentLog = AgentLog(), health: HostHealthSources? = nil) throws {
-        guard options.transport == .udp else {
-            throw AgentError(
-                "--transport \(options.transport.rawValue): only udp runs in this build "
-                    + "(the verbs probers exist in the Probe target but are not wired to the agent yet)")
-        }
         self.options = options
         self.log = log
         var config = AgentConfigFile()
@@ -93,12 +93,28 @@ public final class NodeAgent: Sendable {
         let token = try Self.readToken(options.tokenFile)
         let faults = try options.faultsFile.map(Self.loadFaults) ?? .none
         var inputs = Inputs(config: config)
-        if let path = options.peersFile { inputs.peers = try AgentPinglist.loadPeers(path) }
+        if let path = options.peersFile { (inputs.peers, inputs.verbsPeers) = try AgentPinglist.loadPeers(path) }
         if let path = options.pinglistFile {
             inputs.pinglist = try Self.loadPinglist(path, node: options.node)
         }
-        transport = try UDPTransport(
-            node: options.node, listen: options.listen, addresses: AddressBook(), faults: faults)
+        let railOverrides = try config.railOverrides()
+        // Discovered once, for both the verbs transport's devices and host health.
+        let discovered = Result { () throws -> [RailInfo] in
+            try discoverNode(health?.sysfs ?? SysfsReader(), overrides: railOverrides).rails
+        }
+        if options.transport == .udp {
+            let udp = try UDPTransport(
+                node: options.node, listen: options.listen, addresses: AddressBook(), faults: faults)
+            (transport, self.udp, verbs) = (udp, udp, nil)
+        } else {
+            guard options.faultsFile == nil else {
+                throw AgentError("--faults: only the UDP responder injects faults (not --transport verbs)")
+            }
+            let verbs = try VerbsTransport.system(
+                node: options.node, rails: try Self.verbsRails(discovered),
+                timeoutNanoseconds: settings.timeoutNanoseconds, maxInFlight: settings.maxInFlight, log: log)
+            (transport, udp, self.verbs) = (verbs, nil, verbs)
+        }
         let spool = try Spool(directory: options.spoolDirectory, limits: config.spoolLimits())
         var upload = UploadSettings(correlator: options.correlator)
         if let value = config.backoff?.initialMillis { upload.initialBackoff = .milliseconds(max(1, value)) }
@@ -111,7 +127,8 @@ public final class NodeAgent: Sendable {
                 agentVersion: options.agentVersion, wallOffset: wallNow - Int64(bitPattern: clock.nanoseconds)
             ))
         self.inputs = Locked(inputs)
-        self.health = HostHealthWorker(collector: Self.healthCollector(health, log: log), log: log)
+        self.health = HostHealthWorker(
+            collector: Self.healthCollector(health, rails: discovered, log: log), log: log)
         let metricsText = config.metrics ?? options.metrics.map(\.description)
         if let text = metricsText {
             let address: SocketAddress
@@ -142,7 +159,9 @@ public final class NodeAgent: Sendable {
 
     /// The address /metrics is served on, if any (the kernel's port when 0 was asked for).
     public var metricsBoundAddress: SocketAddress? { metricsAddress }
-    public var listenAddress: SocketAddress { transport.listenAddress }
+    /// The UDP address bound (the kernel's port when 0 was asked for); with verbs, `--listen` as
+    /// given (nothing is bound).
+    public var listenAddress: SocketAddress { udp?.listenAddress ?? options.listen }
 
     // MARK: Control
 
@@ -163,15 +182,19 @@ public final class NodeAgent: Sendable {
         log(
             .info, "agent starting",
             [
-                "node": options.node.rawValue, "listen": "\(transport.listenAddress)",
+                "node": options.node.rawValue, "listen": "\(listenAddress)",
                 "transport": transport.kind.rawValue,
                 "correlator": "\(options.correlator)",
                 "windowSeconds": "\(scheduler.withLock { $0.settings.windowSeconds })",
                 "spooled": "\(uploader.spoolDepth.reports)",
             ])
-        try transport.start { [scheduler] reply in
-            _ = scheduler.withLock { $0.receive(reply) }
+        if let verbs {
+            // What peers need in their pinglist's or peers file's `addresses` to probe this node.
+            log(.info, "verbs addresses", ["addresses": verbs.localAddresses.json])
         }
+        try transport.start(
+            onReply: { [scheduler] reply in _ = scheduler.withLock { $0.receive(reply) } },
+            onSendFailed: { [self] order, reason in sendFailed(order.sequence, to: order.target.dst, reason: reason) })
         try uploader.start()
         if options.pinglistFile == nil { try startPinglistRefresher() }
         var finishing = false
@@ -194,14 +217,7 @@ public final class NodeAgent: Sendable {
             }
             for order in orders {
                 if case .failed(let reason) = transport.send(order) {
-                    scheduler.withLock { $0.sendFailed(order.sequence) }
-                    let logged = self.control.withLock { state -> Bool in
-                        state.sendFailuresLogged += 1
-                        return state.sendFailuresLogged <= 10 || state.sendFailuresLogged.isMultiple(of: 1000)
-                    }
-                    if logged {
-                        log(.warning, "probe not sent", ["dst": "\(order.target.dst)", "reason": reason])
-                    }
+                    sendFailed(order.sequence, to: order.target.dst, reason: reason)
                 }
             }
             for report in reports {
@@ -229,11 +245,36 @@ public final class NodeAgent: Sendable {
             ["spooled": "\(depth.reports)", "delivered": "\(uploader.counters.delivered)"])
     }
 
+    /// A probe that could not be sent: an error in the scheduler, logged (the first 10, then every
+    /// 1,000th).
+    private func sendFailed(_ sequence: UInt64, to dst: EndpointID, reason: String) {
+        scheduler.withLock { $0.sendFailed(sequence) }
+        let logged = control.withLock { state -> Bool in
+            state.sendFailuresLogged += 1
+            return state.sendFailuresLogged <= 10 || state.sendFailuresLogged.isMultiple(of: 1000)
+        }
+        if logged {
+            log(.warning, "probe not sent", ["dst": "\(dst)", "reason": reason])
+        }
+    }
+
     // MARK: Inputs
 
-    /// The host health collector over `sources` (or this host's), for the rails discovery finds in
-    /// its sysfs now. Rails are numbered at start: a GPU already missing then shifts the numbers.
-    static func healthCollector(_ given: HostHealthSources?, log: AgentLog) -> HostHealthCollector {
+    /// The rails discovery found (with the config's overrides), as the verbs transport's devices;
+    /// each probes from its NIC's first ACTIVE port.
+    static func verbsRails(_ discovered: Result<[RailInfo], any Error>) throws -> [VerbsRail] {
+        do {
+            return try discovered.get().map { VerbsRail(rail: $0.rail, device: $0.nic) }
+        } catch {
+            throw AgentError("verbs: rail discovery: \(error)")
+        }
+    }
+
+    /// The host health collector over `sources` (or this host's), for the rails discovery found in
+    /// its sysfs at start. Rails are numbered then: a GPU already missing shifts the numbers.
+    static func healthCollector(
+        _ given: HostHealthSources?, rails discovered: Result<[RailInfo], any Error>, log: AgentLog
+    ) -> HostHealthCollector {
         var sources: HostHealthSources
         if let given {
             sources = given
@@ -244,7 +285,7 @@ public final class NodeAgent: Sendable {
             }
         }
         var rails: [RailInfo] = []
-        do { rails = try discoverNode(sources.sysfs).rails } catch {
+        do { rails = try discovered.get() } catch {
             log(.warning, "host health: sysfs discovery failed, so no rail health", ["error": "\(error)"])
         }
         log(
@@ -284,18 +325,28 @@ public final class NodeAgent: Sendable {
     /// Pushes the current pinglist and addresses into the scheduler and the transport. This node's
     /// own endpoints answer on its listen address unless the inputs say otherwise.
     private func applyInputs() {
-        let (pinglist, peers) = inputs.withLock { ($0.pinglist, $0.peers) }
-        var book = AddressBook([options.node.rawValue: transport.listenAddress])
-        if let pinglist { book = book.merging(pinglist.addresses) }
-        book = book.merging(peers)
-        transport.setAddresses(book)
+        let (pinglist, peers, verbsPeers) = inputs.withLock { ($0.pinglist, $0.peers, $0.verbsPeers) }
         let targets = pinglist?.targets ?? []
+        let unaddressed: [EndpointID]
+        if let udp {
+            var book = AddressBook([options.node.rawValue: udp.listenAddress])
+            if let pinglist { book = book.merging(pinglist.addresses) }
+            book = book.merging(peers)
+            udp.setAddresses(book)
+            unaddressed = Set(targets.map(\.dst).filter { book.address(of: $0) == nil }).sorted()
+        } else {
+            // This node's own endpoints need no address: loopback and NIC↔NIC pairs are RC.
+            let book = (pinglist?.verbsAddresses ?? VerbsAddressBook()).merging(verbsPeers)
+            verbs?.setPeers(book)
+            unaddressed = Set(
+                targets.map(\.dst).filter { $0.node != options.node && book.entries[$0] == nil }
+            ).sorted()
+        }
         let now = clock.nanoseconds
         scheduler.withLock { $0.setTargets(targets, now: now) }
-        let unaddressed = Set(targets.map(\.dst).filter { book.address(of: $0) == nil }).sorted()
         if !unaddressed.isEmpty {
             log(
-                .warning, "no UDP address for some destinations: their probes count as errors",
+                .warning, "no \(transport.kind == .udp ? "UDP" : "verbs") address for some destinations: their probes count as errors",
                 [
                     "count": "\(unaddressed.count)",
                     "first": unaddressed.prefix(5).map(\.description).joined(separator: ","),
@@ -314,15 +365,17 @@ public final class NodeAgent: Sendable {
             let limits = try config.spoolLimits()
             let token = try Self.readToken(options.tokenFile)
             let faults = try options.faultsFile.map(Self.loadFaults) ?? .none
-            let peers = try options.peersFile.map(AgentPinglist.loadPeers) ?? AddressBook()
+            let (peers, verbsPeers) =
+                try options.peersFile.map(AgentPinglist.loadPeers) ?? (AddressBook(), VerbsAddressBook())
             let pinglist = try options.pinglistFile.map { try Self.loadPinglist($0, node: options.node) }
             scheduler.withLock { $0.update(settings) }
             uploader.setLimits(limits)
             uploader.setToken(token)
-            transport.setFaults(faults)
+            udp?.setFaults(faults)
             inputs.withLock {
                 $0.config = config
                 $0.peers = peers
+                $0.verbsPeers = verbsPeers
                 if let pinglist { $0.pinglist = pinglist }
             }
             applyInputs()
@@ -386,7 +439,6 @@ public final class NodeAgent: Sendable {
     /// Prometheus text exposition of the agent's counters.
     public func metricsText() -> String {
         let probes = scheduler.withLock { ($0.counters, $0.inFlight, $0.targetList.count) }
-        let udp = transport.counters
         let upload = uploader.counters
         let spool = uploader.spoolDepth
         var usage = rusage()
@@ -418,18 +470,43 @@ public final class NodeAgent: Sendable {
         metric("probes_in_flight", "gauge", "Probes awaiting a reply or timeout.", "\(probes.1)")
         metric("targets", "gauge", "Pairs in the pinglist.", "\(probes.2)")
         metric("reports_total", "counter", "Window reports produced.", "\(probes.0.reports)")
-        metric("responder_answered_total", "counter", "Probes answered by the responder.", "\(udp.answered)")
-        metric(
-            "responder_fault_drops_total", "counter", "Probes dropped by injected faults.",
-            "\(udp.faultDrops)")
-        metric(
-            "responder_delayed_total", "counter", "Probes answered after an injected delay.", "\(udp.delayed)"
-        )
-        metric(
-            "responder_delay_queue_full_total", "counter", "Delayed answers dropped: queue full.",
-            "\(udp.delayQueueFull)")
-        metric("udp_malformed_total", "counter", "Datagrams that were not probes.", "\(udp.malformed)")
-        metric("udp_send_errors_total", "counter", "Replies that could not be sent.", "\(udp.sendErrors)")
+        if let udp = udp?.counters {
+            metric("responder_answered_total", "counter", "Probes answered by the responder.", "\(udp.answered)")
+            metric(
+                "responder_fault_drops_total", "counter", "Probes dropped by injected faults.",
+                "\(udp.faultDrops)")
+            metric(
+                "responder_delayed_total", "counter", "Probes answered after an injected delay.", "\(udp.delayed)"
+            )
+            metric(
+                "responder_delay_queue_full_total", "counter", "Delayed answers dropped: queue full.",
+                "\(udp.delayQueueFull)")
+            metric("udp_malformed_total", "counter", "Datagrams that were not probes.", "\(udp.malformed)")
+            metric("udp_send_errors_total", "counter", "Replies that could not be sent.", "\(udp.sendErrors)")
+        }
+        if let verbs = verbs?.counters {
+            metric(
+                "responder_answered_total", "counter", "Peers' probes answered by the UD queue pairs.",
+                "\(verbs.answered)")
+            metric(
+                "verbs_unknown_senders_total", "counter", "Probes from queue pairs with no address here.",
+                "\(verbs.unknownSenders)")
+            metric(
+                "verbs_reconnects_total", "counter", "RC pairs reset and reconnected after an error.",
+                "\(verbs.reconnects)")
+            metric(
+                "verbs_failed_completions_total", "counter", "RC completions with an error status.",
+                "\(verbs.failedCompletions)")
+            metric(
+                "verbs_poll_errors_total", "counter", "Failed completion polls or channel waits.",
+                "\(verbs.pollErrors)")
+            metric(
+                "verbs_peer_errors_total", "counter", "Failed address-handle updates for new peers.",
+                "\(verbs.peerErrors)")
+            metric(
+                "verbs_unmatched_replies_total", "counter", "Replies to probes no longer remembered.",
+                "\(verbs.unmatchedReplies)")
+        }
         metric("spool_reports", "gauge", "Reports waiting in the spool.", "\(spool.reports)")
         metric("spool_bytes", "gauge", "Bytes of reports waiting in the spool.", "\(spool.bytes)")
         metric("spool_dropped_total", "counter", "Reports dropped by the spool's limits.", "\(spool.dropped)")

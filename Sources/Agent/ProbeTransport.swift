@@ -1,5 +1,5 @@
 // What the scheduler hands a transport and what comes back: one protocol for every way of putting a
-// probe on the wire (UDP here; verbs RC/UD on hardware). Scheduling, timeouts and aggregation live in
+// probe on the wire (UDP; verbs RC/UD on hardware). Scheduling, timeouts and aggregation live in
 // `ProbeScheduler` and know nothing of sockets or queue pairs.
 
 import FleetModel
@@ -55,10 +55,16 @@ public protocol ProbeTransport: AnyObject, Sendable {
     /// How long a probe waits for its reply before it counts as lost, unless configured.
     var defaultTimeoutNanoseconds: UInt64 { get }
     /// Starts receiving; `onReply` is called from the transport's own thread for every reply to
-    /// this transport's probes.
-    func start(onReply: @escaping @Sendable (ProbeReply) -> Void) throws
-    /// Sends one probe, stamped with the current monotonic time. False, with a reason, when it
-    /// could not be sent at all (the scheduler counts it in `errors`, not `sent`).
+    /// this transport's probes, `onSendFailed` (order, reason) for a probe that `send` accepted
+    /// but that could not be put on the wire after all (a transport that posts from its own thread;
+    /// the scheduler counts it in `errors`, as a `.failed` send).
+    func start(
+        onReply: @escaping @Sendable (ProbeReply) -> Void,
+        onSendFailed: @escaping @Sendable (ProbeOrder, String) -> Void
+    ) throws
+    /// Sends one probe, stamped with the current monotonic time, or queues it for the transport's
+    /// thread. `.failed`, with a reason, when it could not be sent at all (the scheduler counts it
+    /// in `errors`, not `sent`).
     func send(_ order: ProbeOrder) -> ProbeSendResult
     /// Stops the receive threads; returns when they have ended.
     func stop()

@@ -87,7 +87,11 @@ public final class UDPTransport: ProbeTransport {
         faults.withLock { $0 = (plan, SplitMix64(seed: plan.seed ?? $0.random.next())) }
     }
 
-    public func start(onReply: @escaping @Sendable (ProbeReply) -> Void) throws {
+    /// `onSendFailed` is never called: a UDP send fails at once, in `send`'s result.
+    public func start(
+        onReply: @escaping @Sendable (ProbeReply) -> Void,
+        onSendFailed: @escaping @Sendable (ProbeOrder, String) -> Void
+    ) throws {
         threads.enter()
         do {
             try spawnThread { [self] in

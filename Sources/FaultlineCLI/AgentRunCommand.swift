@@ -1,5 +1,5 @@
-// `faultline agent`: the node agent. Probes the pinglist's pairs over UDP, answers other agents'
-// probes, sends one report per window to the correlator (spooled on disk while it is away), serves
+// `faultline agent`: the node agent. Probes the pinglist's pairs over UDP or verbs, answers other
+// agents' probes, sends one report per window to the correlator (spooled on disk while it is away), serves
 // /metrics. SIGTERM finishes the current window and flushes it; SIGHUP reloads. See docs/agent.md.
 
 import Agent
@@ -35,7 +35,9 @@ struct AgentRunCommand: Command {
           --listen ADDR:PORT    UDP address the responder answers on and probes leave from
           --correlator URL      http://HOST:PORT of the correlator
           --token-file FILE     the agent's bearer token (never logged)
-          --transport T         udp (default); verbs is not wired to the agent yet
+          --transport T         udp (default), or verbs: RC loopback and NIC↔NIC pairs, UD to
+                                peers, on the rails discovery finds (config "rails" overrides);
+                                --listen is then not bound and peers' addresses are UD queue pairs
           --window-seconds N    report window, 1...3600 (default 10, or the config file's)
           --pinglist FILE       the pairs to probe, as `faultline topology pinglist --json` prints
                                 them, optionally with "addresses"; without it the agent fetches

@@ -52,31 +52,126 @@ public enum ProbeImmediate {
     public static let sequenceMask: UInt32 = 0x7FFF_FFFF
 }
 
-/// Spins on the CQ, then arms its channel, polls once more (a completion that came between the
-/// last poll and the arming would not fire the channel), and sleeps on the channel until
-/// `deadline`. Returns what it polled; empty at the deadline.
-func nextCompletions(
-    _ api: any VerbsAPI, _ queue: CompletionQueueHandle, clock: any MonotonicClock, deadline: UInt64,
-    spinPolls: Int
-) throws(VerbsError) -> [WorkCompletion] {
-    for _ in 0..<spinPolls {
-        let completions = try api.pollCompletions(queue, maximum: 16)
-        if !completions.isEmpty { return completions }
+/// A completion, the completion queue it was polled from (queue pair numbers are per device, so
+/// the queue tells whose it is when several devices are polled together) and the monotonic time of
+/// that queue's poll (a reply's receive time).
+public struct PolledCompletion: Hashable, Sendable {
+    public var queue: CompletionQueueHandle
+    public var completion: WorkCompletion
+    public var polledAt: UInt64
+
+    public init(queue: CompletionQueueHandle, completion: WorkCompletion, polledAt: UInt64 = 0) {
+        self.queue = queue
+        self.completion = completion
+        self.polledAt = polledAt
     }
-    while true {
-        try api.requestNotification(queue)
-        let completions = try api.pollCompletions(queue, maximum: 16)
-        if !completions.isEmpty { return completions }
-        let now = clock.nanoseconds
-        if now >= deadline { return [] }
-        if try api.waitForCompletion(queue, timeoutNanoseconds: deadline - now) {
-            let completions = try api.pollCompletions(queue, maximum: 16)
-            if !completions.isEmpty { return completions }
-            // A spurious wake-up (the event was for completions already polled): arm again.
-        } else {
-            return []
+}
+
+/// An open device, its description and the completion queue its probers share: whoever opened it
+/// (the agent's engine, or a prober made by device name) destroys the CQ and closes the device.
+public struct ProbeDevice: Hashable, Sendable {
+    public var handle: DeviceHandle
+    public var info: DeviceInfo
+    public var queue: CompletionQueueHandle
+
+    public init(handle: DeviceHandle, info: DeviceInfo, queue: CompletionQueueHandle) {
+        self.handle = handle
+        self.info = info
+        self.queue = queue
+    }
+}
+
+/// Where `nextCompletions` polls into, kept by its caller so a sweep allocates nothing, and the
+/// per-queue poll errors it met (each counted; the other queues' completions are kept).
+public struct CompletionSweep {
+    public var polled: [PolledCompletion] = []
+    public var pollErrors = 0
+    public var lastError: VerbsError?
+    var scratch: [WorkCompletion] = []
+
+    public init() {
+        polled.reserveCapacity(256)
+        scratch.reserveCapacity(64)
+    }
+}
+
+/// Spins `spinPolls` times on the CQs, then arms them, polls once more (a completion that came
+/// between the last poll and the arming would not fire a channel), and sleeps on their channels
+/// (and `wake`) until `deadline`. Leaves what it polled in `sweep.polled`, each stamped when its
+/// queue was polled; empty at the deadline or on a wake. A queue whose poll fails is counted in
+/// `sweep` and skipped; throws only when nothing was polled and some queue failed, or the wait
+/// failed, so the caller can back off. The one way every prober waits.
+public func nextCompletions(
+    _ api: any VerbsAPI, _ queues: [CompletionQueueHandle], clock: any MonotonicClock, deadline: UInt64,
+    spinPolls: Int, wake: Int32? = nil, into sweep: inout CompletionSweep
+) throws(VerbsError) {
+    func pollAll() throws(VerbsError) -> Bool {
+        var failed: VerbsError?
+        for queue in queues {
+            sweep.scratch.removeAll(keepingCapacity: true)
+            do {
+                _ = try api.pollCompletions(queue, maximum: 16, into: &sweep.scratch)
+            } catch {
+                sweep.pollErrors += 1
+                sweep.lastError = error
+                failed = error
+            }
+            let now = clock.nanoseconds
+            for completion in sweep.scratch {
+                sweep.polled.append(PolledCompletion(queue: queue, completion: completion, polledAt: now))
+            }
         }
+        if !sweep.polled.isEmpty { return true }
+        if let failed { throw failed }
+        return false
     }
+    sweep.polled.removeAll(keepingCapacity: true)
+    guard !queues.isEmpty else { return }
+    for _ in 0..<spinPolls where try pollAll() { return }
+    while true {
+        for queue in queues { try api.requestNotification(queue) }
+        if try pollAll() { return }
+        let now = clock.nanoseconds
+        if now >= deadline { return }
+        guard try api.waitForCompletion(queues, wake: wake, timeoutNanoseconds: deadline - now) else { return }
+        if try pollAll() { return }
+        // A spurious wake-up (the event was for completions already polled): arm again.
+    }
+}
+
+/// `nextCompletions` into a fresh sweep, for the probers' own blocking loops.
+public func nextCompletions(
+    _ api: any VerbsAPI, _ queues: [CompletionQueueHandle], clock: any MonotonicClock, deadline: UInt64,
+    spinPolls: Int
+) throws(VerbsError) -> [PolledCompletion] {
+    var sweep = CompletionSweep()
+    try nextCompletions(api, queues, clock: clock, deadline: deadline, spinPolls: spinPolls, into: &sweep)
+    return sweep.polled
+}
+
+/// Opens `name` with one completion queue of `entries`, closing what was opened if a step fails.
+func openProbeDevice(_ api: any VerbsAPI, _ name: String, entries: Int) throws(VerbsError) -> ProbeDevice {
+    let handle = try api.openDevice(name)
+    do {
+        let info = try api.queryDevice(handle)
+        return ProbeDevice(handle: handle, info: info, queue: try api.createCompletionQueue(handle, entries: entries))
+    } catch {
+        api.closeDevice(handle)
+        throw error
+    }
+}
+
+/// Work request IDs: the low 32 bits pick a buffer slot (RealVerbs takes them modulo the slots),
+/// bits 32...62 carry the queue pair's epoch (bumped at each reset, so completions from before
+/// it are recognised and ignored), bit 63 marks a send (an error completion's opcode is undefined).
+enum WorkRequestID {
+    static let sendBit: UInt64 = 1 << 63
+    static func make(epoch: UInt32, low: UInt32, send: Bool) -> UInt64 {
+        (send ? sendBit : 0) | UInt64(epoch & 0x7FFF_FFFF) << 32 | UInt64(low)
+    }
+    static func epoch(_ id: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: id >> 32) & 0x7FFF_FFFF }
+    static func low(_ id: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: id) }
+    static func isSend(_ id: UInt64) -> Bool { id & sendBit != 0 }
 }
 
 /// The port `number` of `info`, or an error naming the device.

@@ -51,6 +51,12 @@ public struct FakeRemoteResponder {
     }
 }
 
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#endif
+
 /// The fake. Not Sendable: a test drives it from one thread, as the prober drives RealVerbs.
 public final class FakeVerbs: VerbsAPI {
     public let clock: ManualClock
@@ -68,6 +74,11 @@ public final class FakeVerbs: VerbsAPI {
     public private(set) var failed = 0
     /// Messages that arrived where no receive was posted, or at a queue pair not ready to receive.
     public private(set) var dropped = 0
+    /// How often each verbs call was made, by its C name (e.g. "ibv_create_qp", "ibv_post_recv").
+    public private(set) var calls: [String: Int] = [:]
+    /// When true, each device numbers its queue pairs from 0x101, as separate hosts do (so QP
+    /// numbers collide across devices and only LID/GID + QPN names a queue pair).
+    public var numbersQueuePairsPerDevice = false
 
     private var devices: [DeviceInfo]
     private var rng: SplitMix64
@@ -91,13 +102,15 @@ public final class FakeVerbs: VerbsAPI {
         var port: UInt8 = 0
         var qKey: UInt32 = 0
         var remote: QueuePairAddress?
+        var mtu = 0
         var receives: [UInt64] = []
         var sendsOutstanding = 0
     }
 
     private enum EventKind {
         case complete(queuePair: Int, WorkCompletion, freesSend: Bool)
-        case arrive(queuePair: Int, immediate: UInt32, opcode: CompletionOpcode, from: UInt32, lid: UInt16)
+        case arrive(
+            queuePair: Int, immediate: UInt32, opcode: CompletionOpcode, from: UInt32, lid: UInt16, gid: GID?)
         case respond(responder: UInt32, immediate: UInt32, to: Int)
     }
 
@@ -114,7 +127,7 @@ public final class FakeVerbs: VerbsAPI {
     private var events: [Event] = []
     private var nextHandle = 1
     private var nextOrder = 0
-    private var nextQPNumber: UInt32 = 0x000101
+    private var nextQPNumber: [String: UInt32] = [:]
 
     /// - Parameters:
     ///   - devices: the devices and ports the fake reports.
@@ -150,11 +163,32 @@ public final class FakeVerbs: VerbsAPI {
     /// Events still scheduled (messages in flight, completions to come).
     public var pendingEvents: Int { events.count }
 
-    /// How many queue pairs and address handles are alive (to check that probers clean up).
+    /// How many queue pairs, address handles, open devices and CQs are alive (to check that their
+    /// owners free them).
     public var liveQueuePairs: Int { pairs.count }
     public var liveAddressHandles: Int { addressHandles.count }
+    public var liveDevices: Int { open.count }
+    public var liveCompletionQueues: Int { queues.count }
+
+    /// The path MTU a queue pair was connected with (RC; 0 before RTR).
+    public func pathMTU(of queuePair: QueuePairHandle) -> Int? { pairs[queuePair.rawValue]?.mtu }
+
+    /// Moves a queue pair to ERR as a local error would (a UD send error, a CQ overrun): what it has
+    /// posted is flushed, and later posts complete flushed.
+    public func forceError(_ queuePair: QueuePairHandle) {
+        guard var pair = pairs[queuePair.rawValue] else { return }
+        pair.state = .error
+        for receive in pair.receives {
+            push(
+                WorkCompletion(workRequestID: receive, status: .flushed, opcode: .receive, qpNumber: pair.number),
+                to: pair.queue)
+        }
+        pair.receives = []
+        pairs[queuePair.rawValue] = pair
+    }
 
     private func check(_ call: String) throws(VerbsError) {
+        calls[call, default: 0] += 1
         if let error = failNext.removeValue(forKey: call) { throw error }
     }
 
@@ -182,6 +216,8 @@ public final class FakeVerbs: VerbsAPI {
         return DeviceHandle(id)
     }
 
+    public func closeDevice(_ device: DeviceHandle) { open[device.rawValue] = nil }
+
     public func queryDevice(_ device: DeviceHandle) throws(VerbsError) -> DeviceInfo {
         try check("ibv_query_device")
         guard let name = open[device.rawValue], let info = devices.first(where: { $0.name == name }) else {
@@ -202,6 +238,8 @@ public final class FakeVerbs: VerbsAPI {
         return CompletionQueueHandle(id)
     }
 
+    public func destroyCompletionQueue(_ queue: CompletionQueueHandle) { queues[queue.rawValue] = nil }
+
     public func createQueuePair(
         _ device: DeviceHandle, type: QueuePairType, completionQueue: CompletionQueueHandle, slots: Int
     ) throws(VerbsError) -> QueuePairHandle {
@@ -210,9 +248,10 @@ public final class FakeVerbs: VerbsAPI {
             preconditionFailure("unknown device or completion queue handle")
         }
         let id = newHandle()
-        pairs[id] = Pair(
-            device: name, type: type, queue: completionQueue.rawValue, slots: slots, number: nextQPNumber)
-        nextQPNumber += 1
+        let numbering = numbersQueuePairsPerDevice ? name : ""
+        let number = nextQPNumber[numbering, default: 0x000101]
+        nextQPNumber[numbering] = number + 1
+        pairs[id] = Pair(device: name, type: type, queue: completionQueue.rawValue, slots: slots, number: number)
         return QueuePairHandle(id)
     }
 
@@ -242,10 +281,13 @@ public final class FakeVerbs: VerbsAPI {
             pair.state = .initialized
             pair.port = port
             pair.qKey = qKey
-        case .readyToReceive(let remote, _, _):
+        case .readyToReceive(let remote, let mtu, _):
             guard pair.state == .initialized else { throw invalid }
             pair.state = .readyToReceive
-            if pair.type == .rc { pair.remote = remote }
+            if pair.type == .rc {
+                pair.remote = remote
+                pair.mtu = mtu
+            }
         case .readyToSend:
             guard pair.state == .readyToReceive else { throw invalid }
             pair.state = .readyToSend
@@ -257,7 +299,7 @@ public final class FakeVerbs: VerbsAPI {
         pairs[queuePair.rawValue] = nil
         events.removeAll {
             switch $0.kind {
-            case .complete(let id, _, _), .arrive(let id, _, _, _, _), .respond(_, _, let id):
+            case .complete(let id, _, _), .arrive(let id, _, _, _, _, _), .respond(_, _, let id):
                 id == queuePair.rawValue
             }
         }
@@ -272,6 +314,21 @@ public final class FakeVerbs: VerbsAPI {
         guard let name = open[device.rawValue] else { preconditionFailure("unknown device handle") }
         let id = newHandle()
         addressHandles[id] = (name, port, remote)
+        return AddressHandleHandle(id)
+    }
+
+    public func createAddressHandle(
+        _ device: DeviceHandle, port: UInt8, replyingTo completion: WorkCompletion, on queuePair: QueuePairHandle
+    ) throws(VerbsError) -> AddressHandleHandle {
+        try check("ibv_create_ah_from_wc")
+        guard let name = open[device.rawValue], pairs[queuePair.rawValue] != nil else {
+            preconditionFailure("unknown device or queue pair handle")
+        }
+        let id = newHandle()
+        addressHandles[id] = (
+            name, port,
+            QueuePairAddress(lid: completion.sourceLID, gid: completion.sourceGID, qpNumber: completion.sourceQPNumber)
+        )
         return AddressHandleHandle(id)
     }
 
@@ -347,21 +404,23 @@ public final class FakeVerbs: VerbsAPI {
         let fate = decideFate(for: target.qpNumber)
         let sent = WorkCompletion(
             workRequestID: workRequestID, status: .success, opcode: sendOpcode, qpNumber: pair.number)
-        let sourceLID = port(of: pair)?.lid ?? 0
+        let sourcePort = port(of: pair)
+        let sourceLID = sourcePort?.lid ?? 0
+        let sourceGID = sourcePort.flatMap { port in port.probeGIDIndex.flatMap { port.gids[$0] } }
         let receiveOpcode: CompletionOpcode =
             kind == .sendWithImmediate ? .receive : .receiveRDMAWithImmediate
         switch fate {
         case .deliver(let delay):
             delivered += 1
             schedule(at: now + delay, .complete(queuePair: queuePair.rawValue, sent, freesSend: true))
-            if let local = localPair(number: target.qpNumber) {
+            if let local = localPair(target) {
                 // A UD target carries the send's Q_Key in `psn`; a wrong one is dropped silently.
                 if pair.type == .ud, pairs[local]!.qKey != target.psn { break }
                 schedule(
                     at: now + delay,
                     .arrive(
                         queuePair: local, immediate: immediate, opcode: receiveOpcode, from: pair.number,
-                        lid: sourceLID))
+                        lid: sourceLID, gid: sourceGID))
             } else if let responder = responders[target.qpNumber] {
                 schedule(
                     at: now + delay + responder.turnaroundNanoseconds,
@@ -404,21 +463,29 @@ public final class FakeVerbs: VerbsAPI {
         queues[queue.rawValue]!.armed = true
     }
 
-    /// Advances the manual clock to the next scheduled event until the armed queue fires, or by the
-    /// whole timeout. As with the real channel, only a completion added after arming fires it.
+    /// Advances the manual clock to the next scheduled event until an armed queue of `queues` fires,
+    /// or by the whole timeout. As with the real channel, only a completion added after arming fires
+    /// it.
     public func waitForCompletion(
-        _ queue: CompletionQueueHandle, timeoutNanoseconds: UInt64
+        _ waited: [CompletionQueueHandle], wake: Int32?, timeoutNanoseconds: UInt64
     ) throws(VerbsError)
         -> Bool
     {
         try check("ibv_get_cq_event")
         let deadline = clock.nanoseconds + timeoutNanoseconds
         while true {
-            runDueEvents()
-            if queues[queue.rawValue]!.fired {
-                queues[queue.rawValue]!.fired = false
-                return true
+            if let wake {
+                // Another thread woke the waiter: return at once, as poll(2) would.
+                var descriptor = pollfd(fd: wake, events: Int16(POLLIN), revents: 0)
+                if poll(&descriptor, 1, 0) > 0 { return false }
             }
+            runDueEvents()
+            var fired = false
+            for queue in waited where queues[queue.rawValue]!.fired {
+                queues[queue.rawValue]!.fired = false
+                fired = true
+            }
+            if fired { return true }
             guard let next = events.map(\.time).min(), next <= deadline else {
                 clock.advance(to: deadline)
                 return false
@@ -461,7 +528,7 @@ public final class FakeVerbs: VerbsAPI {
                 pair.receives = []
             }
             pairs[id] = pair
-        case .arrive(let id, let immediate, let opcode, let source, let lid):
+        case .arrive(let id, let immediate, let opcode, let source, let lid, let gid):
             guard var pair = pairs[id], pair.state == .readyToReceive || pair.state == .readyToSend,
                 !pair.receives.isEmpty
             else {
@@ -473,7 +540,7 @@ public final class FakeVerbs: VerbsAPI {
             push(
                 WorkCompletion(
                     workRequestID: receive, status: .success, opcode: opcode, qpNumber: pair.number,
-                    immediate: immediate, sourceQPNumber: source, sourceLID: lid), to: pair.queue)
+                    immediate: immediate, sourceQPNumber: source, sourceLID: lid, sourceGID: gid), to: pair.queue)
         case .respond(let number, let immediate, let id):
             guard let responder = responders[number], let answer = responder.reply(immediate) else { return }
             switch decideFate(for: pairs[id]?.number ?? 0) {
@@ -483,7 +550,7 @@ public final class FakeVerbs: VerbsAPI {
                     at: clock.nanoseconds + delay,
                     .arrive(
                         queuePair: id, immediate: answer, opcode: .receive, from: number,
-                        lid: responder.address.lid))
+                        lid: responder.address.lid, gid: responder.address.gid))
             case .lose, .fail:
                 lost += 1
             }
@@ -516,8 +583,13 @@ public final class FakeVerbs: VerbsAPI {
         return .deliver(afterNanoseconds: path.oneWayNanoseconds + jitter)
     }
 
-    private func localPair(number: UInt32) -> Int? {
-        pairs.first { $0.value.number == number }?.key
+    /// The queue pair `target` names: its number on the port with its LID (or, on RoCE, GID).
+    private func localPair(_ target: QueuePairAddress) -> Int? {
+        pairs.first { entry in
+            guard entry.value.number == target.qpNumber, let port = port(of: entry.value) else { return false }
+            if let gid = target.gid { return port.gids.values.contains(gid) }
+            return port.lid == target.lid
+        }?.key
     }
 
     private func port(of pair: Pair) -> PortInfo? {

@@ -300,6 +300,23 @@ public final class AddressHandle {
         self.domain = domain
     }
 
+    /// ibv_create_ah_from_wc: back to the sender of `completion`, whose GRH (if it had one) is at
+    /// `grh`.
+    init(
+        _ domain: ProtectionDomain, port: UInt8, completion: inout ibv_wc, grh: UnsafeMutableRawPointer
+    ) throws(VerbsError) {
+        errno = 0
+        guard
+            let handle = ibv_create_ah_from_wc(
+                domain.handle, &completion, grh.assumingMemoryBound(to: ibv_grh.self), port)
+        else {
+            throw lastError(
+                "ibv_create_ah_from_wc", "\(domain.context.name) port \(port) to qpn \(completion.src_qp)")
+        }
+        self.handle = handle
+        self.domain = domain
+    }
+
     deinit { ibv_destroy_ah(handle) }
 }
 

@@ -25,6 +25,7 @@ public final class RealVerbs: VerbsAPI {
         let queuePair: QueuePair
         let memory: MemoryRegion
         let slots: Int
+        let queue: Int
     }
 
     private var devices: [Int: OpenDevice] = [:]
@@ -32,8 +33,20 @@ public final class RealVerbs: VerbsAPI {
     private var pairs: [Int: Pair] = [:]
     private var addressHandles: [Int: AddressHandle] = [:]
     private var nextHandle = 1
+    /// Where ibv_poll_cq writes: allocated once, so polling allocates nothing.
+    private static let pollCapacity = 64
+    private let scratch = UnsafeMutablePointer<ibv_wc>.allocate(capacity: RealVerbs.pollCapacity)
 
-    public init() {}
+    public init() { scratch.initialize(repeating: ibv_wc(), count: Self.pollCapacity) }
+
+    deinit {
+        // Children before parents: address handles and queue pairs hold their domain and CQ alive.
+        addressHandles = [:]
+        pairs = [:]
+        queues = [:]
+        devices = [:]
+        scratch.deallocate()
+    }
 
     private func newHandle() -> Int {
         defer { nextHandle += 1 }
@@ -51,6 +64,10 @@ public final class RealVerbs: VerbsAPI {
         devices[handle] = OpenDevice(context: context, domain: try ProtectionDomain(context))
         return DeviceHandle(handle)
     }
+
+    /// Drops this table's reference: the context and domain are freed once the queue pairs, CQs and
+    /// address handles made on them (which hold them) are gone too.
+    public func closeDevice(_ handle: DeviceHandle) { devices[handle.rawValue] = nil }
 
     private func device(_ handle: DeviceHandle) -> OpenDevice {
         guard let device = devices[handle.rawValue] else { preconditionFailure("unknown device handle") }
@@ -113,6 +130,9 @@ public final class RealVerbs: VerbsAPI {
         return CompletionQueueHandle(id)
     }
 
+    /// Drops this table's reference: the CQ and its channel are freed once no queue pair holds it.
+    public func destroyCompletionQueue(_ handle: CompletionQueueHandle) { queues[handle.rawValue] = nil }
+
     private func queue(_ handle: CompletionQueueHandle) -> CompletionQueue {
         guard let queue = queues[handle.rawValue] else {
             preconditionFailure("unknown completion queue handle")
@@ -128,7 +148,7 @@ public final class RealVerbs: VerbsAPI {
         let memory = try MemoryRegion(domain, length: 2 * slots * Self.slotSize)
         let queuePair = try QueuePair(domain, type: type, queue: queue(completionQueue), depth: slots)
         let id = newHandle()
-        pairs[id] = Pair(queuePair: queuePair, memory: memory, slots: slots)
+        pairs[id] = Pair(queuePair: queuePair, memory: memory, slots: slots, queue: completionQueue.rawValue)
         return QueuePairHandle(id)
     }
 
@@ -158,11 +178,41 @@ public final class RealVerbs: VerbsAPI {
         return AddressHandleHandle(id)
     }
 
+    public func createAddressHandle(
+        _ handle: DeviceHandle, port: UInt8, replyingTo completion: WorkCompletion, on queuePair: QueuePairHandle
+    ) throws(VerbsError) -> AddressHandleHandle {
+        let pair = pair(queuePair)
+        var wc = ibv_wc()
+        wc.wr_id = completion.workRequestID
+        wc.qp_num = completion.qpNumber
+        wc.src_qp = completion.sourceQPNumber
+        wc.slid = completion.sourceLID
+        wc.sl = completion.serviceLevel
+        wc.dlid_path_bits = completion.pathBits
+        wc.wc_flags = completion.sourceGID == nil ? 0 : IBV_WC_GRH.rawValue
+        // A UD receive's first 40 bytes in its slot are the GRH.
+        let grh = pair.memory.buffer + Int((completion.workRequestID & 0xFFFF_FFFF) % UInt64(pair.slots)) * Self.slotSize
+        let addressHandle = try AddressHandle(device(handle).domain, port: port, completion: &wc, grh: grh)
+        let id = newHandle()
+        addressHandles[id] = addressHandle
+        return AddressHandleHandle(id)
+    }
+
     public func destroyAddressHandle(_ handle: AddressHandleHandle) { addressHandles[handle.rawValue] = nil }
+
+    /// The source GID in a received GRH: the IPv6 header's, or for RoCE v2 over IPv4 (an IPv4
+    /// header in the last 20 of the 40 bytes) the IPv4-mapped source address, as rdma-core reads it.
+    static func sourceGID(grh: UnsafeRawPointer) -> GID {
+        let bytes = UnsafeRawBufferPointer(start: grh, count: 40)
+        if bytes[20] == 0x45, bytes[0] >> 4 != 6 {
+            return GID(bytes: [UInt8](repeating: 0, count: 10) + [0xff, 0xff] + Array(bytes[32..<36]))
+        }
+        return GID(bytes: Array(bytes[8..<24]))
+    }
 
     public func postReceive(_ handle: QueuePairHandle, workRequestID: UInt64) throws(VerbsError) {
         let pair = pair(handle)
-        let slot = Int(workRequestID % UInt64(pair.slots))
+        let slot = Int((workRequestID & 0xFFFF_FFFF) % UInt64(pair.slots))
         var entry = ibv_sge(
             addr: pair.memory.address + UInt64(slot * Self.slotSize), length: UInt32(Self.slotSize),
             lkey: pair.memory.localKey)
@@ -184,7 +234,7 @@ public final class RealVerbs: VerbsAPI {
         to destination: SendDestination
     ) throws(VerbsError) {
         let pair = pair(handle)
-        let slot = pair.slots + Int(workRequestID % UInt64(pair.slots))
+        let slot = pair.slots + Int((workRequestID & 0xFFFF_FFFF) % UInt64(pair.slots))
         let address = pair.memory.buffer + slot * Self.slotSize
         address.storeBytes(of: workRequestID.bigEndian, as: UInt64.self)
         var entry = ibv_sge(
@@ -226,13 +276,19 @@ public final class RealVerbs: VerbsAPI {
     ) throws(VerbsError)
         -> [WorkCompletion]
     {
+        var completions: [WorkCompletion] = []
+        _ = try pollCompletions(handle, maximum: maximum, into: &completions)
+        return completions
+    }
+
+    public func pollCompletions(
+        _ handle: CompletionQueueHandle, maximum: Int, into completions: inout [WorkCompletion]
+    ) throws(VerbsError) -> Int {
         let queue = queue(handle)
-        var entries = [ibv_wc](repeating: ibv_wc(), count: max(1, maximum))
-        let count = entries.withUnsafeMutableBufferPointer { buffer in
-            ibv_poll_cq(queue.handle, Int32(buffer.count), buffer.baseAddress)
-        }
+        let count = ibv_poll_cq(queue.handle, Int32(min(max(1, maximum), Self.pollCapacity)), scratch)
         if count < 0 { throw VerbsError(call: "ibv_poll_cq", code: EIO, detail: "returned \(count)") }
-        return entries.prefix(Int(count)).map { wc in
+        for index in 0..<Int(count) {
+            let wc = scratch[index]
             let opcode: CompletionOpcode =
                 switch wc.opcode {
                 case IBV_WC_SEND: .send
@@ -242,11 +298,23 @@ public final class RealVerbs: VerbsAPI {
                 default: .other(wc.opcode.rawValue)
                 }
             let hasImmediate = wc.wc_flags & IBV_WC_WITH_IMM.rawValue != 0
-            return WorkCompletion(
+            var completion = WorkCompletion(
                 workRequestID: wc.wr_id, status: CompletionStatus(raw: wc.status.rawValue), opcode: opcode,
                 qpNumber: wc.qp_num, immediate: hasImmediate ? UInt32(bigEndian: wc.imm_data) : nil,
                 sourceQPNumber: wc.src_qp, sourceLID: wc.slid)
+            completion.serviceLevel = wc.sl
+            completion.pathBits = wc.dlid_path_bits
+            if wc.status == IBV_WC_SUCCESS, wc.wc_flags & IBV_WC_GRH.rawValue != 0,
+                let pair = pairs.values.first(where: {
+                    $0.queue == handle.rawValue && $0.queuePair.number == wc.qp_num
+                })
+            {
+                let slot = Int((wc.wr_id & 0xFFFF_FFFF) % UInt64(pair.slots))
+                completion.sourceGID = Self.sourceGID(grh: pair.memory.buffer + slot * Self.slotSize)
+            }
+            completions.append(completion)
         }
+        return Int(count)
     }
 
     public func requestNotification(_ handle: CompletionQueueHandle) throws(VerbsError) {
@@ -255,29 +323,34 @@ public final class RealVerbs: VerbsAPI {
     }
 
     public func waitForCompletion(
-        _ handle: CompletionQueueHandle, timeoutNanoseconds: UInt64
+        _ handles: [CompletionQueueHandle], wake: Int32?, timeoutNanoseconds: UInt64
     ) throws(VerbsError)
         -> Bool
     {
-        let queue = queue(handle)
-        var descriptor = pollfd(fd: queue.channel.fileDescriptor, events: Int16(POLLIN), revents: 0)
+        let queues = handles.map(queue)
+        var descriptors = queues.map { pollfd(fd: $0.channel.fileDescriptor, events: Int16(POLLIN), revents: 0) }
+        if let wake { descriptors.append(pollfd(fd: wake, events: Int16(POLLIN), revents: 0)) }
         let milliseconds = Int32(clamping: (timeoutNanoseconds + 999_999) / 1_000_000)
         while true {
-            let ready = poll(&descriptor, 1, milliseconds)
+            let ready = poll(&descriptors, nfds_t(descriptors.count), milliseconds)
             if ready < 0, errno == EINTR { continue }
             if ready < 0 { throw lastError("poll", "completion channel") }
             if ready == 0 { return false }
             break
         }
-        var eventQueue: UnsafeMutablePointer<ibv_cq>?
-        var eventContext: UnsafeMutableRawPointer?
-        if ibv_get_cq_event(queue.channel.handle, &eventQueue, &eventContext) != 0 {
-            if errno == EAGAIN { return false }
-            throw lastError("ibv_get_cq_event")
+        var fired = false
+        for (queue, descriptor) in zip(queues, descriptors) where descriptor.revents != 0 {
+            var eventQueue: UnsafeMutablePointer<ibv_cq>?
+            var eventContext: UnsafeMutableRawPointer?
+            if ibv_get_cq_event(queue.channel.handle, &eventQueue, &eventContext) != 0 {
+                if errno == EAGAIN { continue }
+                throw lastError("ibv_get_cq_event")
+            }
+            // Acknowledge at once: destroying a CQ with unacknowledged events blocks forever.
+            ibv_ack_cq_events(eventQueue ?? queue.handle, 1)
+            fired = true
         }
-        // Acknowledge at once: destroying a CQ with unacknowledged events blocks forever.
-        ibv_ack_cq_events(eventQueue ?? queue.handle, 1)
-        return true
+        return fired
     }
 }
 

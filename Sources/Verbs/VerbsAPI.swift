@@ -22,8 +22,11 @@ public protocol VerbsAPI: AnyObject {
     /// The names of the RDMA devices (ibv_get_device_list). Throws with ENOSYS where the kernel
     /// has no RDMA.
     func deviceNames() throws(VerbsError) -> [String]
-    /// Opens a device by name (ibv_open_device) with one protection domain (ibv_alloc_pd).
+    /// Opens a device by name (ibv_open_device) with one protection domain (ibv_alloc_pd). Its
+    /// opener closes it with `closeDevice` once everything created on it is destroyed.
     func openDevice(_ name: String) throws(VerbsError) -> DeviceHandle
+    /// Releases an open device (ibv_dealloc_pd, ibv_close_device once nothing on it is left).
+    func closeDevice(_ device: DeviceHandle)
     /// The device's GUID, firmware and ports (ibv_query_device, ibv_query_port, ibv_query_gid).
     func queryDevice(_ device: DeviceHandle) throws(VerbsError) -> DeviceInfo
     /// A completion queue of `entries` with its own completion channel (ibv_create_comp_channel,
@@ -32,6 +35,9 @@ public protocol VerbsAPI: AnyObject {
         _ device: DeviceHandle, entries: Int
     ) throws(VerbsError)
         -> CompletionQueueHandle
+    /// Frees a completion queue and its channel (ibv_destroy_cq, ibv_destroy_comp_channel) once no
+    /// queue pair uses it.
+    func destroyCompletionQueue(_ queue: CompletionQueueHandle)
     /// A queue pair whose send and receive completions go to `queue`, with `slots` registered
     /// buffers for receives and sends (ibv_reg_mr, ibv_create_qp). Starts in RESET.
     func createQueuePair(
@@ -48,8 +54,13 @@ public protocol VerbsAPI: AnyObject {
         _ device: DeviceHandle, port: UInt8, remote: QueuePairAddress
     ) throws(VerbsError)
         -> AddressHandleHandle
+    /// An address handle back to the sender of a UD receive (ibv_create_ah_from_wc, with the GRH
+    /// in the receive's buffer): call before that receive is posted again.
+    func createAddressHandle(
+        _ device: DeviceHandle, port: UInt8, replyingTo completion: WorkCompletion, on queuePair: QueuePairHandle
+    ) throws(VerbsError) -> AddressHandleHandle
     func destroyAddressHandle(_ handle: AddressHandleHandle)
-    /// Posts one receive into buffer slot `workRequestID % slots` (ibv_post_recv).
+    /// Posts one receive into buffer slot `(workRequestID & 0xFFFF_FFFF) % slots` (ibv_post_recv).
     func postReceive(_ queuePair: QueuePairHandle, workRequestID: UInt64) throws(VerbsError)
     /// Posts one signaled send carrying `immediate` (ibv_post_send).
     func postSend(
@@ -58,14 +69,38 @@ public protocol VerbsAPI: AnyObject {
     ) throws(VerbsError)
     /// Up to `maximum` completions, without blocking (ibv_poll_cq).
     func pollCompletions(_ queue: CompletionQueueHandle, maximum: Int) throws(VerbsError) -> [WorkCompletion]
+    /// Up to `maximum` completions appended to `completions`, without blocking and without
+    /// allocating when `completions` has the capacity (ibv_poll_cq). Returns how many.
+    func pollCompletions(
+        _ queue: CompletionQueueHandle, maximum: Int, into completions: inout [WorkCompletion]
+    ) throws(VerbsError) -> Int
     /// Arms the queue's channel for the next completion (ibv_req_notify_cq).
     func requestNotification(_ queue: CompletionQueueHandle) throws(VerbsError)
-    /// Blocks until the armed channel fires or `timeoutNanoseconds` pass (poll on the channel's fd,
-    /// then ibv_get_cq_event and ibv_ack_cq_events). True if it fired. Never call on the
-    /// cooperative pool.
+    /// Blocks until the armed channel of any of `queues` fires, `wake` (a file descriptor, e.g. an
+    /// eventfd another thread writes) becomes readable, or `timeoutNanoseconds` pass (poll(2) on the
+    /// channels' fds and `wake`, then ibv_get_cq_event and ibv_ack_cq_events for each channel that
+    /// fired). True if a channel fired; `wake` is not read. Never call on the cooperative pool.
     func waitForCompletion(
-        _ queue: CompletionQueueHandle, timeoutNanoseconds: UInt64
+        _ queues: [CompletionQueueHandle], wake: Int32?, timeoutNanoseconds: UInt64
     ) throws(VerbsError) -> Bool
+}
+
+extension VerbsAPI {
+    /// Over the allocating `pollCompletions` (the fake's); RealVerbs polls into its own buffer.
+    public func pollCompletions(
+        _ queue: CompletionQueueHandle, maximum: Int, into completions: inout [WorkCompletion]
+    ) throws(VerbsError) -> Int {
+        let polled = try pollCompletions(queue, maximum: maximum)
+        completions.append(contentsOf: polled)
+        return polled.count
+    }
+
+    /// `waitForCompletion` with nothing else to wake it.
+    public func waitForCompletion(
+        _ queues: [CompletionQueueHandle], timeoutNanoseconds: UInt64
+    ) throws(VerbsError) -> Bool {
+        try waitForCompletion(queues, wake: nil, timeoutNanoseconds: timeoutNanoseconds)
+    }
 }
 
 extension VerbsAPI {

@@ -220,14 +220,20 @@ public struct WorkCompletion: Hashable, Sendable {
     public var qpNumber: UInt32
     /// Immediate data in host order, if the message carried any.
     public var immediate: UInt32?
-    /// For receives on UD: the sender's QP number and LID (ibv_wc.src_qp, slid).
+    /// For receives on UD: the sender's QP number and LID (ibv_wc.src_qp, slid), and its GID when
+    /// the packet had a GRH (RoCE, routed IB; ibv_wc_flags IBV_WC_GRH, read from the GRH).
     public var sourceQPNumber: UInt32
     public var sourceLID: UInt16
+    public var sourceGID: GID?
+    /// ibv_wc.sl and dlid_path_bits, which an address handle back to the sender needs.
+    public var serviceLevel: UInt8 = 0
+    public var pathBits: UInt8 = 0
 
     public init(
         workRequestID: UInt64, status: CompletionStatus, opcode: CompletionOpcode, qpNumber: UInt32,
-        immediate: UInt32? = nil, sourceQPNumber: UInt32 = 0, sourceLID: UInt16 = 0
+        immediate: UInt32? = nil, sourceQPNumber: UInt32 = 0, sourceLID: UInt16 = 0, sourceGID: GID? = nil
     ) {
+        self.sourceGID = sourceGID
         self.workRequestID = workRequestID
         self.status = status
         self.opcode = opcode

@@ -20,8 +20,8 @@ import Verbs
             node: NodeName("n1")!, listen: try SocketAddress.parse("127.0.1.1:0"),
             addresses: AddressBook(["n2": b.listenAddress]), faults: .none)
         let replies = Locked<[ProbeReply]>([])
-        try a.start { reply in replies.withLock { $0.append(reply) } }
-        try b.start { _ in }
+        try a.start(onReply: { reply in replies.withLock { $0.append(reply) } }, onSendFailed: { _, _ in })
+        try b.start(onReply: { _ in }, onSendFailed: { _, _ in })
         defer {
             a.stop()
             b.stop()

@@ -246,6 +246,25 @@ struct AgentDiscoverBinaryTests {
         #expect(object?["verbs"] is [String: Any])
     }
 
+    @Test("agent --transport verbs without kernel RDMA: exit 65 naming ibv_get_device_list, no crash")
+    func verbsAgentWithoutRDMA() async throws {
+        let discover = try await runFaultline(["agent", "discover"])
+        // This test is for machines without kernel RDMA (like CI's): fail loudly anywhere else.
+        try #require(discover.out.contains("ibv_get_device_list: Function not implemented"), "\(discover.out)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("verbs-\(ProcessInfo.processInfo.processIdentifier)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try Data("t0ken".utf8).write(to: directory.appendingPathComponent("token"))
+        let result = try await runFaultline([
+            "agent", "--transport", "verbs", "--node", "n1", "--listen", "127.0.0.1:0",
+            "--correlator", "http://127.0.0.1:9", "--token-file", directory.appendingPathComponent("token").path,
+            "--spool", directory.appendingPathComponent("spool").path,
+        ])
+        #expect(result.status == 65)
+        #expect(result.out == "")
+        #expect(result.err.contains("no RDMA devices: ibv_get_device_list: Function not implemented"), "\(result.err)")
+    }
+
     @Test("--sysfs on the HGX fixture: eight NICs, eight GPUs, eight rails, no libibverbs")
     func hgx() async throws {
         let result = try await runFaultline(["agent", "discover", "--sysfs", sysfsFixture("hgx-8gpu-8nic")])

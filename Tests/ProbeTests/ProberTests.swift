@@ -1,7 +1,7 @@
 // The loopback and peer probers on FakeVerbs: replies and RTTs, delays, lost work requests,
 // timeouts, failed completions with reconnects, post failures, late replies, seeded loss.
 
-import Probe
+@testable import Probe
 import Testing
 import Verbs
 
@@ -104,6 +104,23 @@ struct ProberTests {
         }
     }
 
+    @Test("NIC to NIC: the pair spans two devices and their CQs; replies, a failure and a reconnect")
+    func nicToNIC() throws {
+        let verbs = FakeVerbs(
+            devices: [device("mlx5_0", lid: 7), device("mlx5_1", lid: 8)],
+            fabric: FakeFabric(oneWayNanoseconds: 3_000))
+        let prober = try LoopbackProber(
+            api: verbs, clock: verbs.clock, deviceName: "mlx5_0", port: 1, responderDevice: "mlx5_1",
+            responderPort: 1, configuration: configuration)
+        #expect(prober.completionQueues.count == 2)
+        #expect(prober.responderDeviceName == "mlx5_1" && prober.responderPort.lid == 8)
+        verbs.script = [.deliver(afterNanoseconds: 3_000), .deliver(afterNanoseconds: 3_000), .fail(.retryExceeded)]
+        let tally = prober.probe(count: 4)
+        #expect(tally.sent == 4 && tally.lost == 1 && tally.errors == 0)
+        #expect(tally.rttNanoseconds == [6_000, 6_000, 6_000])
+        #expect(prober.reconnects == 1)
+    }
+
     @Test("loopback over many seeds: sent = answered + lost, RTTs within the jitter")
     func loopbackSeeded() throws {
         for seed in UInt64(1)...20 {
@@ -184,8 +201,61 @@ struct ProberTests {
         #expect(b.answered == 1)
         let second = a.probeRound()[0].tally
         #expect(second.late == 1 && second.lost == 1)
+        // C is not B's peer: B answers it anyway, through an address handle made from the completion.
         _ = c.probeRound()
         b.serve()
-        #expect(b.unknownSenders == 1 && b.answered == 2)
+        #expect(b.unknownSenders == 1 && b.answered == 3 && b.failedAnswers == 0)
+        c.serve()
+        #expect(verbs.calls["ibv_create_ah_from_wc"] == 1)
+    }
+
+    @Test("peers are told apart by LID + QPN: the same QP number on another host is not the peer")
+    func qpNumberCollision() throws {
+        let verbs = FakeVerbs(devices: [device("mlx5_0", lid: 7), device("mlx5_1", lid: 8), device("mlx5_2", lid: 9)])
+        verbs.numbersQueuePairsPerDevice = true  // each "host" numbers its QPs from 0x101
+        let a = try PeerProber(
+            api: verbs, clock: verbs.clock, deviceName: "mlx5_0", port: 1,
+            peers: [PeerTarget(name: "b/0", address: QueuePairAddress(lid: 8, qpNumber: 0x101))],
+            configuration: configuration)
+        let b = try PeerProber(
+            api: verbs, clock: verbs.clock, deviceName: "mlx5_1", port: 1,
+            peers: [PeerTarget(name: "a/0", address: QueuePairAddress(lid: 7, qpNumber: 0x101))],
+            configuration: configuration)
+        let c = try PeerProber(
+            api: verbs, clock: verbs.clock, deviceName: "mlx5_2", port: 1,
+            peers: [PeerTarget(name: "a/0", address: QueuePairAddress(lid: 7, qpNumber: 0x101))],
+            configuration: configuration)
+        #expect(a.address.qpNumber == 0x101 && b.address.qpNumber == 0x101 && c.address.qpNumber == 0x101)
+        // C (lid 9, qpn 0x101) pings A: A must not take it for B (lid 8, qpn 0x101), and answers it.
+        _ = c.probeRound()
+        a.serve()
+        #expect(a.unknownSenders == 1 && a.answered == 1)
+        // The answer reaches C (not B) and C's next round gets its reply in time.
+        let tally = c.probeRound()[0].tally
+        #expect(tally.late == 1)
+        b.serve()
+        #expect(b.unknownSenders == 0 && b.answered == 0)
+    }
+
+    @Test("a UD queue pair in error is reset once, not spun on; its flushed receives are not reposted")
+    func udQueuePairInError() throws {
+        let verbs = FakeVerbs(devices: [device("mlx5_0", lid: 7), device("mlx5_1", lid: 8)])
+        let a = try PeerProber(
+            api: verbs, clock: verbs.clock, deviceName: "mlx5_0", port: 1,
+            peers: [PeerTarget(name: "b/0", address: QueuePairAddress(lid: 8, qpNumber: 0x102))],
+            configuration: configuration)
+        let b = try PeerProber(
+            api: verbs, clock: verbs.clock, deviceName: "mlx5_1", port: 1,
+            peers: [PeerTarget(name: "a/0", address: QueuePairAddress(lid: 7, qpNumber: 0x101))],
+            configuration: configuration)
+        verbs.forceError(b.queuePair)
+        let receivesBefore = verbs.calls["ibv_post_recv", default: 0]
+        b.serve()  // polls the flushes: no repost (the old code reposted each, flushing again forever)
+        #expect(b.resets == 1 && !b.broken)
+        #expect(verbs.calls["ibv_post_recv", default: 0] - receivesBefore == configuration.slots)  // the reset's ring
+        #expect(verbs.state(of: b.queuePair) == .readyToSend)
+        _ = a.probeRound()
+        b.serve()
+        #expect(b.answered == 1 && b.failedCompletions == 0)
     }
 }

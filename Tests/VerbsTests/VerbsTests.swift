@@ -99,7 +99,7 @@ struct VerbsTests {
         try verbs.postSend(a, workRequestID: 1, immediate: 42, kind: .sendWithImmediate, to: .connected)
         #expect(try verbs.pollCompletions(queue, maximum: 8).isEmpty)
         // Not armed: the wait sleeps the whole timeout even though the completion came.
-        #expect(try verbs.waitForCompletion(queue, timeoutNanoseconds: 10_000) == false)
+        #expect(try verbs.waitForCompletion([queue], timeoutNanoseconds: 10_000) == false)
         #expect(verbs.clock.nanoseconds == 10_000)
         let late = try verbs.pollCompletions(queue, maximum: 8)
         #expect(late.count == 2)
@@ -110,7 +110,7 @@ struct VerbsTests {
         try verbs.postReceive(b, workRequestID: 10)
         try verbs.postSend(a, workRequestID: 2, immediate: 43, kind: .rdmaWriteWithImmediate, to: .connected)
         try verbs.requestNotification(queue)
-        #expect(try verbs.waitForCompletion(queue, timeoutNanoseconds: 1_000_000))
+        #expect(try verbs.waitForCompletion([queue], timeoutNanoseconds: 1_000_000))
         #expect(verbs.clock.nanoseconds == 13_000)
         #expect(
             try verbs.pollCompletions(queue, maximum: 8).contains { $0.opcode == .receiveRDMAWithImmediate })
