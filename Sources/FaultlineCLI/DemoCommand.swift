@@ -27,7 +27,7 @@ struct DemoCommand: Command {
         options:
           --dir DIR           where the run's files go (default .faultline-demo; emptied of a
                               previous run's store, spools and logs)
-          --nodes N           nodes, 4...200 (default 16)
+          --nodes N           nodes, 8...200 (default 16)
           --rails R           rails per node, 2...8 (default 4)
           --window-seconds S  window length, 1...10 (default 2)
           --slurm             quarantine through Slurm (`action = slurm`; SLURM_CONF from the
@@ -48,7 +48,7 @@ struct DemoCommand: Command {
         let options = try OptionParser(
             arguments, valued: ["dir", "nodes", "rails", "window-seconds"], flags: ["slurm"])
         directory = options.value("dir") ?? ".faultline-demo"
-        nodes = try options.integer("nodes", default: 16, in: 4...200)
+        nodes = try options.integer("nodes", default: 16, in: 8...200)
         rails = try options.integer("rails", default: 4, in: 2...8)
         windowSeconds = try options.integer("window-seconds", default: 2, in: 1...10)
         slurm = options.flag("slurm")
@@ -86,7 +86,7 @@ final class DemoStopSignal: Sendable {
 
 /// A fault the demo injects, on one component of the generated fleet.
 enum DemoFault: Equatable {
-    /// The rail's GPU answers late (its agent's responder delays that rail's probes).
+    /// The rail's GPU and NIC are slow: its probes are answered late, and it answers late.
     case slowRail(EndpointID, delayMicros: Int)
     /// The endpoint's access link drops a share of what crosses it, both ways (its own loopback
     /// probes do not cross it).
@@ -102,13 +102,15 @@ enum DemoFault: Equatable {
         }
     }
 
-    /// Whether a finding on `component` names this fault (the component itself, or what is behind it).
+    /// Whether a finding on `component` names this fault: the component itself, what is behind it
+    /// (a link's endpoint), or the node it is on (blamed more coarsely, the same node to take out).
     func isNamed(by component: String) -> Bool {
+        if component == node.rawValue { return true }
         switch self {
-        case .slowRail(let endpoint, _): component == endpoint.description
+        case .slowRail(let endpoint, _): return component == endpoint.description
         case .lossyLink(let endpoint, _):
-            component == endpoint.description || component.hasPrefix(endpoint.description + "~")
-        case .deadNode(let node): component == node.rawValue || component.hasPrefix(node.rawValue + "/")
+            return component == endpoint.description || component.hasPrefix(endpoint.description + "~")
+        case .deadNode(let node): return component.hasPrefix(node.rawValue + "/")
         }
     }
 
@@ -129,7 +131,8 @@ final class DemoFleet {
     let names: [NodeName]
     let adminToken: String
     private(set) var correlatorAddress = ""
-    private let executable: String
+    /// This program, which the demo starts as the correlator and the agents.
+    let executable: String
     private let io: any CommandIO
     private var correlator: ChildProcess?
     private var agents: [NodeName: ChildProcess] = [:]
@@ -179,10 +182,10 @@ final class DemoFleet {
         let files = FileManager.default
         do {
             try files.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            for old in ["faultline.db", "faultline.db-wal", "faultline.db-shm", "logs", "spool", "faults", "tokens"] {
+            for old in ["faultline.db", "faultline.db-wal", "faultline.db-shm", "logs", "spool", "faults", "tokens", "rules"] {
                 try? files.removeItem(atPath: directory + "/" + old)
             }
-            for folder in ["logs", "spool", "faults", "tokens"] {
+            for folder in ["logs", "spool", "faults", "tokens", "rules"] {
                 try files.createDirectory(
                     atPath: directory + "/" + folder, withIntermediateDirectories: true,
                     attributes: [.posixPermissions: 0o700])
@@ -212,12 +215,32 @@ final class DemoFleet {
             }
             try Data(serveConfig.utf8).write(to: URL(fileURLWithPath: directory + "/serve.conf"))
             for name in names { try writeFaults([], for: name) }
+            try Data(Self.demoRules.utf8).write(to: URL(fileURLWithPath: directory + "/rules/50-demo.rules"))
         } catch let error as CommandError {
             throw error
         } catch {
             throw CommandError.cannotCreate("cannot prepare \(directory): \(error.localizedDescription)")
         }
     }
+
+    /// The built-in rules but for the policy's pace: a small fleet lets its three faulty nodes out
+    /// (the default share, 2%, would let one out and hold the others; 40% of the smallest demo, 8
+    /// nodes, is 3), a finding as sure as a 20% loss on one link (0.38) needs no approval, and a
+    /// healed node comes back within the run instead of after half an hour.
+    static let demoRules = """
+        # faultline demo: the built-in rules, with the remediation policy sized for a small fleet and
+        # a short run (faultline rules check DIR shows what differs).
+        [guards]
+        max-quarantined-share = 0.4
+
+        [approval]
+        below-confidence = 0.3
+
+        [release]
+        clean-windows = 4
+        delay = 20s
+
+        """
 
     private func writePrivate(_ text: String, to path: String) throws {
         guard FileManager.default.createFile(
@@ -240,6 +263,7 @@ final class DemoFleet {
             [
                 "serve", "--db", databasePath, "--topology", directory + "/topology.json",
                 "--tokens", directory + "/tokens/all", "--config", directory + "/serve.conf",
+                "--rules", directory + "/rules",
                 "--listen", "127.0.0.1:0", "--window-seconds", "\(windowSeconds)", "--silent-after-windows", "2",
             ], log: "serve")
         correlator = process
@@ -281,8 +305,13 @@ final class DemoFleet {
             var rules: [String] = []
             for fault in faults {
                 switch fault {
-                case .slowRail(let endpoint, let delay) where endpoint.node == name:
-                    rules.append("{\"rail\": \(endpoint.rail), \"delayMicros\": \(delay)}")
+                case .slowRail(let endpoint, let delay):
+                    // A slow GPU and NIC are slow both ways: its answers, and what it sends.
+                    if endpoint.node == name {
+                        rules.append("{\"rail\": \(endpoint.rail), \"delayMicros\": \(delay)}")
+                    } else {
+                        rules.append("{\"peer\": \"\(endpoint)\", \"delayMicros\": \(delay)}")
+                    }
                 case .lossyLink(let endpoint, let drop):
                     // Its own loopback stays on the host; everything else over the link is dropped.
                     if endpoint.node == name {
@@ -310,11 +339,14 @@ final class DemoFleet {
     }
 
     /// A shell that waits for this process to go, then stops the group: the demo's processes do not
-    /// outlive it even when it is killed outright.
+    /// outlive it even when it is killed outright. It watches its own parent (field 4 of its
+    /// /proc/PID/stat), which becomes another process the moment the demo exits, even while the
+    /// demo's own parent has not reaped it yet (`kill -0` would still find that zombie).
     private func startWatchdog() {
         guard let group = correlator?.pid else { return }
         let script =
-            "while kill -0 \(getpid()) 2>/dev/null; do sleep 1; done; kill -TERM -\(group) 2>/dev/null; sleep 5; kill -KILL -\(group) 2>/dev/null"
+            "while [ \"$(cut -d ' ' -f 4 /proc/$$/stat)\" = \(getpid()) ]; do sleep 1; done; "
+            + "kill -TERM -\(group) 2>/dev/null; sleep 5; kill -KILL -\(group) 2>/dev/null"
         watchdog = try? ChildProcess(
             ["/bin/sh", "-c", script], processGroup: 0, output: "/dev/null", errors: "/dev/null")
     }

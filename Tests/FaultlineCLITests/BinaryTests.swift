@@ -167,30 +167,6 @@ struct BinaryTests {
         }
     }
 
-    @Test("demo --samples 500: the per-pair table, the fleet view, the policy's decisions, and the demo still to come")
-    func demo() async throws {
-        let result = try await runFaultline(["demo", "--samples", "500"])
-        #expect(result.status == 0)
-        #expect(result.err == "")
-        #expect(result.out.contains("One 500-probe window per pair"))
-        for pair in DemoCommand.pairs {
-            #expect(result.out.contains(pair.name), "a row for \(pair.name)")
-        }
-        #expect(result.out.contains("fleet view (merged)"))
-        // The policy on the same fleet: the dead rail's node out, the next node held by the fleet
-        // cap (one node of 16), the slow fabric link only notified.
-        #expect(result.out.contains("quarantine         gpu-0005  gpu.down"))
-        #expect(result.out.contains("held               gpu-0009  link.loss  (fleet cap"))
-        #expect(result.out.contains("notify             leaf-s1-r3~spine-01  link.degraded"))
-        #expect(result.out.contains("still to come"))
-        // The demo checks its own answers: the worst error it saw is within the guarantee.
-        let worst = try #require(
-            result.out.split(separator: "\n").first { $0.hasPrefix("worst relative error ") })
-        let percent = try #require(
-            Double(worst.dropFirst("worst relative error ".count).prefix { $0 != "%" }))
-        #expect(percent >= 0 && percent <= 1, "\(worst)")
-    }
-
     @Test("acceptance: 1,000,000 lognormal values through the binary, p50/p90/p99/p99.9 within 1%")
     func millionValues() async throws {
         let values = LatencyDistribution.lognormal(median: 8, sigma: 0.45).samples(1_000_000, seed: 2024)

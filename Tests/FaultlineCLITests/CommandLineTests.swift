@@ -44,11 +44,12 @@ struct CommandLineTests {
         Misuse(args: ["sketch", "encode", "--accuracy", "0"], complaint: "--accuracy"),
         Misuse(args: ["sketch", "decode", "--accuracy", "0.01"], complaint: "unknown option '--accuracy'"),
         Misuse(args: ["sketch", "decode", "--q", "2"], complaint: "'2'"),
-        Misuse(args: ["demo", "--samples", "0"], complaint: "--samples"),
-        Misuse(args: ["demo", "--samples", "abc"], complaint: "--samples"),
-        Misuse(args: ["demo", "--samples", "10000001"], complaint: "--samples"),
-        Misuse(args: ["demo", "--seed", "-1"], complaint: "--seed"),
-        Misuse(args: ["demo", "--seed", "1", "--seed", "2"], complaint: "given twice"),
+        Misuse(args: ["demo", "--nodes", "7"], complaint: "--nodes"),
+        Misuse(args: ["demo", "--nodes", "abc"], complaint: "--nodes"),
+        Misuse(args: ["demo", "--rails", "9"], complaint: "--rails"),
+        Misuse(args: ["demo", "--window-seconds", "0"], complaint: "--window-seconds"),
+        Misuse(args: ["demo", "--samples", "500"], complaint: "--samples"),
+        Misuse(args: ["demo", "--nodes", "8", "--nodes", "9"], complaint: "given twice"),
     ]
 
     @Test("a wrong command line exits 64 with the message and the command's usage line", arguments: misuses)

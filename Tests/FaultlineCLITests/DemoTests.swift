@@ -1,0 +1,126 @@
+// `faultline demo` end to end, as separate processes on real sockets: the correlator and one agent per
+// node of an 8-node fleet with 1 s windows; each injected fault found, exactly the faulty nodes
+// quarantined (dry-run) and released after healing; and every process the demo started gone after it
+// ends, after Ctrl-C, and after the demo itself is killed.
+
+import Foundation
+import Net
+import Testing
+
+/// Processes whose command line mentions `text` (the demo's directory is in every child's).
+private func processes(mentioning text: String) -> [Int32] {
+    let own = getpid()
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return entries.compactMap(Int32.init).filter { pid in
+        guard pid != own,
+            let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"), !data.isEmpty
+        else { return false }
+        return String(decoding: data.map { $0 == 0 ? 32 : $0 }, as: UTF8.self).contains(text)
+    }
+}
+
+/// Waits up to `seconds` for no process to mention `text`; whether none does.
+private func noProcesses(mentioning text: String, within seconds: Double) async throws -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if processes(mentioning: text).isEmpty { return true }
+        try await Task.sleep(for: .milliseconds(200))
+    }
+    return processes(mentioning: text).isEmpty
+}
+
+/// A demo started in the background (through `ChildProcess`, which reaps it itself), its output
+/// going to a file in its directory.
+private struct RunningDemo {
+    let directory: String
+    let process: ChildProcess
+
+    init() throws {
+        directory = NSTemporaryDirectory() + "faultline-demo-test-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        process = try ChildProcess(
+            [
+                try faultlineExecutable().path, "demo", "--dir", directory, "--nodes", "8", "--rails", "2",
+                "--window-seconds", "1",
+            ], output: directory + "/demo.out", errors: directory + "/demo.out")
+    }
+
+    var output: String { (try? String(contentsOfFile: directory + "/demo.out", encoding: .utf8)) ?? "" }
+
+    /// The exit status once it ends, within `seconds`; nil if it did not.
+    func exitStatus(within seconds: Int) -> Int32? {
+        guard process.wait(timeout: .seconds(seconds)), let status = process.poll(), status & 0x7F == 0 else {
+            return nil
+        }
+        return (status >> 8) & 0xFF
+    }
+
+    /// Waits for the output to contain `text`.
+    func waitFor(_ text: String, seconds: Double) async throws -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if output.contains(text) { return true }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        return false
+    }
+
+    func remove() {
+        if process.isRunning {
+            process.signal(SIGKILL)
+            _ = process.wait(timeout: .seconds(5))
+        }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
+@Suite("faultline demo: the whole system as separate processes", .serialized)
+struct DemoTests {
+    @Test("every fault found, exactly the faulty nodes quarantined and released, no process left behind")
+    func fullRun() async throws {
+        let demo = try RunningDemo()
+        defer { demo.remove() }
+        let status = demo.exitStatus(within: 180)
+        let output = demo.output
+        #expect(status == 0, "\(output)")
+        // The faults of an 8-node fleet: gpu-0002's rail 1 slow, gpu-0005/1's link lossy, gpu-0007 dead.
+        for fault in [
+            "slow GPU rail: gpu-0002/1", "lossy access link of gpu-0005/1", "dead node: gpu-0007",
+        ] {
+            let summary = try #require(output.range(of: "Summary:"), "\(output)")
+            let line = output[summary.upperBound...].split(separator: "\n").drop { !$0.contains(fault) }
+            #expect(line.dropFirst().first?.contains("found at") == true, "\(fault) in \(output)")
+        }
+        #expect(output.contains("quarantined: gpu-0002, gpu-0005, gpu-0007; released: "), "\(output)")
+        for node in ["gpu-0002", "gpu-0005", "gpu-0007"] {
+            #expect(output.contains("decision release \(node)"), "\(node) released in \(output)")
+        }
+        // The store holds the run: reports of every node and the findings the timeline showed.
+        let attributes = try FileManager.default.attributesOfItem(atPath: demo.directory + "/faultline.db")
+        #expect((attributes[.size] as? Int ?? 0) > 0)
+        #expect(try await noProcesses(mentioning: demo.directory, within: 5))
+    }
+
+    @Test("Ctrl-C (SIGINT) stops the demo and every process it started")
+    func interrupted() async throws {
+        let demo = try RunningDemo()
+        defer { demo.remove() }
+        #expect(try await demo.waitFor("window   2 closed", seconds: 30), "\(demo.output)")
+        #expect(processes(mentioning: demo.directory).count >= 9)  // the correlator and 8 agents
+        demo.process.signal(SIGINT)
+        #expect(demo.exitStatus(within: 30) == 0, "\(demo.output)")
+        #expect(demo.output.contains("interrupted: stopping every process of the demo"))
+        #expect(try await noProcesses(mentioning: demo.directory, within: 5))
+    }
+
+    @Test("the demo killed outright: its watchdog stops every process it started")
+    func killed() async throws {
+        let demo = try RunningDemo()
+        defer { demo.remove() }
+        #expect(try await demo.waitFor("window   2 closed", seconds: 30), "\(demo.output)")
+        demo.process.signal(SIGKILL)
+        #expect(demo.process.wait(timeout: .seconds(5)))
+        // The watchdog polls every second, then the agents get 5 s to send their last window.
+        #expect(try await noProcesses(mentioning: demo.directory, within: 15))
+    }
+}
