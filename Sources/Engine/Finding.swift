@@ -43,6 +43,14 @@ public struct Finding: Sendable, Equatable {
         self.evidence = evidence
     }
 
+    /// An `updated` event changes the finding's class (the engine emits one only then): the class
+    /// it had, from the evidence's `previousClass`. Whoever keeps open findings by component and
+    /// class moves the open one from that class to this event's.
+    public var previousClass: String? {
+        guard event == .updated, case .string(let previous)? = evidence["previousClass"] else { return nil }
+        return previous
+    }
+
     /// The event as one JSON line (no newline), keys in the spec's order, numbers rounded so that
     /// the bytes are the same on every machine.
     public var jsonLine: String {

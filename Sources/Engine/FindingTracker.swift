@@ -54,7 +54,7 @@ struct FindingTracker: Sendable {
                     if open != observation.faultClass {
                         state.openClass = observation.faultClass
                         state.openIsHard = observation.isHard
-                        events.append(finding(window, .updated, key, observation))
+                        events.append(finding(window, .updated, key, observation, previousClass: open))
                     }
                 } else if held >= hysteresis.openWindows {
                     state.openClass = observation.faultClass
@@ -87,12 +87,15 @@ struct FindingTracker: Sendable {
         return events
     }
 
+    /// An event for `observation`; an `updated` one names the class it replaces (`previousClass`).
     private func finding(
-        _ window: Timestamp, _ event: Finding.Event, _ key: Key, _ observation: Observation
+        _ window: Timestamp, _ event: Finding.Event, _ key: Key, _ observation: Observation,
+        previousClass: String? = nil
     ) -> Finding {
-        Finding(
+        var added: [String: JSONValue] = ["runbook": .string(runbookPath(of: observation.faultClass))]
+        if let previousClass { added["previousClass"] = .string(previousClass) }
+        return Finding(
             window: window, event: event, component: key.component, faultClass: observation.faultClass,
-            confidence: observation.confidence,
-            evidence: observation.evidence.merging(["runbook": .string(runbookPath(of: observation.faultClass))]) { $1 })
+            confidence: observation.confidence, evidence: observation.evidence.merging(added) { $1 })
     }
 }

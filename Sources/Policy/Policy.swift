@@ -158,9 +158,12 @@ public struct Policy: Sendable {
             }
             switch finding.event {
             case .opened, .updated:
-                // An update may change the class: the old key goes.
-                openFindingsByNode[node, default: []] = openFindingsByNode[node, default: []].filter {
-                    $0.component != finding.component
+                // An update changes the class: the old key goes (the component's other findings stay).
+                // Events recorded before updates named their previous class: all of the component's.
+                if let previous = finding.previousClass {
+                    openFindingsByNode[node]?.remove(FindingKey(component: finding.component, faultClass: previous))
+                } else if finding.event == .updated {
+                    openFindingsByNode[node] = openFindingsByNode[node]?.filter { $0.component != finding.component }
                 }
                 openFindingsByNode[node, default: []].insert(key)
                 if finding.event == .opened { candidates.append((node, finding)) }

@@ -392,6 +392,9 @@ public final class Correlator: Sendable {
     private func apply(_ findings: [Finding]) {
         for finding in findings {
             let key = OpenKey(component: finding.component, faultClass: finding.faultClass)
+            if let previous = finding.previousClass {
+                state.open[OpenKey(component: finding.component, faultClass: previous)] = nil
+            }
             if finding.event == .closed { state.open[key] = nil } else { state.open[key] = finding }
         }
         let openFindings = state.open.keys.sorted().map { state.open[$0]! }

@@ -76,6 +76,7 @@ public final class Remediator: Sendable {
                 let events = findings.filter { $0.window == window }
                 for finding in events {
                     let key = "\(finding.component) \(finding.faultClass)"
+                    if let previous = finding.previousClass { evidence["\(finding.component) \(previous)"] = nil }
                     evidence[key] = finding.event == .closed ? nil : finding.evidence
                 }
                 decisions += policy.step(window: window, findings: events)

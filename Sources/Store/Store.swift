@@ -437,6 +437,13 @@ public final class Store {
                 var findingID = try database.singleInt(
                     "SELECT id FROM findings WHERE component = ? AND class = ? AND closed_window IS NULL",
                     [.text(component), .text(finding.faultClass)])
+                if findingID == nil, let previous = finding.previousClass {
+                    // The class changed: the record of the class it had ends here, the new class's
+                    // record starts with this event (each record keeps its class and its events).
+                    try database.run(
+                        "UPDATE findings SET closed_window = ? WHERE component = ? AND class = ? AND closed_window IS NULL",
+                        [.integer(window), .text(component), .text(previous)])
+                }
                 if finding.event == .opened, findingID != nil {
                     // Opened again while open: close the earlier record where the new one starts.
                     try database.run(

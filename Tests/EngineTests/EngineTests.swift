@@ -120,6 +120,26 @@ func opened(_ lines: [String]) -> [String] {
 }
 
 struct EngineTests {
+    @Test func aClassChangeIsAnUpdateNamingTheClassItReplaces() throws {
+        var tracker = FindingTracker()
+        let key = FindingTracker.Key(component: .node(NodeName("gpu-a001")!), symptom: .loss)
+        func observe(_ window: Int64, _ faultClass: String?) -> [Finding] {
+            let observations = faultClass.map {
+                [key: FindingTracker.Observation(faultClass: $0, isHard: true, confidence: 1, evidence: [:])]
+            } ?? [:]
+            return tracker.advance(
+                window: Timestamp(secondsSinceEpoch: 10 * window), observations: observations, rules: .defaults)
+        }
+        var events: [Finding] = []
+        for (window, faultClass) in [(0, "node.unreachable"), (1, "node.unreachable"), (2, "node.loss"), (3, "node.loss")] {
+            events += observe(Int64(window), faultClass)
+        }
+        for window in 4...8 { events += observe(Int64(window), nil) }
+        #expect(events.map(\.event) == [.opened, .updated, .closed])
+        #expect(events.map(\.faultClass) == ["node.unreachable", "node.loss", "node.loss"])
+        #expect(events.map(\.previousClass) == [nil, "node.unreachable", nil])
+    }
+
     @Test func aHealthyFleetHasNoFindings() throws {
         let fleet = try Fleet()
         #expect(fleet.run(windows: 12).isEmpty)

@@ -92,6 +92,31 @@ struct DerivedTablesTests {
         }
     }
 
+    @Test("a finding whose class changes (down to loss) leaves no record of the old class open")
+    func findingClassChange() throws {
+        let link = Component.link(LinkID("gpu-a/3~leaf-1")!)
+        func finding(_ offset: Int64, _ event: Finding.Event, _ faultClass: String, previous: String? = nil) -> Finding {
+            var evidence: [String: JSONValue] = ["runbook": .string(runbookPath(of: faultClass))]
+            if let previous { evidence["previousClass"] = .string(previous) }
+            return Finding(
+                window: at(offset), event: event, component: link, faultClass: faultClass, confidence: 0.9,
+                evidence: evidence)
+        }
+        let stream = [
+            finding(0, .opened, "link.down"), finding(10, .updated, "link.loss", previous: "link.down"),
+        ]
+        #expect(stream[1].previousClass == "link.down" && stream[0].previousClass == nil)
+        try withStore { store, _ in
+            try store.record(findings: stream)
+            #expect(try store.openFindingsLatestEvents() == [stream[1]])
+            try store.record(findings: [finding(20, .closed, "link.loss")])
+            #expect(try store.openFindingsLatestEvents().isEmpty)
+            #expect(try store.openFindingCount() == 0)
+            // The history keeps each event's class.
+            #expect(try store.findingEvents().map(\.faultClass) == ["link.down", "link.loss", "link.loss"])
+        }
+    }
+
     @Test("node states and the rules and topology in force")
     func nodeStatesAndConfiguration() throws {
         try withStore { store, _ in
