@@ -135,6 +135,9 @@ final class DemoFleet {
     let executable: String
     private let io: any CommandIO
     private var correlator: ChildProcess?
+    /// The process group of every child: the first correlator's pid (the group outlives that
+    /// process while the agents are in it).
+    private var processGroup: pid_t = 0
     private var agents: [NodeName: ChildProcess] = [:]
     private var watchdog: ChildProcess?
     private let port: Int
@@ -161,7 +164,7 @@ final class DemoFleet {
         port = 20_000 + Int(getpid() % 20_000)
         adminToken = Self.randomToken()
         try prepareFiles(slurm: slurm)
-        try startCorrelator(slurm: slurm)
+        try startCorrelator(listen: "127.0.0.1:0")
         for name in names { try startAgent(name) }
         startWatchdog()
     }
@@ -249,28 +252,34 @@ final class DemoFleet {
     }
 
     private func spawn(_ arguments: [String], log: String) throws(CommandError) -> ChildProcess {
+        let child: ChildProcess
         do {
-            return try ChildProcess(
-                [executable] + arguments, processGroup: correlator?.pid ?? 0,
+            child = try ChildProcess(
+                [executable] + arguments, processGroup: processGroup,
                 output: "\(logs)/\(log).out", errors: "\(logs)/\(log).log")
         } catch {
             throw CommandError.io("cannot start \(arguments.first ?? ""): \(error)")
         }
+        if processGroup == 0 { processGroup = child.pid }
+        return child
     }
 
-    private func startCorrelator(slurm: Bool) throws(CommandError) {
+    /// Starts `faultline serve` listening on `listen` and waits for its `listening` line.
+    private func startCorrelator(listen: String) throws(CommandError) {
+        let earlierLines = ((try? String(contentsOfFile: "\(logs)/serve.out", encoding: .utf8)) ?? "")
+            .split(separator: "\n").count
         let process = try spawn(
             [
                 "serve", "--db", databasePath, "--topology", directory + "/topology.json",
                 "--tokens", directory + "/tokens/all", "--config", directory + "/serve.conf",
                 "--rules", directory + "/rules",
-                "--listen", "127.0.0.1:0", "--window-seconds", "\(windowSeconds)", "--silent-after-windows", "2",
+                "--listen", listen, "--window-seconds", "\(windowSeconds)", "--silent-after-windows", "2",
             ], log: "serve")
         correlator = process
         let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline {
             let out = (try? String(contentsOfFile: "\(logs)/serve.out", encoding: .utf8)) ?? ""
-            if let line = out.split(separator: "\n").first(where: { $0.hasPrefix("listening ") }) {
+            if let line = out.split(separator: "\n").dropFirst(earlierLines).first(where: { $0.hasPrefix("listening ") }) {
                 correlatorAddress = String(line.dropFirst("listening ".count))
                 return
             }
@@ -280,6 +289,14 @@ final class DemoFleet {
         let log = (try? String(contentsOfFile: "\(logs)/serve.log", encoding: .utf8)) ?? ""
         throw CommandError.io(
             "faultline serve did not start (\(process.outcome)); its log, \(logs)/serve.log:\n\(log.suffix(2000))")
+    }
+
+    /// Kills the correlator outright and starts it again on the same store and address: a crash and
+    /// a restart, as the agents see them (they spool meanwhile).
+    func restartCorrelator() throws(CommandError) {
+        correlator?.signal(SIGKILL)
+        _ = correlator?.wait(timeout: .seconds(5))
+        try startCorrelator(listen: correlatorAddress)
     }
 
     func startAgent(_ name: NodeName) throws(CommandError) {
@@ -343,7 +360,8 @@ final class DemoFleet {
     /// /proc/PID/stat), which becomes another process the moment the demo exits, even while the
     /// demo's own parent has not reaped it yet (`kill -0` would still find that zombie).
     private func startWatchdog() {
-        guard let group = correlator?.pid else { return }
+        let group = processGroup
+        guard group != 0 else { return }
         let script =
             "while [ \"$(cut -d ' ' -f 4 /proc/$$/stat)\" = \(getpid()) ]; do sleep 1; done; "
             + "kill -TERM -\(group) 2>/dev/null; sleep 5; kill -KILL -\(group) 2>/dev/null"
@@ -359,8 +377,8 @@ final class DemoFleet {
         for agent in agents.values { agent.signal(SIGTERM) }
         for agent in agents.values where !agent.wait(timeout: .seconds(8)) { agent.signal(SIGKILL) }
         correlator?.signal(SIGTERM)
-        if let correlator, !correlator.wait(timeout: .seconds(10)) { kill(-correlator.pid, SIGKILL) }
-        if let correlator { kill(-correlator.pid, SIGKILL) }  // anything else in the group
+        _ = correlator?.wait(timeout: .seconds(10))
+        if processGroup != 0 { kill(-processGroup, SIGKILL) }  // whatever is left of the group
         for agent in agents.values { _ = agent.wait(timeout: .seconds(1)) }
         watchdog?.signal(SIGKILL)
         _ = watchdog?.wait(timeout: .seconds(1))

@@ -12,6 +12,7 @@ struct DemoTimeline {
     static let injectSlowRail = 4
     static let injectLossyLink = 8
     static let injectDeadNode = 12
+    static let restartCorrelator = 16
     static let heal = 22
     static let end = 36
 
@@ -22,6 +23,7 @@ struct DemoTimeline {
     private let started = ContinuousClock.now
     private var injectedAt: [Double?]
     private var healedAt: Double?
+    private var restartedAt: Double?
     private var windowsClosed = 0
     private var seenFindings: Set<String> = []
     /// Every finding event seen, with when (seconds from the start) it was first seen.
@@ -62,6 +64,12 @@ struct DemoTimeline {
             for (index, at) in schedule.enumerated() where injectedAt[index] == nil && windowNow >= at {
                 try inject(index)
             }
+            if restartedAt == nil && windowNow >= Self.restartCorrelator {
+                restartedAt = seconds
+                line("restart  the correlator killed (SIGKILL) and started again on its store; agents spool meanwhile")
+                try fleet.restartCorrelator()
+                line("restart  the correlator is back on \(fleet.correlatorAddress)")
+            }
             if healedAt == nil && windowNow >= Self.heal { try healAll() }
             if now - lastPoll >= 1 {
                 lastPoll = now
@@ -75,6 +83,10 @@ struct DemoTimeline {
             line("interrupted: stopping every process of the demo")
         }
         poll()
+        // The findings stream as the live correlator recorded it, for comparing with a replay.
+        if let body = fleet.get("/v1/findings?state=all") {
+            try? Data(body).write(to: URL(fileURLWithPath: fleet.directory + "/findings.ndjson"))
+        }
         clearStatus()
     }
 

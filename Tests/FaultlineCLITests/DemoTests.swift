@@ -1,7 +1,8 @@
 // `faultline demo` end to end, as separate processes on real sockets: the correlator and one agent per
 // node of an 8-node fleet with 1 s windows; each injected fault found, exactly the faulty nodes
-// quarantined (dry-run) and released after healing; and every process the demo started gone after it
-// ends, after Ctrl-C, and after the demo itself is killed.
+// quarantined (dry-run) and released after healing; the correlator killed and restarted mid-run
+// losing no report and recording the findings a replay gives; and every process the demo started
+// gone after it ends, after Ctrl-C, and after the demo itself is killed.
 
 import Foundation
 import Net
@@ -76,7 +77,7 @@ private struct RunningDemo {
 
 @Suite("faultline demo: the whole system as separate processes", .serialized)
 struct DemoTests {
-    @Test("every fault found, exactly the faulty nodes quarantined and released, no process left behind")
+    @Test("every fault found, exactly the faulty nodes quarantined and released, a correlator restart losing nothing, no process left")
     func fullRun() async throws {
         let demo = try RunningDemo()
         defer { demo.remove() }
@@ -95,10 +96,40 @@ struct DemoTests {
         for node in ["gpu-0002", "gpu-0005", "gpu-0007"] {
             #expect(output.contains("decision release \(node)"), "\(node) released in \(output)")
         }
-        // The store holds the run: reports of every node and the findings the timeline showed.
-        let attributes = try FileManager.default.attributesOfItem(atPath: demo.directory + "/faultline.db")
-        #expect((attributes[.size] as? Int ?? 0) > 0)
+        #expect(output.contains("restart  the correlator is back on"), "\(output)")
         #expect(try await noProcesses(mentioning: demo.directory, within: 5))
+
+        // Nothing lost across the correlator's kill -9 and restart: every node but the dead one has a
+        // stored report for every window from its first to its last (the agents spooled meanwhile).
+        let faultline = try faultlineExecutable().path
+        let directory = demo.directory
+        let export = try SubprocessRunner(outputLimit: 64 << 20).run(
+            [faultline, "db", "export", "--db", directory + "/faultline.db"], timeout: .seconds(60))
+        #expect(export.succeeded, "\(export.standardError)")
+        var windows: [String: [Int]] = [:]
+        for line in export.standardOutput.split(separator: "\n") {
+            let report = try #require(
+                try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            let start = try #require(ISO8601DateFormatter().date(from: report["windowStart"] as? String ?? ""))
+            windows[report["node"] as? String ?? "", default: []].append(Int(start.timeIntervalSince1970))
+        }
+        #expect(windows.count == 8)
+        for (node, starts) in windows where node != "gpu-0007" {
+            let sorted = starts.sorted()
+            #expect(sorted.count == sorted.last! - sorted.first! + 1, "\(node): a window missing")
+        }
+        // The findings recorded live, across the restart, are those a replay of the stored reports gives.
+        try Data(export.standardOutput.utf8).write(to: URL(fileURLWithPath: directory + "/reports.ndjson"))
+        let replay = try SubprocessRunner(outputLimit: 64 << 20).run(
+            [
+                faultline, "replay", "--topology", directory + "/topology.json", "--input",
+                directory + "/reports.ndjson", "--rules", directory + "/rules", "--json",
+            ], timeout: .seconds(60))
+        #expect(replay.succeeded, "\(replay.standardError)")
+        let replayed = replay.standardOutput.split(separator: "\n").filter { $0.contains("\"event\": ") }
+        let live = try String(contentsOfFile: directory + "/findings.ndjson", encoding: .utf8).split(separator: "\n")
+        #expect(!live.isEmpty)
+        #expect(replayed == live)
     }
 
     @Test("Ctrl-C (SIGINT) stops the demo and every process it started")
