@@ -3,7 +3,7 @@
 APT_PACKAGES := libsqlite3-dev libibverbs-dev pkg-config
 SWIFT ?= swift
 
-.PHONY: all deps build release test test-slurm test-tsan bench bench-sketch bench-engine bench-scenarios bench-serve bench-peers bench-instructions demo interop fuzz format lint clean
+.PHONY: all deps build release test test-slurm demo-slurm test-tsan bench bench-sketch bench-engine bench-scenarios bench-serve bench-peers bench-instructions demo interop fuzz format lint clean
 
 all: build
 
@@ -39,6 +39,20 @@ test-slurm: deps
 	@world=$$(mktemp -d); \
 	ci/slurm-world start "$$world" 3 >/dev/null || { ci/slurm-world stop "$$world"; rm -rf "$$world"; exit 1; }; \
 	FAULTLINE_SLURM_CONF="$$world/slurm.conf" $(SWIFT) test --skip-build --filter RealSlurmTests; status=$$?; \
+	ci/slurm-world stop "$$world"; rm -rf "$$world"; exit $$status
+
+# faultline demo quarantining through a real Slurm: a world whose 8 nodes bear the demo's names
+# (ci/slurm-world; root), the faulty nodes drained and resumed for real; then no node may be left
+# drained. The world is removed afterwards, also on failure.
+demo-slurm: build
+	@world=$$(mktemp -d); \
+	ci/slurm-world start "$$world" 8 gpu-%04d 0 >/dev/null || { ci/slurm-world stop "$$world"; rm -rf "$$world"; exit 1; }; \
+	SLURM_CONF="$$world/slurm.conf" .build/debug/faultline demo --nodes 8 --rails 2 --slurm --dir "$$world/demo"; status=$$?; \
+	left=$$(SLURM_CONF="$$world/slurm.conf" sinfo -h -N -o '%N %T %E' | grep -i 'drain' || true); \
+	if [ -n "$$left" ]; then echo "demo-slurm: nodes left drained: $$left" >&2; status=1; fi; \
+	drained=$$(grep -o 'node gpu-[0-9]* reason set to: faultline' "$$world/slurmctld.log" | sort -u | wc -l); \
+	echo "demo-slurm: slurmctld drained $$drained node(s) with a faultline reason"; \
+	if [ "$$drained" -ne 3 ]; then echo "demo-slurm: expected the 3 faulty nodes drained" >&2; status=1; fi; \
 	ci/slurm-world stop "$$world"; rm -rf "$$world"; exit $$status
 
 # The Net and Service tests under ThreadSanitizer, in their own scratch directory so the normal build stays warm.
