@@ -12,7 +12,7 @@ struct DemoTimeline {
     static let injectSlowRail = 4
     static let injectLossyLink = 8
     static let injectDeadNode = 12
-    static let restartCorrelator = 16
+    static let restartCorrelator = 19
     static let heal = 22
     static let end = 36
 
@@ -40,7 +40,7 @@ struct DemoTimeline {
         let names = fleet.names
         let rails = fleet.topology.nodes[0].rails.count
         faults = [
-            .slowRail(EndpointID(node: names[names.count / 3], rail: min(2, rails - 1))!, delayMicros: 3000),
+            .slowRail(EndpointID(node: names[names.count / 3], rail: min(2, rails - 1))!, delayMicros: 5000),
             .lossyLink(EndpointID(node: names[2 * names.count / 3], rail: 1)!, drop: 0.2),
             .deadNode(names[names.count - 1]),
         ]

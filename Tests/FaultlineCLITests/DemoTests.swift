@@ -118,6 +118,9 @@ struct DemoTests {
             let sorted = starts.sorted()
             #expect(sorted.count == sorted.last! - sorted.first! + 1, "\(node): a window missing")
         }
+        // The killed agent, started again, resumed: it reported in the last windows too.
+        let latest = try #require(windows.values.compactMap { $0.max() }.max())
+        #expect((windows["gpu-0007"]?.max() ?? 0) >= latest - 3)
         // The findings recorded live, across the restart, are those a replay of the stored reports gives.
         try Data(export.standardOutput.utf8).write(to: URL(fileURLWithPath: directory + "/reports.ndjson"))
         let replay = try SubprocessRunner(outputLimit: 64 << 20).run(
