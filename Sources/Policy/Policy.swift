@@ -33,6 +33,8 @@ public struct Policy: Sendable {
     public internal(set) var pending: [String: Pending] = [:]
     /// Open while a guard has tripped, until an operator resets it; the guard that tripped it.
     public internal(set) var breaker: String?
+    /// The last window `step` took: after a crash, the windows recorded since are the ones to step.
+    public internal(set) var lastSteppedWindow: Timestamp?
     /// Nodes an operator put on hold: no automatic quarantine or release.
     public internal(set) var onHold: Set<NodeName> = []
 
@@ -135,6 +137,7 @@ public struct Policy: Sendable {
     /// One closed window: its findings events in, the window's decisions out. Call it for every
     /// closed window in order, with or without findings (clean windows count towards release).
     public mutating func step(window: Timestamp, findings: [Finding]) -> [Decision] {
+        lastSteppedWindow = window
         var decisions: [Decision] = []
         refillTokens(at: window)
         // Findings first, in a fixed order: the stream's own order is the engine's, already sorted.

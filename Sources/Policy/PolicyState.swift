@@ -45,6 +45,8 @@ public struct PolicyState: Codable, Sendable, Equatable {
     var tokensAt: Int64?
     var lastQuarantineOfLeaf: [String: Int64] = [:]
     var quarantineTimes: [String: [Int64]] = [:]
+    /// The last window stepped (absent in states saved before it was kept).
+    var lastWindow: Int64?
 }
 
 extension Policy {
@@ -89,6 +91,7 @@ extension Policy {
             uniqueKeysWithValues: leafQuarantines.map { ($0.key.rawValue, $0.value.secondsSinceEpoch) })
         state.quarantineTimes = Dictionary(
             uniqueKeysWithValues: nodeQuarantineTimes.map { ($0.key.rawValue, $0.value.map(\.secondsSinceEpoch)) })
+        state.lastWindow = lastSteppedWindow?.secondsSinceEpoch
         return state
     }
 
@@ -142,6 +145,7 @@ extension Policy {
             guard let name = node(name) else { continue }
             restored.nodeQuarantineTimes[name] = times.map(time)
         }
+        restored.lastSteppedWindow = saved.lastWindow.map(time)
         self = restored
     }
 }

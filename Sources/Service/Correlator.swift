@@ -496,6 +496,17 @@ public final class Correlator: Sendable {
                 let alreadyClosed = Set(alreadyClosedStarts)
                 let closed = windowStarts(from: first, to: after).filter { !alreadyClosed.contains($0) }
                 let closedSet = Set(closed)
+                // Windows recorded as closed that the policy never stepped (the process died between
+                // the store's record and the policy's step, which runs on a queue of its own): stepped
+                // now, in order, with their recorded findings, before the windows closed here.
+                if let remediator, let stepped = remediator.lastSteppedWindow {
+                    let missed = alreadyClosedStarts.filter { $0 > stepped }
+                    if let firstMissed = missed.first, let lastMissed = missed.last {
+                        let recorded = try store.findingEvents(
+                            from: firstMissed, to: lastMissed.adding(seconds: Int64(settings.windowSeconds)))
+                        remediator.windowsClosed(missed, findings: recorded)
+                    }
+                }
                 apply(findings.filter { closedSet.contains($0.window) })
                 remediator?.windowsClosed(closed, findings: findings.filter { closedSet.contains($0.window) })
                 persist(

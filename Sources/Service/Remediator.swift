@@ -101,6 +101,9 @@ public final class Remediator: Sendable {
 
     public var snapshot: Snapshot { published.withLock { $0 } }
 
+    /// The last window the policy stepped, once the windows handed to it so far are stepped.
+    public var lastSteppedWindow: Timestamp? { queue.sync { policy.lastSteppedWindow } }
+
     /// New policy settings, topology or runbooks (SIGHUP): the policy's memory carries over into a
     /// policy built from them (what no longer fits the topology is left out).
     public func reload(topology: Topology, rules: PolicyRules, runbooks: [RunbookHeader]) {

@@ -75,4 +75,34 @@ struct RemediationServiceTests {
         #expect((context["guards"] as? [String: Any])?["cap"] as? Int == 1)
         #expect((context["evidence"] as? [String: Any])?["runbook"] as? String == "runbooks/gpu.degraded.md")
     }
+
+    @Test("a window recorded closed but never stepped by the policy (killed between the two) is stepped at restart")
+    func aWindowRecordedButNotSteppedIsSteppedAtRestart() throws {
+        let dryRun = DryRunAction()
+        let fixture = try ServiceFixture(action: dryRun)
+        let simulator = fixture.simulator
+        var reports: [Report] = []
+        for window in 0..<simulator.scenario.windows { reports += simulator.reports(window: window) }
+        let replayed = Replay.run(reports, topology: simulator.topology, rules: .defaults)
+        let quarantine = try #require(replayed.decisions.first { $0.kind == .quarantine })
+        let window = try #require((0..<simulator.scenario.windows).first { simulator.windowStart($0) == quarantine.time })
+        // Up to the window before the quarantine's, as usual; that window's reports stored too.
+        for earlier in 0...window { fixture.feed(window: earlier) }
+        let remediator = try #require(fixture.correlator.remediator)
+        remediator.waitUntilIdle()
+        #expect(remediator.lastSteppedWindow == simulator.windowStart(window - 1))
+        #expect(!dryRun.log.contains { $0.hasPrefix("quarantine") })
+        // The store records the quarantine's window closed with its findings, as the service does
+        // just before it hands them to the policy; then the process dies.
+        let store = try Store(path: fixture.databasePath)
+        try store.recordWindowsClosed(
+            [(start: quarantine.time, findings: replayed.events.filter { $0.window == quarantine.time })],
+            seconds: simulator.scenario.windowSeconds, closedAt: quarantine.time, nodeStates: [])
+        try fixture.restart()
+        let restarted = try #require(fixture.correlator.remediator)
+        restarted.waitUntilIdle()
+        #expect(restarted.lastSteppedWindow == quarantine.time)
+        #expect(restarted.snapshot.recent.map(\.jsonLine).contains(quarantine.jsonLine))
+        #expect(dryRun.log.filter { $0.hasPrefix("quarantine \(quarantine.node?.rawValue ?? "")") }.count == 1)
+    }
 }
