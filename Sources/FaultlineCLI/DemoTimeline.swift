@@ -25,6 +25,9 @@ struct DemoTimeline {
     private var healedAt: Double?
     private var restartedAt: Double?
     private var windowsClosed = 0
+    /// The correlator's count of closed windows (`/metrics`) as last read, and what the processes
+    /// before a restart counted (a restarted correlator counts from zero).
+    private var windowCounter = (lastRead: 0, beforeRestarts: 0)
     private var seenFindings: Set<String> = []
     /// Every finding event seen, with when (seconds from the start) it was first seen.
     private var findings: [(seconds: Double, event: String, component: String, faultClass: String, confidence: Double)] = []
@@ -103,7 +106,8 @@ struct DemoTimeline {
 
     private mutating func healAll() throws(CommandError) {
         healedAt = seconds
-        line("heal     every fault removed; \(faults.compactMap { if case .deadNode(let n) = $0 { n } else { nil } }.map(\.rawValue).joined()) restarted")
+        let restarted = faults.compactMap { if case .deadNode(let node) = $0 { node.rawValue } else { nil } }
+        line("heal     every fault removed; \(restarted.joined(separator: ", ")) started again")
         try fleet.apply([])
         for case .deadNode(let node) in faults { try fleet.startAgent(node) }
     }
@@ -112,9 +116,11 @@ struct DemoTimeline {
     private mutating func poll() {
         if let metrics = fleet.get("/metrics").map({ String(decoding: $0, as: UTF8.self) }),
             let closed = metrics.split(separator: "\n").first(where: { $0.hasPrefix("faultline_engine_windows_closed_total ") }),
-            let count = Double(closed.split(separator: " ").last ?? "")
+            let count = Double(closed.split(separator: " ").last ?? "").map(Int.init)
         {
-            while windowsClosed < Int(count) {
+            if count < windowCounter.lastRead { windowCounter.beforeRestarts += windowCounter.lastRead }
+            windowCounter.lastRead = count
+            while windowsClosed < windowCounter.beforeRestarts + count {
                 windowsClosed += 1
                 let open = openFindings.count
                 line("window   \(windowsClosed) closed · \(open) open finding\(open == 1 ? "" : "s")")
