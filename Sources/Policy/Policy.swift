@@ -199,7 +199,12 @@ public struct Policy: Sendable {
             case .held, .awaitingApproval: continue
             }
         }
-        for (node, finding) in candidates.sorted(by: { ($0.node, $0.finding.component) < ($1.node, $1.finding.component) })
+        // A node with several findings opened in the window is judged on its most confident one
+        // (a lossy link at 0.9 and its node at 0.25 must not wait for approval on the 0.25).
+        let byNodeMostConfidentFirst = candidates.sorted {
+            ($0.node, -$0.finding.confidence, $0.finding.component) < ($1.node, -$1.finding.confidence, $1.finding.component)
+        }
+        for (node, finding) in byNodeMostConfidentFirst
         where quarantined[node] == nil && !onHold.contains(node) && !pending.values.contains(where: { $0.node == node })
         {
             let waiting = Pending(

@@ -71,6 +71,25 @@ struct PolicyGuardTests {
         #expect(policy.breaker != nil)
     }
 
+    @Test func aNodeWithTwoFindingsInOneWindowIsJudgedOnTheMoreConfident() throws {
+        var policy = Policy(topology: fleet, settings: settings { $0.approvalBelowConfidence = 0.5 })
+        let target = node(3)
+        let endpoint = try #require(fleet.node(target)?.rails.first?.endpoint)
+        let link = try #require(fleet.accessLink(of: endpoint))
+        // The node's own finding sorts before its access link's (components order node < link) and
+        // is below the approval threshold; the link's, in the same window, is sure.
+        #expect(Component.node(target) < Component.link(link))
+        let decisions = policy.step(
+            window: window(0),
+            findings: [
+                finding(.opened, .node(target), at: 0, faultClass: "node.loss", confidence: 0.25),
+                finding(.opened, .link(link), at: 0, faultClass: "link.loss", confidence: 0.9),
+            ])
+        #expect(decisions.map(\.kind) == [.quarantine])
+        #expect(decisions.first?.faultClass == "link.loss")
+        #expect(policy.quarantined[target] != nil)
+    }
+
     @Test func theBreakerHoldsUntilResetAndDropsWhatWentStale() throws {
         var policy = Policy(topology: fleet, settings: settings { $0.maxQuarantined = 1 })
         var decisions = policy.step(
