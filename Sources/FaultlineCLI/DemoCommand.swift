@@ -69,15 +69,16 @@ struct DemoCommand: Command {
 /// SIGINT and SIGTERM end the demo's loop (which then stops its processes) instead of the process.
 final class DemoStopSignal: Sendable {
     private let raised = Locked(false)
-    private nonisolated(unsafe) var sources: [any DispatchSourceSignal] = []
+    /// Kept so that the handlers live as long as this does; touched only in `init`.
+    private nonisolated(unsafe) let sources: [any DispatchSourceSignal]
 
     init() {
-        for number in [SIGINT, SIGTERM] {
+        sources = [SIGINT, SIGTERM].map { [raised] number in
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { [raised] in raised.withLock { $0 = true } }
+            source.setEventHandler { raised.withLock { $0 = true } }
             source.resume()
-            sources.append(source)
+            return source
         }
     }
 

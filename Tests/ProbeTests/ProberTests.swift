@@ -21,6 +21,16 @@ private func device(_ name: String = "mlx5_0", lid: UInt16 = 7) -> DeviceInfo {
 
 private let configuration = ProbeConfiguration(timeoutNanoseconds: 1_000_000, spinPolls: 3)
 
+/// A UD prober on port 1 of `device` whose one peer, `peer`, answers at LID `lid` and `qpNumber`.
+private func peerProber(
+    _ verbs: FakeVerbs, _ device: String, peer: String, lid: UInt16, qpNumber: UInt32
+) throws -> PeerProber {
+    try PeerProber(
+        api: verbs, clock: verbs.clock, deviceName: device, port: 1,
+        peers: [PeerTarget(name: peer, address: QueuePairAddress(lid: lid, qpNumber: qpNumber))],
+        configuration: configuration)
+}
+
 @Suite("Probers on the fake")
 struct ProberTests {
     @Test("loopback: every probe answered, RTT is two one-way delays")
@@ -182,18 +192,9 @@ struct ProberTests {
             device("mlx5_0", lid: 7), device("mlx5_1", lid: 8), device("mlx5_2", lid: 9),
         ])
         // The fake numbers queue pairs from 0x101 in creation order: A, B, C.
-        let a = try PeerProber(
-            api: verbs, clock: verbs.clock, deviceName: "mlx5_0", port: 1,
-            peers: [PeerTarget(name: "b/0", address: QueuePairAddress(lid: 8, qpNumber: 0x102))],
-            configuration: configuration)
-        let b = try PeerProber(
-            api: verbs, clock: verbs.clock, deviceName: "mlx5_1", port: 1,
-            peers: [PeerTarget(name: "a/0", address: QueuePairAddress(lid: 7, qpNumber: 0x101))],
-            configuration: configuration)
-        let c = try PeerProber(
-            api: verbs, clock: verbs.clock, deviceName: "mlx5_2", port: 1,
-            peers: [PeerTarget(name: "b/0", address: QueuePairAddress(lid: 8, qpNumber: 0x102))],
-            configuration: configuration)
+        let a = try peerProber(verbs, "mlx5_0", peer: "b/0", lid: 8, qpNumber: 0x102)
+        let b = try peerProber(verbs, "mlx5_1", peer: "a/0", lid: 7, qpNumber: 0x101)
+        let c = try peerProber(verbs, "mlx5_2", peer: "b/0", lid: 8, qpNumber: 0x102)
         #expect(a.address.qpNumber == 0x101 && b.address.qpNumber == 0x102 && c.address.qpNumber == 0x103)
         // One thread drives all three: B does not answer during A's round, so A's first ping is lost.
         #expect(a.probeRound()[0].tally.lost == 1)
@@ -213,18 +214,9 @@ struct ProberTests {
     func qpNumberCollision() throws {
         let verbs = FakeVerbs(devices: [device("mlx5_0", lid: 7), device("mlx5_1", lid: 8), device("mlx5_2", lid: 9)])
         verbs.numbersQueuePairsPerDevice = true  // each "host" numbers its QPs from 0x101
-        let a = try PeerProber(
-            api: verbs, clock: verbs.clock, deviceName: "mlx5_0", port: 1,
-            peers: [PeerTarget(name: "b/0", address: QueuePairAddress(lid: 8, qpNumber: 0x101))],
-            configuration: configuration)
-        let b = try PeerProber(
-            api: verbs, clock: verbs.clock, deviceName: "mlx5_1", port: 1,
-            peers: [PeerTarget(name: "a/0", address: QueuePairAddress(lid: 7, qpNumber: 0x101))],
-            configuration: configuration)
-        let c = try PeerProber(
-            api: verbs, clock: verbs.clock, deviceName: "mlx5_2", port: 1,
-            peers: [PeerTarget(name: "a/0", address: QueuePairAddress(lid: 7, qpNumber: 0x101))],
-            configuration: configuration)
+        let a = try peerProber(verbs, "mlx5_0", peer: "b/0", lid: 8, qpNumber: 0x101)
+        let b = try peerProber(verbs, "mlx5_1", peer: "a/0", lid: 7, qpNumber: 0x101)
+        let c = try peerProber(verbs, "mlx5_2", peer: "a/0", lid: 7, qpNumber: 0x101)
         #expect(a.address.qpNumber == 0x101 && b.address.qpNumber == 0x101 && c.address.qpNumber == 0x101)
         // C (lid 9, qpn 0x101) pings A: A must not take it for B (lid 8, qpn 0x101), and answers it.
         _ = c.probeRound()
@@ -240,14 +232,8 @@ struct ProberTests {
     @Test("a UD queue pair in error is reset once, not spun on; its flushed receives are not reposted")
     func udQueuePairInError() throws {
         let verbs = FakeVerbs(devices: [device("mlx5_0", lid: 7), device("mlx5_1", lid: 8)])
-        let a = try PeerProber(
-            api: verbs, clock: verbs.clock, deviceName: "mlx5_0", port: 1,
-            peers: [PeerTarget(name: "b/0", address: QueuePairAddress(lid: 8, qpNumber: 0x102))],
-            configuration: configuration)
-        let b = try PeerProber(
-            api: verbs, clock: verbs.clock, deviceName: "mlx5_1", port: 1,
-            peers: [PeerTarget(name: "a/0", address: QueuePairAddress(lid: 7, qpNumber: 0x101))],
-            configuration: configuration)
+        let a = try peerProber(verbs, "mlx5_0", peer: "b/0", lid: 8, qpNumber: 0x102)
+        let b = try peerProber(verbs, "mlx5_1", peer: "a/0", lid: 7, qpNumber: 0x101)
         verbs.forceError(b.queuePair)
         let receivesBefore = verbs.calls["ibv_post_recv", default: 0]
         b.serve()  // polls the flushes: no repost (the old code reposted each, flushing again forever)
