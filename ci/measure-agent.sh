@@ -7,7 +7,7 @@ B=${1:-.build/release/faultline}
 T=${2:-60}
 B=$(cd "$(dirname "$B")" && pwd)/$(basename "$B")
 D=$(mktemp -d)
-trap 'rm -rf "$D"' EXIT
+trap 'for f in "$D"/m.log "$D"/r.log; do tail -n 5 "$f" >&2; done; rm -rf "$D"' EXIT
 cd "$D"
 python3 - <<'PY'
 import json
@@ -37,10 +37,13 @@ python3 corr.py & C=$!
 "$B" agent --node m --listen 127.0.2.1:17500 --correlator http://127.0.0.1:18081 --token-file token \
     --pinglist m.json --spool spm --metrics 127.0.0.1:19465 2> m.log & M=$!
 sleep 12
-t0=$(awk '{print $14+$15}' /proc/$M/stat); s0=$(date +%s.%N)
+kill -0 $M 2>/dev/null || { status=0; wait $M || status=$?; echo "agent m ended early: status $status" >&2; kill $R $C; exit 1; }
+u0=$(awk '{print $14}' /proc/$M/stat); k0=$(awk '{print $15}' /proc/$M/stat); s0=$(date +%s.%N)
 sleep "$T"
-t1=$(awk '{print $14+$15}' /proc/$M/stat); s1=$(date +%s.%N)
-echo "cpu (fraction of one core): $(echo "($t1-$t0)/$(getconf CLK_TCK)/($s1-$s0)" | bc -l)"
+u1=$(awk '{print $14}' /proc/$M/stat); k1=$(awk '{print $15}' /proc/$M/stat); s1=$(date +%s.%N)
+share() { echo "scale=4; ($1)/$(getconf CLK_TCK)/($s1-$s0)" | bc -l; }
+echo "cpu (fraction of one core): $(share "$u1-$u0+$k1-$k0") (user $(share "$u1-$u0"), system $(share "$k1-$k0"))"
+echo "context switches: $(cat /proc/$M/task/*/status | awk '/ctxt_switches/ {n += $2} END {print n}') over the run"
 grep -E "VmRSS|VmHWM" /proc/$M/status
 curl -s 127.0.0.1:19465/metrics | grep -E "^faultline_agent_(probes_sent|probes_lost|responder_answered)"
-kill -TERM $M $R; wait $M $R || true; kill $C
+kill -TERM $M $R 2>/dev/null || true; wait $M $R || true; kill $C

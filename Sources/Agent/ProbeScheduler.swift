@@ -232,13 +232,13 @@ public struct ProbeScheduler: Sendable {
         }
         // The probe carried its own send time: use it when it is consistent with ours (the
         // transport stamps the moment of sending, a little after ordering).
-        let sentAt = (probe.sentAt...reply.receivedAt).contains(reply.sentAt) ? reply.sentAt : probe.sentAt
+        let sentAt = reply.sentAt >= probe.sentAt && reply.sentAt <= reply.receivedAt ? reply.sentAt : probe.sentAt
         guard reply.receivedAt >= sentAt else {
             counters.unknown += 1
             return .unknown
         }
         outstanding[reply.sequence] = nil
-        let rtt = reply.receivedAt - sentAt
+        let rtt = reply.pathTime(sentAt: sentAt)
         counters.replies += 1
         update(probe.window, probe.target) {
             try? $0.rtt.add(Double(rtt) / 1000)

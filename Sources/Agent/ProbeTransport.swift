@@ -37,13 +37,25 @@ public struct ProbeReply: Hashable, Sendable {
     public var sequence: UInt64
     /// The monotonic send time the probe carried out and the reply carried back.
     public var sentAt: UInt64
-    /// The monotonic time the reply was read.
+    /// The monotonic time the reply arrived (the kernel's receive time where the transport has it).
     public var receivedAt: UInt64
+    /// How long the responder held the probe before answering (its own time, not the network's),
+    /// taken off the RTT; 0 where the answer is the hardware's (verbs).
+    public var responderHold: UInt64
 
-    public init(sequence: UInt64, sentAt: UInt64, receivedAt: UInt64) {
+    public init(sequence: UInt64, sentAt: UInt64, receivedAt: UInt64, responderHold: UInt64 = 0) {
         self.sequence = sequence
         self.sentAt = sentAt
         self.receivedAt = receivedAt
+        self.responderHold = responderHold
+    }
+
+    /// The path's round trip for a probe sent at `sentAt`: arrival minus sending, less the
+    /// responder's hold (unless the hold is longer than the whole round trip: then it is not
+    /// believed).
+    public func pathTime(sentAt: UInt64) -> UInt64 {
+        let roundTrip = receivedAt - sentAt
+        return responderHold < roundTrip ? roundTrip - responderHold : roundTrip
     }
 }
 

@@ -96,12 +96,16 @@ public struct Spool: Sendable {
         return enforceLimits(now: now)
     }
 
-    /// The oldest report's text, or nil when the spool is empty. An unreadable file is dropped
-    /// (and counted) and the next is tried.
-    public mutating func oldest() -> (SpooledReport, String)? {
+    /// The oldest report's JSON (without its line end), or nil when the spool is empty. An unreadable
+    /// file is dropped (and counted) and the next is tried.
+    public mutating func oldest() -> (SpooledReport, [UInt8])? {
         while let first = entries.first {
             if let data = FileManager.default.contents(atPath: path(first.fileName)) {
-                return (first, String(decoding: data, as: UTF8.self).trimmingCharacters(in: .newlines))
+                var bytes = [UInt8](data)
+                while let last = bytes.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: "\r") {
+                    bytes.removeLast()
+                }
+                return (first, bytes)
             }
             entries.removeFirst()
             droppedForLimits += 1

@@ -1,10 +1,19 @@
-// The UDP transport: one socket on the agent's --listen address that sends this agent's probes,
-// answers other agents' probes (the responder, with injected faults) and reads the replies to ours.
-// A thin owner over Net.UDPSocket: a receive thread and a delay thread, both plain POSIX threads.
+// The UDP transport: a responder socket on the agent's --listen address that answers other agents'
+// probes (and our own loopback ones), with injected faults; one prober socket per source rail that
+// sends this agent's probes and gets their replies. A rail's socket is its own: a dead link that
+// fills one rail's send buffer (probes queued toward neighbours that never answer ARP) does not
+// stop the other rails or the responder.
+//
+// One I/O thread serves every socket in passes, a tick apart: no thread wakes per datagram, which
+// is what a probe costs most here. Times come from the kernel (`SO_TIMESTAMPNS`, when a datagram
+// arrived), so a datagram read later in a pass measures the same. The responder tells in each reply
+// how long it held the request (its own time, from arrival to answer, not the network's), and the
+// prober takes it off the round trip: RTT is the path's, not the responder's scheduling.
 
 import Dispatch
 import FleetModel
 import Foundation
+import Glibc
 import Net
 import Verbs
 
@@ -27,8 +36,8 @@ public struct AddressBook: Hashable, Sendable {
 
 /// What the transport did, for /metrics.
 public struct UDPTransportCounters: Hashable, Sendable {
-    /// Probes of other agents (and our own loopback) answered, dropped by a fault, or not answered
-    /// because the delay queue was full.
+    /// Probes of other agents (and our own loopback) answered, dropped by a fault, held back by an
+    /// injected delay, or not answered because too many were held.
     public var answered = 0
     public var faultDrops = 0
     public var delayed = 0
@@ -38,6 +47,16 @@ public struct UDPTransportCounters: Hashable, Sendable {
     public var foreignReplies = 0
     public var sendErrors = 0
     public init() {}
+
+    mutating func add(_ other: UDPTransportCounters) {
+        answered += other.answered
+        faultDrops += other.faultDrops
+        delayed += other.delayed
+        delayQueueFull += other.delayQueueFull
+        malformed += other.malformed
+        foreignReplies += other.foreignReplies
+        sendErrors += other.sendErrors
+    }
 }
 
 public final class UDPTransport: ProbeTransport {
@@ -45,43 +64,72 @@ public final class UDPTransport: ProbeTransport {
     public let defaultTimeoutNanoseconds: UInt64 = 500_000_000
     public let node: NodeName
     public let session: UInt64
-    let socket: UDPSocket
+    let responder: UDPSocket
     public let listenAddress: SocketAddress
+    private let nodeBytes: [UInt8]
     private let clock = SystemMonotonicClock()
-    private let addresses: Locked<AddressBook>
+    private let routes: Locked<Routes>
     private let faults: Locked<(plan: FaultPlan, random: SplitMix64)>
     private let state = Locked(UDPTransportCounters())
     private let stopping = Locked(false)
-    private let threads = DispatchGroup()
-    private let delayQueue = Locked<[DelayedReply]>([])
-    private let delayWake = DispatchSemaphore(value: 0)
+    private let finished = DispatchSemaphore(value: 0)
+    private let wake = DispatchSemaphore(value: 0)
+    /// The most answers held back by injected delays at once; beyond it a request is not answered
+    /// (counted `delayQueueFull`).
     static let maxDelayed = 65_536
-    static let wakeLatencyNanoseconds: UInt64 = 50_000
+    /// The I/O thread's pass interval: what a reply may wait in its socket before it is read (its
+    /// RTT is unaffected: the kernel stamped its arrival) and an answer before it is sent.
+    static let tickNanoseconds: UInt64 = 5_000_000
+    static let receiveBufferBytes: Int32 = 4 << 20
 
-    struct DelayedReply: Sendable {
+    /// Where probes go and what sends them: the address book, its entries already in the kernel's
+    /// form, and the prober socket of each source rail (opened at a rail's first probe).
+    private struct Routes {
+        var book: AddressBook
+        var resolved: [EndpointID: DatagramAddress] = [:]
+        var probers: [Int: UDPSocket] = [:]
+
+        mutating func address(of endpoint: EndpointID) -> DatagramAddress? {
+            if let address = resolved[endpoint] { return address }
+            guard let address = book.address(of: endpoint).map(DatagramAddress.init) else { return nil }
+            resolved[endpoint] = address
+            return address
+        }
+    }
+
+    /// An answer held back by an injected delay, until `due`.
+    struct HeldAnswer {
         var due: UInt64
+        var arrived: UInt64
+        var delay: UInt64
         var bytes: [UInt8]
-        var to: SocketAddress
+        var to: DatagramAddress
     }
 
     /// Binds `listen` now (an error names the address), so a misconfigured agent fails at start.
     public init(node: NodeName, listen: SocketAddress, addresses: AddressBook, faults: FaultPlan) throws {
         self.node = node
+        nodeBytes = Array(node.rawValue.utf8.prefix(ProbePacket.maxNameBytes))
         do {
-            socket = try UDPSocket.bound(to: listen, receiveBufferBytes: 4 << 20)
-            listenAddress = try socket.localAddress()
+            responder = try UDPSocket.bound(to: listen, receiveBufferBytes: Self.receiveBufferBytes)
+            listenAddress = try responder.localAddress()
         } catch {
             throw AgentError("cannot bind UDP \(listen): \(error)")
         }
         var generator = SystemRandomNumberGenerator()
         session = generator.next()
-        self.addresses = Locked(addresses)
+        routes = Locked(Routes(book: addresses))
         self.faults = Locked((faults, SplitMix64(seed: faults.seed ?? generator.next())))
     }
 
     public var counters: UDPTransportCounters { state.withLock { $0 } }
 
-    public func setAddresses(_ book: AddressBook) { addresses.withLock { $0 = book } }
+    public func setAddresses(_ book: AddressBook) {
+        routes.withLock {
+            $0.book = book
+            $0.resolved = [:]
+        }
+    }
 
     public func setFaults(_ plan: FaultPlan) {
         faults.withLock { $0 = (plan, SplitMix64(seed: plan.seed ?? $0.random.next())) }
@@ -92,133 +140,206 @@ public final class UDPTransport: ProbeTransport {
         onReply: @escaping @Sendable (ProbeReply) -> Void,
         onSendFailed: @escaping @Sendable (ProbeOrder, String) -> Void
     ) throws {
-        threads.enter()
         do {
             try spawnThread { [self] in
-                receiveLoop(onReply)
-                threads.leave()
+                ioLoop(onReply)
+                finished.signal()
             }
         } catch {
-            threads.leave()
-            throw AgentError("cannot start the UDP receive thread: \(error)")
-        }
-        threads.enter()
-        do {
-            try spawnThread { [self] in
-                delayLoop()
-                threads.leave()
-            }
-        } catch {
-            threads.leave()
-            throw AgentError("cannot start the UDP delay thread: \(error)")
+            throw AgentError("cannot start the UDP transport's thread: \(error)")
         }
     }
 
     public func send(_ order: ProbeOrder) -> ProbeSendResult {
-        guard let address = addresses.withLock({ $0.address(of: order.target.dst) }) else {
-            return .failed("no address for \(order.target.dst)")
+        let route = routes.withLock { routes -> Result<(UDPSocket, DatagramAddress), AgentError> in
+            guard let address = routes.address(of: order.target.dst) else {
+                return .failure(AgentError("no address for \(order.target.dst)"))
+            }
+            let rail = order.target.src.rail
+            if let prober = routes.probers[rail] { return .success((prober, address)) }
+            do {
+                let prober = try UDPSocket.bound(
+                    to: try SocketAddress(host: listenAddress.host, port: 0),
+                    receiveBufferBytes: Self.receiveBufferBytes)
+                routes.probers[rail] = prober
+                return .success((prober, address))
+            } catch {
+                return .failure(AgentError("cannot open rail \(rail)'s UDP socket on \(listenAddress.host): \(error)"))
+            }
         }
-        let packet = ProbePacket(
-            kind: .request, srcRail: UInt8(order.target.src.rail), dstRail: UInt8(order.target.dst.rail),
-            session: session, sequence: order.sequence, sendTime: clock.nanoseconds, srcNode: node.rawValue)
-        do {
-            return try socket.send(packet.bytes, to: address) ? .sent : .failed("sendto: socket buffer full")
-        } catch {
-            return .failed("\(error)")
+        let (prober, address): (UDPSocket, DatagramAddress)
+        switch route {
+        case .success(let route): (prober, address) = route
+        case .failure(let error): return .failed(error.description)
+        }
+        return withUnsafeTemporaryAllocation(byteCount: ProbePacket.maxBytes, alignment: 8) { buffer in
+            let count = nodeBytes.withUnsafeBytes { name in
+                ProbePacket.encode(
+                    kind: .request, srcRail: UInt8(order.target.src.rail), dstRail: UInt8(order.target.dst.rail),
+                    session: session, sequence: order.sequence, sendTime: clock.nanoseconds, srcNode: name,
+                    into: buffer)
+            }
+            do {
+                return try prober.send(UnsafeRawBufferPointer(rebasing: buffer[..<count]), to: address)
+                    ? .sent : .failed("sendto: socket buffer full")
+            } catch {
+                return .failed("\(error)")
+            }
         }
     }
 
     public func stop() {
         stopping.withLock { $0 = true }
-        delayWake.signal()
-        threads.wait()
+        wake.signal()
+        finished.wait()
     }
 
-    private var isStopping: Bool { stopping.withLock { $0 } }
+    // MARK: The I/O thread
 
-    private func receiveLoop(_ onReply: @Sendable (ProbeReply) -> Void) {
-        var buffer = [UInt8](repeating: 0, count: 256)
-        while !isStopping {
-            let received: (count: Int, from: SocketAddress)?
-            do {
-                received = try buffer.withUnsafeMutableBytes { raw in
-                    try socket.receive(into: raw, timeout: .milliseconds(100))
-                }
-            } catch {
-                // Nothing a datagram socket returns here is fatal (ECONNREFUSED from an ICMP): go on.
-                continue
+    /// Pass after pass until stopped: answer the requests that came in, send the held answers now
+    /// due, read every rail's replies; then sleep a tick (less when a held answer is due sooner).
+    private func ioLoop(_ onReply: (ProbeReply) -> Void) {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 256, alignment: 8)
+        defer { buffer.deallocate() }
+        var held: [HeldAnswer] = []
+        var counts = UDPTransportCounters()
+        while !stopping.withLock({ $0 }) {
+            let probers = routes.withLock { Array($0.probers.values) }
+            let ready = UDPSocket.readable([responder] + probers)
+            let clocks = ClockPair()
+            if ready.first === responder { answerRequests(buffer, clocks, &held, &counts) }
+            sendHeldAnswers(&held, &counts)
+            for prober in ready where prober !== responder {
+                readReplies(from: prober, buffer, clocks, onReply, &counts)
             }
-            guard let received else { continue }
+            if counts != UDPTransportCounters() {
+                state.withLock { $0.add(counts) }
+                counts = UDPTransportCounters()
+            }
             let now = clock.nanoseconds
-            guard var packet = ProbePacket(buffer[0..<min(received.count, buffer.count)]) else {
-                state.withLock { $0.malformed += 1 }
+            let wait = min(Self.tickNanoseconds, held.first.map { $0.due > now ? $0.due - now : 0 } ?? .max)
+            _ = wake.wait(timeout: .now() + .nanoseconds(Int(wait)))
+        }
+    }
+
+    /// Every datagram queued on the responder: answered now, held for an injected delay, or dropped.
+    private func answerRequests(
+        _ buffer: UnsafeMutableRawBufferPointer, _ clocks: ClockPair, _ held: inout [HeldAnswer],
+        _ counts: inout UDPTransportCounters
+    ) {
+        while let received = try? responder.receive(into: buffer) {
+            let bytes = UnsafeMutableRawBufferPointer(rebasing: buffer[..<min(received.count, buffer.count)])
+            guard let request = ProbeDatagram(UnsafeRawBufferPointer(bytes)), request.kind == .request else {
+                counts.malformed += 1
                 continue
             }
-            switch packet.kind {
-            case .reply:
-                guard packet.session == session else {
-                    state.withLock { $0.foreignReplies += 1 }
+            let arrived = clocks.monotonic(ofKernelTime: received.kernelTime)
+            let fate = faults.withLock { faults -> FaultPlan.Fate in
+                guard !faults.plan.rules.isEmpty else { return .answer(delayNanoseconds: 0) }
+                return faults.plan.fate(
+                    rail: Int(request.dstRail), peerNode: request.srcNode, peerRail: Int(request.srcRail),
+                    unit: faults.random.nextUnit())
+            }
+            switch fate {
+            case .drop:
+                counts.faultDrops += 1
+            case .answer(let delay) where delay == 0:
+                let now = clock.nanoseconds
+                ProbeDatagram.makeReply(bytes, hold: now > arrived ? now - arrived : 0)
+                sendAnswer(UnsafeRawBufferPointer(bytes), to: received.from, &counts)
+            case .answer(let delay):
+                guard held.count < Self.maxDelayed else {
+                    counts.delayQueueFull += 1
                     continue
                 }
-                onReply(ProbeReply(sequence: packet.sequence, sentAt: packet.sendTime, receivedAt: now))
-            case .request:
-                let fate = faults.withLock { faults in
-                    faults.plan.fate(
-                        rail: Int(packet.dstRail), peerNode: packet.srcNode, peerRail: Int(packet.srcRail),
-                        unit: faults.plan.rules.isEmpty ? 1 : faults.random.nextUnit())
-                }
-                packet.kind = .reply
-                switch fate {
-                case .drop:
-                    state.withLock { $0.faultDrops += 1 }
-                case .answer(let delay) where delay == 0:
-                    answer(packet.bytes, to: received.from)
-                case .answer(let delay):
-                    let item = DelayedReply(due: now + delay, bytes: packet.bytes, to: received.from)
-                    let queued = delayQueue.withLock { queue -> Bool in
-                        guard queue.count < Self.maxDelayed else { return false }
-                        // Mostly appended in order (one delay per rule): insert from the back.
-                        var index = queue.count
-                        while index > 0, queue[index - 1].due > item.due { index -= 1 }
-                        queue.insert(item, at: index)
-                        return true
-                    }
-                    state.withLock {
-                        if queued { $0.delayed += 1 } else { $0.delayQueueFull += 1 }
-                    }
-                    if queued { delayWake.signal() }
-                }
+                let answer = HeldAnswer(
+                    due: arrived + delay, arrived: arrived, delay: delay, bytes: Array(bytes), to: received.from)
+                // Mostly appended in order (one delay per rule): insert from the back.
+                var index = held.count
+                while index > 0, held[index - 1].due > answer.due { index -= 1 }
+                held.insert(answer, at: index)
+                counts.delayed += 1
             }
         }
     }
 
-    private func answer(_ bytes: [UInt8], to address: SocketAddress) {
-        let sent = (try? socket.send(bytes, to: address)) ?? false
-        state.withLock {
-            if sent { $0.answered += 1 } else { $0.sendErrors += 1 }
-        }
-    }
-
-    /// Sends delayed replies when they are due; sleeps on a semaphore until the earliest is due or a
-    /// new one arrives.
-    private func delayLoop() {
-        while !isStopping {
+    /// Held answers whose delay is over. The hold they report leaves the injected delay in the RTT
+    /// (it stands for a slow path) and takes out only how late this pass sends them.
+    private func sendHeldAnswers(_ held: inout [HeldAnswer], _ counts: inout UDPTransportCounters) {
+        var sent = 0
+        while sent < held.count {
             let now = clock.nanoseconds
-            let (due, wait) = delayQueue.withLock { queue -> ([DelayedReply], UInt64?) in
-                var due: [DelayedReply] = []
-                while let first = queue.first, first.due <= now + Self.wakeLatencyNanoseconds {
-                    due.append(queue.removeFirst())
-                }
-                return (due, queue.first.map { $0.due - now })
+            guard held[sent].due <= now else { break }
+            let answer = held[sent]
+            let late = now - answer.due
+            var bytes = answer.bytes
+            bytes.withUnsafeMutableBytes { bytes in
+                ProbeDatagram.makeReply(bytes, hold: late)
+                sendAnswer(UnsafeRawBufferPointer(bytes), to: answer.to, &counts)
             }
-            for reply in due { answer(reply.bytes, to: reply.to) }
-            if !due.isEmpty { continue }
-            // A timed wait wakes about the timer slack (50 µs by default on Linux) late: aim that
-            // much early, so an injected delay measures as what it says. No spinning: under CPU
-            // contention a sleeper that wakes is scheduled sooner than a spinner that was preempted.
-            let nanoseconds = Int(
-                min((wait ?? 100_000_000) - min(wait ?? 0, Self.wakeLatencyNanoseconds), 100_000_000))
-            _ = delayWake.wait(timeout: .now() + .nanoseconds(nanoseconds))
+            sent += 1
         }
+        held.removeFirst(sent)
+    }
+
+    private func sendAnswer(
+        _ bytes: UnsafeRawBufferPointer, to address: DatagramAddress, _ counts: inout UDPTransportCounters
+    ) {
+        if (try? responder.send(bytes, to: address)) == true {
+            counts.answered += 1
+        } else {
+            counts.sendErrors += 1
+        }
+    }
+
+    /// Every datagram queued on a prober socket: replies to our probes go to the scheduler.
+    private func readReplies(
+        from prober: UDPSocket, _ buffer: UnsafeMutableRawBufferPointer, _ clocks: ClockPair,
+        _ onReply: (ProbeReply) -> Void, _ counts: inout UDPTransportCounters
+    ) {
+        while let received = try? prober.receive(into: buffer) {
+            let bytes = UnsafeRawBufferPointer(rebasing: buffer[..<min(received.count, buffer.count)])
+            guard let reply = ProbeDatagram(bytes), reply.kind == .reply else {
+                counts.malformed += 1
+                continue
+            }
+            guard reply.session == session else {
+                counts.foreignReplies += 1
+                continue
+            }
+            onReply(
+                ProbeReply(
+                    sequence: reply.sequence, sentAt: reply.sendTime,
+                    receivedAt: clocks.monotonic(ofKernelTime: received.kernelTime), responderHold: reply.hold))
+        }
+    }
+}
+
+/// CLOCK_REALTIME and CLOCK_MONOTONIC read together once per pass, to turn the kernel's receive
+/// times (realtime) into monotonic ones: within a pass the two clocks move together (NTP slews by at
+/// most 500 ppm: under 3 µs over a tick).
+struct ClockPair {
+    let realtime: Int64
+    let monotonic: Int64
+
+    init() {
+        var real = timespec()
+        var mono = timespec()
+        clock_gettime(CLOCK_REALTIME, &real)
+        clock_gettime(CLOCK_MONOTONIC, &mono)
+        realtime = Int64(real.tv_sec) * 1_000_000_000 + Int64(real.tv_nsec)
+        monotonic = Int64(mono.tv_sec) * 1_000_000_000 + Int64(mono.tv_nsec)
+    }
+
+    /// The monotonic time of a kernel receive time (before or after this pair was read: a datagram
+    /// may come in during the pass). Without one, or when it is more than a second off (the wall
+    /// clock stepped), the monotonic clock now.
+    func monotonic(ofKernelTime kernelTime: Int64?) -> UInt64 {
+        if let kernelTime, abs(kernelTime - realtime) < 1_000_000_000, monotonic + kernelTime - realtime >= 0 {
+            return UInt64(monotonic + kernelTime - realtime)
+        }
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
     }
 }

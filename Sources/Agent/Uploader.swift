@@ -181,8 +181,8 @@ public final class Uploader: Sendable {
                         + .nanoseconds(Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)))
                 continue
             }
-            guard let (entry, text) = spool.withLock({ $0.oldest() }) else { continue }
-            let outcome = post(text, client: &client)
+            guard let (entry, body) = spool.withLock({ $0.oldest() }) else { continue }
+            let outcome = post(body, client: &client)
             switch outcome {
             case .delivered:
                 spool.withLock { $0.remove(entry) }
@@ -229,7 +229,7 @@ public final class Uploader: Sendable {
         case retry(String)
     }
 
-    private func post(_ text: String, client: inout HTTPClient?) -> PostResult {
+    private func post(_ body: [UInt8], client: inout HTTPClient?) -> PostResult {
         do throws(HTTPClientError) {
             if client == nil || client!.serverWillClose || client!.peerClosed {
                 client = try HTTPClient(connectingTo: settings.correlator, timeout: settings.requestTimeout)
@@ -238,7 +238,7 @@ public final class Uploader: Sendable {
             let response = try client!.send(
                 "POST", "/v1/reports",
                 headers: ["Authorization": "Bearer \(bearer)", "Content-Type": "application/json"],
-                body: Array(text.utf8))
+                body: body)
             switch UploadOutcome(status: response.status) {
             case .delivered: return .delivered
             case .rejected: return .rejected(response.status, response.text)

@@ -104,6 +104,9 @@ struct AgentRunCommand: Command {
         do { agent = try NodeAgent(options: options) } catch {
             throw CommandError.data("\(error)")
         }
+        // A write to a closed pipe or socket (a child's stdin, a log reader gone) is an error to
+        // handle where it happens, never a silent death of the agent.
+        signal(SIGPIPE, SIG_IGN)
         let queue = DispatchQueue(label: "faultline.agent.signals")
         var sources: [any DispatchSourceSignal] = []
         for (number, reload) in [(SIGTERM, false), (SIGINT, false), (SIGHUP, true)] {

@@ -329,8 +329,10 @@ func describe(_ error: DecodingError) -> (String, String) {
     }
 }
 
-/// A JSON string literal.
+/// A JSON string literal. Most text (names, base64 sketches) needs no escape: it is copied whole.
 func jsonQuote(_ text: String) -> String {
+    guard text.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") })
+    else { return "\"" + text + "\"" }
     var out = "\""
     for scalar in text.unicodeScalars {
         switch scalar {

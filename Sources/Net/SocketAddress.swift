@@ -68,33 +68,7 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
     func withSockaddr<R>(
         _ body: (UnsafePointer<sockaddr>, socklen_t) throws(SystemCallError) -> R
     ) throws(SystemCallError) -> R {
-        var storage = sockaddr_storage()
-        let length: socklen_t
-        if family == AF_INET {
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = port.bigEndian
-            _ = inet_pton(AF_INET, host, &address.sin_addr)
-            withUnsafeBytes(of: address) { source in
-                withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: source) }
-            }
-            length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        } else {
-            var address = sockaddr_in6()
-            address.sin6_family = sa_family_t(AF_INET6)
-            address.sin6_port = port.bigEndian
-            _ = inet_pton(AF_INET6, host, &address.sin6_addr)
-            withUnsafeBytes(of: address) { source in
-                withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: source) }
-            }
-            length = socklen_t(MemoryLayout<sockaddr_in6>.size)
-        }
-        return try withUnsafePointer(to: &storage) { (pointer) throws(SystemCallError) -> R in
-            try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                (address) throws(SystemCallError) -> R in
-                try body(address, length)
-            }
-        }
+        try DatagramAddress(self).withSockaddr(body)
     }
 
     /// The address a `getsockname` returned.
@@ -117,6 +91,64 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
                 validatedHost: String(
                     decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self),
                 port: UInt16(bigEndian: address.sin6_port))
+        }
+    }
+}
+
+/// An address in the kernel's own form (`sockaddr_in` or `sockaddr_in6`): converted from a
+/// `SocketAddress` once, then sent to and received from per datagram without any text.
+public struct DatagramAddress: Sendable {
+    private var storage = sockaddr_storage()
+    private var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+
+    /// Room for whatever address `recvfrom` writes.
+    init() {}
+
+    public init(_ address: SocketAddress) {
+        if address.family == AF_INET {
+            var raw = sockaddr_in()
+            raw.sin_family = sa_family_t(AF_INET)
+            raw.sin_port = address.port.bigEndian
+            _ = inet_pton(AF_INET, address.host, &raw.sin_addr)
+            store(raw)
+        } else {
+            var raw = sockaddr_in6()
+            raw.sin6_family = sa_family_t(AF_INET6)
+            raw.sin6_port = address.port.bigEndian
+            _ = inet_pton(AF_INET6, address.host, &raw.sin6_addr)
+            store(raw)
+        }
+    }
+
+    private mutating func store<Raw>(_ raw: Raw) {
+        withUnsafeBytes(of: raw) { source in
+            withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: source) }
+        }
+        length = socklen_t(MemoryLayout<Raw>.size)
+    }
+
+    /// As text, for logs and errors.
+    public var socketAddress: SocketAddress { SocketAddress(storage) }
+
+    func withSockaddr<R, E: Error>(
+        _ body: (UnsafePointer<sockaddr>, socklen_t) throws(E) -> R
+    ) throws(E) -> R {
+        try withUnsafePointer(to: storage) { (pointer) throws(E) -> R in
+            try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { (address) throws(E) -> R in
+                try body(address, length)
+            }
+        }
+    }
+
+    /// For calls that fill in an address (`recvfrom`): the room and its length, in and out.
+    mutating func withMutableSockaddr<R, E: Error>(
+        _ body: (UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) throws(E) -> R
+    ) throws(E) -> R {
+        length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        return try withUnsafeMutablePointer(to: &storage) { (pointer) throws(E) -> R in
+            try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { (address) throws(E) -> R in
+                try body(address, &length)
+            }
         }
     }
 }

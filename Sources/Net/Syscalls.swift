@@ -199,27 +199,57 @@ enum Syscall {
         }
     }
 
-    /// `recvfrom` with `MSG_DONTWAIT`: the datagram's length and sender, nil when none is queued.
-    static func receiveFrom(
+    /// `recvmsg` with `MSG_DONTWAIT`: the datagram's length, its sender and the time the kernel
+    /// received it (`SO_TIMESTAMPNS`, CLOCK_REALTIME ns; nil when the socket does not ask for it);
+    /// nil when none is queued.
+    static func receiveMessage(
         _ fd: Int32, into buffer: UnsafeMutableRawBufferPointer
-    ) throws(SystemCallError) -> (Int, sockaddr_storage)? {
-        var storage = sockaddr_storage()
-        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        do {
-            let count = try withUnsafeMutablePointer(to: &storage) {
-                (pointer) throws(SystemCallError) -> Int in
-                try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    (address) throws(SystemCallError) -> Int in
-                    try retryingOnInterrupt("recvfrom") {
-                        Glibc.recvfrom(
-                            fd, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT), address, &length)
+    ) throws(SystemCallError) -> (count: Int, from: DatagramAddress, kernelTime: Int64?)? {
+        var sender = DatagramAddress()
+        var vector = iovec(iov_base: buffer.baseAddress, iov_len: buffer.count)
+        let controlBytes = 64
+        return try withUnsafeTemporaryAllocation(byteCount: controlBytes, alignment: 8) {
+            (control) throws(SystemCallError) -> (count: Int, from: DatagramAddress, kernelTime: Int64?)? in
+            let result = try sender.withMutableSockaddr {
+                (address, length) throws(SystemCallError) -> (count: Int, controlLength: Int)? in
+                try withUnsafeMutablePointer(to: &vector) { (vector) throws(SystemCallError) in
+                    var message = msghdr(
+                        msg_name: UnsafeMutableRawPointer(address), msg_namelen: length.pointee, msg_iov: vector,
+                        msg_iovlen: 1, msg_control: control.baseAddress, msg_controllen: controlBytes, msg_flags: 0)
+                    do throws(SystemCallError) {
+                        let count = try retryingOnInterrupt("recvmsg") {
+                            Glibc.recvmsg(fd, &message, Int32(MSG_DONTWAIT))
+                        }
+                        length.pointee = message.msg_namelen
+                        return (count, message.msg_controllen)
+                    } catch where error.errno == .wouldBlock {
+                        return nil
                     }
                 }
             }
-            return (count, storage)
-        } catch  where error.errno == .wouldBlock {
-            return nil
+            guard let result else { return nil }
+            return (result.count, sender, kernelTime(in: UnsafeRawBufferPointer(rebasing: control[..<result.controlLength])))
         }
+    }
+
+    /// `SCM_TIMESTAMPNS` (= `SO_TIMESTAMPNS_OLD` on 64-bit Linux: a `timespec`) from a control
+    /// buffer, walked as the `CMSG_*` macros do: `cmsghdr` (length, level, type), data, padding to 8.
+    static func kernelTime(in control: UnsafeRawBufferPointer) -> Int64? {
+        let header = MemoryLayout<cmsghdr>.size
+        var offset = 0
+        while offset + header <= control.count {
+            let entry = control.loadUnaligned(fromByteOffset: offset, as: cmsghdr.self)
+            let length = Int(entry.cmsg_len)
+            guard length >= header, offset + length <= control.count else { return nil }
+            if entry.cmsg_level == SOL_SOCKET, entry.cmsg_type == SO_TIMESTAMPNS_OLD,
+                length >= header + MemoryLayout<timespec>.size
+            {
+                let time = control.loadUnaligned(fromByteOffset: offset + header, as: timespec.self)
+                return Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
+            }
+            offset += (length + 7) & ~7
+        }
+        return nil
     }
 
     static func shutdown(_ fd: Int32, _ how: Int32) {

@@ -9,10 +9,11 @@ import Testing
     @Test func packetRoundTrips() throws {
         let packet = ProbePacket(
             kind: .request, srcRail: 3, dstRail: 7, session: 0x0102_0304_0506_0708, sequence: 42,
-            sendTime: 123_456_789_012, srcNode: "gpu-a017")
+            sendTime: 123_456_789_012, hold: 0x0A0B, srcNode: "gpu-a017")
         let bytes = packet.bytes
-        #expect(bytes.count == 32 + 1 + 8)
-        #expect(Array(bytes[0..<8]) == [0x46, 0x4C, 0x50, 0x42, 1, 1, 3, 7])
+        #expect(bytes.count == 40 + 1 + 8)
+        #expect(Array(bytes[0..<8]) == [0x46, 0x4C, 0x50, 0x42, 2, 1, 3, 7])
+        #expect(Array(bytes[32..<41]) == [0, 0, 0, 0, 0, 0, 0x0A, 0x0B, 8])
         #expect(ProbePacket(bytes) == packet)
     }
 
@@ -26,7 +27,7 @@ import Testing
         wrongMagic[0] = 0
         #expect(ProbePacket(wrongMagic) == nil)
         var wrongVersion = good
-        wrongVersion[4] = 2
+        wrongVersion[4] = 1
         #expect(ProbePacket(wrongVersion) == nil)
         var badKind = good
         badKind[5] = 9

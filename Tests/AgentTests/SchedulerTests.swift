@@ -116,6 +116,31 @@ func quantile(_ pair: Report.Pair, _ q: Double) throws -> Double {
         #expect(scheduler.receive(ProbeReply(sequence: 999_999, sentAt: 0, receivedAt: 1)) == .unknown)
     }
 
+    @Test func theRespondersHoldIsTakenOffAndImpossibleTimesAreNotBelieved() throws {
+        var scheduler = makeScheduler(
+            SchedulerSettings(windowSeconds: 1, loopbackRate: 10, jitter: 0, timeoutNanoseconds: 100_000_000))
+        scheduler.setTargets([loopback], now: 0)
+        let orders = scheduler.poll(now: 200_000_000).orders
+        #expect(orders.count == 1)
+        let sequence = try #require(orders.first?.sequence)
+        // A reply stamped before its probe was ordered (a transport's clock gone wrong) is no match.
+        #expect(
+            scheduler.receive(ProbeReply(sequence: sequence, sentAt: 200_000_100, receivedAt: 150_000_000))
+                == .unknown)
+        // 5 ms from send to arrival, 4.9 of them in the responder: the path took 100 µs.
+        #expect(
+            scheduler.receive(
+                ProbeReply(
+                    sequence: sequence, sentAt: 200_000_000, receivedAt: 205_000_000, responderHold: 4_900_000))
+                == .matched(rttNanoseconds: 100_000))
+        let next = try #require(scheduler.poll(now: 300_000_000).orders.first?.sequence)
+        // A hold longer than the round trip is not believed: the round trip counts whole.
+        #expect(
+            scheduler.receive(
+                ProbeReply(sequence: next, sentAt: 300_000_000, receivedAt: 301_000_000, responderHold: 9_000_000))
+                == .matched(rttNanoseconds: 1_000_000))
+    }
+
     @Test func repliesAfterTheBoundaryCountInTheWindowTheProbeWasSentIn() throws {
         var scheduler = makeScheduler(
             SchedulerSettings(windowSeconds: 1, loopbackRate: 100, jitter: 0, timeoutNanoseconds: 500_000_000)

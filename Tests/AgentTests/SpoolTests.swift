@@ -21,8 +21,8 @@ func temporaryDirectory() -> String {
             try spool.append("{\"w\": \(window)}", windowStart: Int64(window * 10), now: 50)
         }
         let oldest = spool.oldest()
-        let (first, text) = try #require(oldest)
-        #expect(text == "{\"w\": 0}")
+        let (first, bytes) = try #require(oldest)
+        #expect(bytes == Array("{\"w\": 0}".utf8))
         spool.remove(first)
         // A crash mid-write leaves a temporary file: a restart removes it and keeps the rest in order.
         _ = FileManager.default.createFile(
@@ -33,8 +33,8 @@ func temporaryDirectory() -> String {
         try reopened.append("{\"w\": 5}", windowStart: 50, now: 50)
         #expect(reopened.entries.last?.sequence == 6)
         var seen: [String] = []
-        while let (entry, text) = reopened.oldest() {
-            seen.append(text)
+        while let (entry, bytes) = reopened.oldest() {
+            seen.append(String(decoding: bytes, as: UTF8.self))
             reopened.remove(entry)
         }
         #expect(seen == (1...5).map { "{\"w\": \($0)}" })

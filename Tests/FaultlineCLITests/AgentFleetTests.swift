@@ -18,21 +18,26 @@ import Glibc
 private final class CollectingCorrelator: Sendable {
     let reports = Locked<[String: Report]>([:])
     let tokens = Locked<Set<String>>([])
+    /// Reports refused for differing from the one stored for their window.
+    let conflicts = Locked(0)
 
-    func start() throws -> HTTPServer {
+    func start(on address: SocketAddress? = nil) throws -> HTTPServer {
         var router = Router()
-        router.post("/v1/reports") { [reports, tokens] request in
+        router.post("/v1/reports") { [reports, tokens, conflicts] request in
             tokens.withLock { _ = $0.insert(request.headers["Authorization"] ?? "") }
             let report: Report
             do { report = try Report(json: Data(request.body)) } catch { return .error(400, "\(error)") }
             let key = "\(report.node) \(report.windowStart)"
             return reports.withLock { reports -> HTTPResponse in
-                if let old = reports[key], old != report { return .error(409, "duplicate \(key)") }
+                if let old = reports[key], old != report {
+                    conflicts.withLock { $0 += 1 }
+                    return .error(409, "duplicate \(key)")
+                }
                 reports[key] = report
                 return HTTPResponse(status: 202)
             }
         }
-        let address = try SocketAddress.parse("127.0.0.1:0")
+        let address = try address ?? SocketAddress.parse("127.0.0.1:0")
         let server = try HTTPServer(configuration: .init(address: address), router: router)
         try server.start()
         return server
@@ -200,6 +205,87 @@ struct AgentFleetTests {
             #expect(undelayed < 1000, "\(src)/0 -> n1/0 p50 \(undelayed) µs")
             let excess: Double = delayed - undelayed - 2000
             #expect(abs(excess) <= 300, "\(src)/0 -> n2/0 p50 \(delayed) µs, -> n1/0 \(undelayed) µs")
+        }
+    }
+
+    @Test("an agent killed while the correlator is down sends its spool after a restart, once, in order")
+    func spoolSurvivesAKilledAgent() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "faultline-spool-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        func write(_ name: String, _ text: String) throws -> String {
+            let url = directory.appendingPathComponent(name)
+            try Data(text.utf8).write(to: url)
+            return url.path
+        }
+        // The correlator's address, taken now and served only later.
+        let probe = try HTTPServer(
+            configuration: .init(address: try SocketAddress.parse("127.0.0.1:0")), router: Router())
+        try probe.start()
+        let correlatorAddress = try #require(probe.boundAddress)
+        probe.stop()
+        let port: UInt16 = try UDPSocket.bound(to: try SocketAddress.parse("127.0.1.7:0")).localAddress().port
+        let spool = directory.appendingPathComponent("spool").path
+        let pinglist = try write(
+            "pinglist.json", #"{"node": "n7", "pairs": [{"src": "n7/0", "dst": "n7/0", "class": "loopback"}]}"#)
+        let arguments = [
+            "agent", "--node", "n7", "--listen", "127.0.1.7:\(port)", "--correlator", "http://\(correlatorAddress)",
+            "--token-file", try write("token", "t\n"), "--window-seconds", "1", "--pinglist", pinglist,
+            "--spool", spool, "--config", try write("config.json", #"{"backoff": {"initialMillis": 50, "maxMillis": 500}}"#),
+        ]
+        func startAgent(_ log: String) throws -> Process {
+            let process = Process()
+            process.executableURL = try faultlineExecutable()
+            process.arguments = arguments
+            let url = directory.appendingPathComponent(log)
+            _ = FileManager.default.createFile(atPath: url.path, contents: nil)
+            process.standardError = try FileHandle(forWritingTo: url)
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            return process
+        }
+        /// The windows in the spool, from the file names (`SEQUENCE-WINDOWSTART.json`).
+        func spooled() -> [Int64] {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? []
+            return names.filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }
+                .compactMap { Int64($0.dropLast(5).split(separator: "-").last ?? "") }.sorted()
+        }
+        func waitFor(_ seconds: Double, _ condition: () -> Bool) async throws -> Bool {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline, !condition() { try await Task.sleep(for: .milliseconds(100)) }
+            return condition()
+        }
+
+        // The first run reports into the void until three windows wait in its spool; then kill -9.
+        let first = try startAgent("first.log")
+        #expect(try await waitFor(15) { spooled().count >= 3 })
+        kill(first.processIdentifier, SIGKILL)
+        first.waitUntilExit()
+        let left = spooled()
+        #expect(left.count >= 3)
+
+        // The second run starts with them; then the correlator comes up.
+        let second = try startAgent("second.log")
+        defer { if second.isRunning { second.terminate() } }
+        try await Task.sleep(for: .seconds(1))
+        let correlator = CollectingCorrelator()
+        let server = try correlator.start(on: correlatorAddress)
+        defer { server.stop() }
+        let newest = left.last ?? 0
+        #expect(try await waitFor(15) { (correlator.windows("n7").last ?? 0) >= newest + 2 })
+        kill(second.processIdentifier, SIGTERM)
+        second.waitUntilExit()
+        #expect(second.terminationStatus == 0)
+
+        let delivered = correlator.windows("n7")
+        #expect(Set(left).isSubset(of: Set(delivered)), "spooled \(left), delivered \(delivered)")
+        #expect(delivered == Array(Set(delivered)).sorted(), "each window once, in order")
+        #expect(correlator.conflicts.withLock { $0 } == 0)
+        #expect(spooled().isEmpty)
+        for window in left {
+            let report = try #require(correlator.report("n7", window))
+            #expect(report.pairs.count == 1 && report.pairs[0].sent > 0)
         }
     }
 }
