@@ -32,7 +32,8 @@ struct ServeCommand: Command {
           --rules DIR          detection rules (default: the built-in ones)
           --config FILE        `key = value` settings (docs/service.md); flags override it
           --window-seconds N, --ingest-queue N, --max-body-bytes N, --max-reports-per-request N,
-          --max-connections N, --rebuild-windows N, --silent-after-windows N, --tick-milliseconds N
+          --max-connections N, --rebuild-windows N, --silent-after-windows N, --tick-milliseconds N,
+          --agent-port N       served pinglists say where peers answer: rail address and this port
 
         Prints `listening HOST:PORT` on stdout once it listens; logs are JSON lines on stderr (tokens
         never appear in them). SIGTERM or SIGINT: finish in-flight requests, close the store, exit 0.

@@ -43,7 +43,9 @@ public final class CorrelatorService: Sendable {
         limits.maxBodyBytes = configuration.maxBodyBytes
         limits.maxConnections = configuration.maxConnections
         let serverBox = Locked<HTTPServer?>(nil)
-        let router = ServiceAPI.router(correlator, serverCounters: { serverBox.withLock { $0 }?.counters })
+        let router = ServiceAPI.router(
+            correlator, agentPort: configuration.agentPort == 0 ? nil : UInt16(configuration.agentPort),
+            serverCounters: { serverBox.withLock { $0 }?.counters })
         let server = try HTTPServer(
             configuration: HTTPServer.Configuration(
                 address: try SocketAddress.parse(configuration.listen), limits: limits, sendsDate: sendsDate),

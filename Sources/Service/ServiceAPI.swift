@@ -10,9 +10,11 @@ import QuantileSketch
 
 /// Builds the service's router.
 public enum ServiceAPI {
-    /// Every route. `serverCounters` gives the HTTP server's counters for /metrics once it runs.
+    /// Every route. `serverCounters` gives the HTTP server's counters for /metrics once it runs;
+    /// `agentPort`, the fleet's agent UDP port, adds where each peer answers to the pinglists.
     public static func router(
-        _ correlator: Correlator, serverCounters: @escaping @Sendable () -> HTTPServer.Counters? = { nil }
+        _ correlator: Correlator, agentPort: UInt16? = nil,
+        serverCounters: @escaping @Sendable () -> HTTPServer.Counters? = { nil }
     ) -> Router {
         var router = Router()
         let processStart = Date().timeIntervalSince1970
@@ -35,7 +37,8 @@ public enum ServiceAPI {
                 throw HTTPError(404, "unknown node '\(name)'", field: "path")
             }
             let topology = correlator.topology
-            let pairs = correlator.pinglist.pairs(from: node).map { pair -> JSONValue in
+            let planned = correlator.pinglist.pairs(from: node)
+            let pairs = planned.map { pair -> JSONValue in
                 var entry: [String: JSONValue] = [
                     "src": .string(pair.src.description), "dst": .string(pair.dst.description),
                     "class": .string(pair.pathClass.rawValue),
@@ -45,7 +48,12 @@ public enum ServiceAPI {
                 }
                 return .object(entry)
             }
-            return json(200, .object(["node": .string(node.rawValue), "pairs": .array(pairs)]))
+            var body: [String: JSONValue] = ["node": .string(node.rawValue), "pairs": .array(pairs)]
+            if let agentPort {
+                body["addresses"] = .object(
+                    peerAddresses(of: node, destinations: planned.map(\.dst), in: topology, port: agentPort))
+            }
+            return json(200, .object(body))
         }
         router.get("/v1/findings") { request in
             _ = try authorize(correlator, request, node: nil)
@@ -181,6 +189,22 @@ public enum ServiceAPI {
             }
             return principal
         }
+    }
+
+    /// Where `destinations` answer UDP probes: `node/rail` → the rail's topology `address` and the
+    /// fleet's agent port, for each destination of another node whose rail has an address (the
+    /// agent answers its own probes itself).
+    static func peerAddresses(
+        of node: NodeName, destinations: [EndpointID], in topology: Topology, port: UInt16
+    ) -> [String: JSONValue] {
+        var addresses: [String: JSONValue] = [:]
+        for endpoint in destinations where endpoint.node != node {
+            guard let rail = topology.node(endpoint.node)?.rails.first(where: { $0.endpoint == endpoint }),
+                let host = rail.address
+            else { continue }
+            addresses[endpoint.description] = .string(host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")
+        }
+        return addresses
     }
 
     static func json(_ status: Int, _ value: JSONValue) -> HTTPResponse {

@@ -40,6 +40,9 @@ public struct ServiceConfiguration: Sendable, Equatable {
     public var maxReportsPerRequest = 1_000
     /// `max-connections`: open connections; past it, 503.
     public var maxConnections = 256
+    /// `agent-port`: the UDP port every agent of the fleet answers probes on; when set (not 0), a
+    /// served pinglist says where each peer answers (its rail's topology `address` and this port).
+    public var agentPort = 0
     /// `rebuild-windows`: windows of stored reports replayed into the engine at start.
     public var rebuildWindows = 16
     /// `silent-after-windows`: a node whose last report is older than this many windows is silent.
@@ -101,6 +104,7 @@ public struct ServiceConfiguration: Sendable, Equatable {
         "max-body-bytes": integer(\.maxBodyBytes, 1024...(1 << 30)),
         "max-reports-per-request": integer(\.maxReportsPerRequest, 1...1_000_000),
         "max-connections": integer(\.maxConnections, 1...100_000),
+        "agent-port": integer(\.agentPort, 0...65_535),
         "rebuild-windows": integer(\.rebuildWindows, 0...10_000),
         "silent-after-windows": integer(\.silentAfterWindows, 1...10_000),
         "tick-milliseconds": integer(\.tickMilliseconds, 10...60_000),

@@ -152,6 +152,29 @@ struct APITests {
         )
         #expect(fixture.call("GET", "/v1/pinglist/gpu-0003").status == 401)
         #expect(fixture.call("GET", "/v1/pinglist/gpu-9999", headers: bearer(adminToken)).status == 404)
+        #expect(body["addresses"] == nil, "no agent port configured: no addresses")
+    }
+
+    @Test("pinglist addresses: each peer rail's topology address with the agent port, IPv6 bracketed")
+    func pinglistAddresses() throws {
+        let topology = try Topology(
+            json: Data(
+                #"""
+                {"version": 1,
+                 "nodes": [
+                   {"name": "a", "rails": [{"rail": 0, "leaf": "l0", "address": "10.0.0.1"}]},
+                   {"name": "b", "rails": [{"rail": 0, "leaf": "l0", "address": "10.0.0.2"},
+                                           {"rail": 1, "leaf": "l1", "address": "fd00::2"}]},
+                   {"name": "c", "rails": [{"rail": 0, "leaf": "l0"}]}],
+                 "switches": [{"name": "l0", "tier": "leaf"}, {"name": "l1", "tier": "leaf"}],
+                 "links": [{"id": "a/0~l0", "a": "a/0", "b": "l0"}, {"id": "b/0~l0", "a": "b/0", "b": "l0"},
+                           {"id": "b/1~l1", "a": "b/1", "b": "l1"}, {"id": "c/0~l0", "a": "c/0", "b": "l0"}]}
+                """#.utf8))
+        let destinations = ["a/0", "b/0", "b/1", "c/0"].compactMap { EndpointID($0) }
+        let addresses = ServiceAPI.peerAddresses(
+            of: NodeName("a")!, destinations: destinations, in: topology, port: 7400)
+        // a's own rail is answered by a itself; c/0 has no address in the topology.
+        #expect(addresses == ["b/0": .string("10.0.0.2:7400"), "b/1": .string("[fd00::2]:7400")])
     }
 
     @Test("healthz is 200; readyz is 200 while the ticker runs, 503 when it fell behind or the store closed")

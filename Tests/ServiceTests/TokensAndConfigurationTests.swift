@@ -110,7 +110,7 @@ struct TokensAndConfigurationTests {
             #expect(
                 lines[1]
                     == "serve.conf:3: unknown key 'colour' (known: \(ServiceConfiguration.keyNames.joined(separator: ", ")), webhook.NAME, exec.NAME)")
-            #expect(lines[1].contains("(known: action, action-timeout-seconds, db, "))
+            #expect(lines[1].contains("(known: action, action-timeout-seconds, agent-port, db, "))
             #expect(lines[2] == "serve.conf:4: 'db' already set on line 1")
             #expect(lines[3] == "serve.conf:5: window-seconds: expected an integer in 1...3600, found '0'")
             #expect(lines[4].hasPrefix("serve.conf:6: listen: "))
