@@ -12,6 +12,8 @@ import Darwin
 /// Exit statuses, after BSD's sysexits.h.
 public enum ExitCode: Int32, Sendable {
     case success = 0
+    /// A comparison found differences (`replay --compare`), as diff(1) exits.
+    case differences = 1
     /// The command line was wrong: unknown command or option, bad option value.
     case usage = 64
     /// The input data was wrong: a bad number, malformed base64 or protobuf, an invalid topology.
@@ -37,6 +39,10 @@ public struct CommandError: Error, Sendable {
 
     public static func data(_ message: String) -> CommandError {
         CommandError(exitCode: .dataError, message: message, showsUsage: false)
+    }
+
+    public static func differences(_ message: String) -> CommandError {
+        CommandError(exitCode: .differences, message: message, showsUsage: false)
     }
 
     public static func io(_ message: String) -> CommandError {

@@ -22,7 +22,7 @@ private struct DbOptions {
 }
 
 /// A missing file is exit 66 with a clear message (the store is never created by a read-only command).
-private func requireExistingFile(_ path: String) throws(CommandError) {
+func requireExistingFile(_ path: String) throws(CommandError) {
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
         throw CommandError.noInput("cannot open \(path): no such file")
@@ -32,7 +32,7 @@ private func requireExistingFile(_ path: String) throws(CommandError) {
 
 /// Maps the store's errors to exit statuses: not a database or corrupt → 65, cannot open → 66
 /// (or 73 when creating), migrations this build cannot use → 65, anything else → 74.
-private func commandError(_ error: any Error, creating: Bool = false) -> CommandError {
+func commandError(_ error: any Error, creating: Bool = false) -> CommandError {
     if let error = error as? DatabaseError {
         switch error.resultCode {
         case SQLITE_NOTADB, SQLITE_CORRUPT: return .data("\(error)")
@@ -45,7 +45,7 @@ private func commandError(_ error: any Error, creating: Bool = false) -> Command
 }
 
 /// Runs `body`, turning any store error into a `CommandError`.
-private func withStoreErrors<T>(creating: Bool = false, _ body: () throws -> T) throws(CommandError) -> T {
+func withStoreErrors<T>(creating: Bool = false, _ body: () throws -> T) throws(CommandError) -> T {
     do {
         return try body()
     } catch let error as CommandError {

@@ -222,10 +222,11 @@ struct DemoTimeline {
         let faultline = fleet.executable
         text += """
 
-            The run's reports, findings and decisions are in \(directory)/faultline.db. The same findings and
-            decisions, replayed from its reports with the rules the run used:
-              \(faultline) db export --db \(directory)/faultline.db > \(directory)/reports.ndjson
-              \(faultline) replay --topology \(directory)/topology.json --input \(directory)/reports.ndjson --rules \(directory)/rules
+            The run's reports, findings and decisions are in \(directory)/faultline.db. Its timeline replayed
+            from the store (the rules and topology it recorded), and held against what happened live:
+              \(faultline) replay --db \(directory)/faultline.db
+              \(faultline) replay --db \(directory)/faultline.db --compare
+            What if other rules had been in force: --rules DIR (docs/replay.md).
             Logs of every process: \(directory)/logs/
 
             """

@@ -1,84 +1,216 @@
-// `faultline replay` (wire-v1.md §6): recorded reports through the same engine the service runs,
-// windows closed as the live service would close them, findings out, byte-identical every run.
+// `faultline replay` (wire-v1.md §6, docs/replay.md): recorded reports — from an NDJSON file or the
+// service's own store — through the same engine and policy the service runs, windows closed as the
+// live service would close them; a timeline or the findings and decisions as JSON lines, byte-identical
+// every run. `--compare` holds the replay against what the store recorded live.
 
 import Engine
 import FleetModel
 import Foundation
 import Policy
 import Service
+import Store
 
 struct ReplayCommand: Command {
     static let name = "replay"
     static let summary = "run the engine and the policy over recorded reports: findings, then decisions"
-    static let usage = "replay --topology FILE --input REPORTS.ndjson [--rules DIR] [--runbooks DIR] [--json]"
+    static let usage =
+        "replay (--db FILE | --topology FILE --input REPORTS.ndjson) [--from T] [--to T] [--rules DIR] [--runbooks DIR] [--json] [--compare]"
     static let help = """
-        Reads probe reports (NDJSON, one report per line, in any order), groups them by window, closes
-        each window as the live service would (the grace period counted in windows, not wall time),
-        runs the engine and prints the findings stream (wire-v1.md §5): one JSON object per line with
-        --json, a readable line per event otherwise; then the remediation policy's decisions for the
-        same windows (quarantine, release, notify, held, awaiting-approval, ...: docs/remediation.md),
-        as the executor would take them in dry-run. The same input gives the same bytes on every run.
+        Reads probe reports, groups them by window, closes each window as the live service would (the
+        grace period counted in windows, not wall time), runs the engine and the remediation policy
+        and prints, per window, the findings opened, updated and closed and the policy's decisions
+        (quarantine, release, notify, held, awaiting-approval, ...: docs/remediation.md) as the
+        executor would take them in dry-run; from a store, also the actions recorded live and their
+        outcomes. With --json: the findings stream (wire-v1.md §5), then the decisions, one JSON
+        object per line. The same input gives the same bytes on every run.
 
         options:
+          --db FILE         the service's store: its reports, and the topology and rules it recorded as
+                            in force (the latest in the range); --topology and --rules override them
           --topology FILE   the fabric (wire-v1.md §2)
           --input FILE      the reports, NDJSON (- for standard input)
-          --rules DIR       detection and policy rules (default: the built-in ones, equal to the
-                            repo's rules/); another directory asks "what if" of both
+          --from T, --to T  print windows starting in [T, T) only (RFC 3339 UTC). The engine still
+                            runs over every report before --to, so baselines are those live had
+          --rules DIR       detection and policy rules; another directory asks "what if" of both
           --runbooks DIR    the runbooks whose headers give each class's ladder (its later steps
                             become escalate decisions) and release policy (manual: the node is
                             parked); without it nothing escalates and every class is released
           --json            the findings and the decisions as JSON lines
+          --compare         (with --db) hold the replayed findings and decisions against those the
+                            store recorded live, print the differences; exit 0 when identical, 1
+                            when not, so a rule change can be tried on recorded incidents in CI
 
         Reports that fail validation stop the replay with FILE:LINE: field: reason (exit 65); reports
         the engine counts instead of applying (late, duplicate, unknown node) are summarized on stderr.
         """
 
-    let topologyPath: String
-    let inputPath: String
+    enum Source {
+        case files(topology: String, input: String)
+        case store(path: String, topology: String?)
+    }
+
+    let source: Source
+    let from: Timestamp?
+    let to: Timestamp?
     let rulesPath: String?
     let runbooksPath: String?
     let json: Bool
+    let compare: Bool
 
     init(arguments: [String]) throws(CommandError) {
-        let options = try OptionParser(arguments, valued: ["topology", "input", "rules", "runbooks"], flags: ["json"])
-        topologyPath = try options.required("topology")
-        inputPath = try options.required("input")
+        let options = try OptionParser(
+            arguments, valued: ["db", "topology", "input", "from", "to", "rules", "runbooks"],
+            flags: ["json", "compare"])
+        if let path = options.value("db") {
+            if options.value("input") != nil { throw CommandError.usage("give --db or --input, not both") }
+            source = .store(path: path, topology: options.value("topology"))
+        } else {
+            source = .files(topology: try options.required("topology"), input: try options.required("input"))
+        }
+        func time(_ name: String) throws(CommandError) -> Timestamp? {
+            guard let text = options.value(name) else { return nil }
+            guard let time = Timestamp(rfc3339: text) else {
+                throw CommandError.usage("--\(name) must be RFC 3339 UTC like 2026-11-21T10:00:00Z, got '\(text)'")
+            }
+            return time
+        }
+        from = try time("from")
+        to = try time("to")
+        if let from, let to, to <= from { throw CommandError.usage("--to must be after --from") }
         rulesPath = options.value("rules")
         runbooksPath = options.value("runbooks")
         json = options.flag("json")
+        compare = options.flag("compare")
+        if compare, case .files = source {
+            throw CommandError.usage("--compare needs --db: what was recorded live is in the store")
+        }
+    }
+
+    /// What a replay runs on, and (from a store) what happened live.
+    struct Inputs {
+        var topology: Topology
+        var rules: Rules
+        var reports: [Report]
+        var live: LiveRecord?
     }
 
     func run(io: some CommandIO) throws(CommandError) {
-        let topology = try loadTopology(topologyPath)
-        let rules =
-            try rulesPath.map { (path) throws(CommandError) in try loadRules(path, io: io).rules }
-            ?? .defaults
-        let data =
-            inputPath == "-"
-            ? Data(try readAllInput(io: io, limit: 1 << 30)) : try readFile(inputPath, limit: 1 << 30)
-        let reports: [Report]
+        let inputs = try load(io: io)
+        let runbooks = try runbooksPath.map { (path) throws(CommandError) in try checkRunbooks(path, io: io) }
+        let replay = Replay.run(inputs.reports, topology: inputs.topology, rules: inputs.rules, runbooks: runbooks ?? [])
+        let events = replay.events.filter { inRange($0.window) }
+        let decisions = replay.decisions.filter { inRange($0.time) }
+        if compare, let live = inputs.live {
+            try report(ReplayComparison(replayed: (events, decisions), live: live), io: io)
+        } else if json {
+            io.write((events.map(\.jsonLine) + decisions.map(\.jsonLine)).map { $0 + "\n" }.joined())
+        } else {
+            io.write(timeline(events, decisions, actions: inputs.live?.actions ?? []))
+        }
+        summarizeSkipped(replay.counters, io: io)
+    }
+
+    private func inRange(_ time: Timestamp) -> Bool {
+        (from.map { time >= $0 } ?? true) && (to.map { time < $0 } ?? true)
+    }
+
+    private func load(io: some CommandIO) throws(CommandError) -> Inputs {
+        switch source {
+        case .files(let topologyPath, let inputPath):
+            let data =
+                inputPath == "-"
+                ? Data(try readAllInput(io: io, limit: 1 << 30)) : try readFile(inputPath, limit: 1 << 30)
+            var reports: [Report]
+            do { reports = try Report.parseLines(data, name: inputPath, topology: nil) } catch {
+                throw CommandError.data("\(error)")
+            }
+            if let to { reports = reports.filter { $0.windowStart < to } }
+            return Inputs(
+                topology: try loadTopology(topologyPath), rules: try rules(stored: nil, io: io), reports: reports,
+                live: nil)
+        case .store(let path, let topologyPath):
+            try requireExistingFile(path)
+            return try withStoreErrors { () throws -> Inputs in
+                let store = try Store(path: path, mode: .existing, migrate: false)
+                let until = to ?? Timestamp(secondsSinceEpoch: Int64.max / 2)
+                let topology: Topology
+                if let topologyPath {
+                    topology = try loadTopology(topologyPath)
+                } else {
+                    guard let record = try store.configuration(.topology, at: until) else {
+                        throw CommandError.data("\(path): the store records no topology: give --topology")
+                    }
+                    do { topology = try Topology(json: Data(record.text.utf8)) } catch {
+                        throw CommandError.data("\(path): the recorded topology \(record.sha256.prefix(12)): \(error)")
+                    }
+                }
+                let rules = try rules(stored: try store.configuration(.rules, at: until), io: io)
+                return Inputs(
+                    topology: topology, rules: rules, reports: try store.reports(to: to),
+                    live: compare || !json ? try LiveRecord(store: store, from: from, to: to) : nil)
+            }
+        }
+    }
+
+    /// --rules; else the rules the store recorded as in force; else the built-in ones.
+    private func rules(stored: ConfigurationRecord?, io: some CommandIO) throws(CommandError) -> Rules {
+        if let rulesPath { return try loadRules(rulesPath, io: io).rules }
+        guard let stored else { return .defaults }
         do {
-            reports = try Report.parseLines(data, name: inputPath, topology: nil)
+            return try RulesParser.parse(stored.text, file: "recorded rules \(stored.sha256.prefix(12))")
         } catch {
             throw CommandError.data("\(error)")
         }
-        let runbooks = try runbooksPath.map { (path) throws(CommandError) in try checkRunbooks(path, io: io) }
-        let findings = Replay.run(reports, topology: topology, rules: rules, runbooks: runbooks ?? [])
+    }
+
+    /// Per window: the findings' events, the decisions, and the actions recorded live for them.
+    private func timeline(_ events: [Finding], _ decisions: [Decision], actions: [LiveRecord.Action]) -> String {
+        let windows = Set(events.map(\.window)).union(decisions.map(\.time)).sorted()
+        let eventsByWindow = Dictionary(grouping: events, by: \.window)
+        let decisionsByWindow = Dictionary(grouping: decisions, by: \.time)
+        let actionsByDecision = Dictionary(grouping: actions, by: \.decisionID)
         var output = ""
-        for finding in findings.events {
-            if json {
-                output += finding.jsonLine + "\n"
-            } else {
+        for window in windows {
+            output += "== \(window)\n"
+            for finding in eventsByWindow[window] ?? [] {
                 output +=
-                    "\(finding.window)  \(finding.event.rawValue.padding(toLength: 7))  \(finding.faultClass.padding(toLength: 18))  "
+                    "  \(finding.event.rawValue.padding(toLength: 7))  \(finding.faultClass.padding(toLength: 18))  "
                     + "\(finding.component)  (confidence \(JSONValue.number((finding.confidence * 100).rounded() / 100).jsonText))\n"
             }
+            for decision in decisionsByWindow[window] ?? [] {
+                output += "  " + decision.textLine.dropFirst("\(decision.time)  ".count) + "\n"
+                for action in actionsByDecision[decision.id] ?? [] where action.kind == decision.kind.rawValue {
+                    output += "      live: \(action.event) \(action.outcome.map { "-> \($0)" } ?? "")\n"
+                }
+            }
         }
-        for decision in findings.decisions {
-            output += (json ? decision.jsonLine : decision.textLine) + "\n"
+        return output
+    }
+
+    private func report(_ comparison: ReplayComparison, io: some CommandIO) throws(CommandError) {
+        var output = ""
+        for difference in comparison.differences { output += difference + "\n" }
+        if !comparison.changedCourses.isEmpty {
+            output += "decisions that change (id: live -> replay):\n"
+            for course in comparison.changedCourses { output += "  " + course + "\n" }
         }
-        io.write(output)
-        let counters = findings.counters
+        if comparison.operatorCommands > 0 {
+            output +=
+                "note: \(comparison.operatorCommands) operator command(s) in the range (approvals, resets, "
+                + "manual releases): a replay does not apply them, so decisions after them may differ\n"
+        }
+        let summary =
+            "findings: \(comparison.findings.replayed) replayed, \(comparison.findings.live) recorded live; "
+            + "decisions: \(comparison.decisions.replayed) replayed, \(comparison.decisions.live) recorded live"
+        if comparison.differences.isEmpty {
+            io.write(output + "identical: " + summary + "\n")
+        } else {
+            io.write(output)
+            throw CommandError.differences("\(comparison.differences.count) difference(s): " + summary)
+        }
+    }
+
+    private func summarizeSkipped(_ counters: EngineCounters, io: some CommandIO) {
         let skipped = [
             ("late", counters.reportsLate), ("duplicate", counters.reportsDuplicate),
             ("unknown node", counters.reportsUnknownNode),
@@ -92,5 +224,129 @@ struct ReplayCommand: Command {
                 "faultline replay: counted, not applied: "
                     + skipped.map { "\($0.1) \($0.0)" }.joined(separator: ", ") + "\n")
         }
+    }
+}
+
+/// What the store recorded live for a range: the findings stream, the decisions the executor took
+/// (from its audit log, each once), the actions' outcomes, and the operator's commands.
+struct LiveRecord {
+    struct Action {
+        var decisionID: String
+        var kind: String
+        var event: String
+        var outcome: String?
+    }
+
+    var findings: [Finding]
+    /// Each decision's JSON, canonical (sorted keys), in the order taken.
+    var decisions: [(time: Timestamp, json: String)]
+    var actions: [Action]
+    var operatorCommands: Int
+
+    init(store: Store, from: Timestamp?, to: Timestamp?) throws {
+        findings = try store.findingEvents(from: from, to: to)
+        decisions = []
+        actions = []
+        operatorCommands = 0
+        var seen: Set<String> = []
+        for entry in try store.auditEntries() {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(entry.entry.utf8)) as? [String: Any],
+                let decision = object["decision"] as? [String: Any],
+                let timeText = decision["time"] as? String, let time = Timestamp(rfc3339: timeText),
+                (from.map { time >= $0 } ?? true) && (to.map { time < $0 } ?? true)
+            else { continue }
+            let event = object["event"] as? String ?? ""
+            if entry.actor.hasPrefix("operator") { operatorCommands += 1 }
+            switch event {
+            case "decision", "intent":
+                guard let json = canonicalJSON(decision), seen.insert(json).inserted else { continue }
+                decisions.append((time, json))
+            case "outcome", "reconciled":
+                actions.append(
+                    Action(
+                        decisionID: decision["id"] as? String ?? "", kind: decision["decision"] as? String ?? "",
+                        event: event, outcome: object["outcome"] as? String))
+            default:
+                continue
+            }
+        }
+    }
+}
+
+/// A decision's JSON with sorted keys: live (parsed from the audit) and replayed are compared in it.
+func canonicalJSON(_ object: Any) -> String? {
+    guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else { return nil }
+    return String(decoding: data, as: UTF8.self)
+}
+
+/// Replayed against live: every finding event and decision that one side has and the other not,
+/// and per quarantine (decision id) the course it took on each side where they differ.
+struct ReplayComparison {
+    var differences: [String] = []
+    /// `id: live kinds -> replayed kinds`, for each decision id whose decisions differ.
+    var changedCourses: [String] = []
+    var findings: (replayed: Int, live: Int)
+    var decisions: (replayed: Int, live: Int)
+    var operatorCommands: Int
+
+    init(replayed: (events: [Finding], decisions: [Decision]), live: LiveRecord) {
+        findings = (replayed.events.count, live.findings.count)
+        decisions = (replayed.decisions.count, live.decisions.count)
+        operatorCommands = live.operatorCommands
+        differences += Self.differences(
+            "finding", replayed: replayed.events.map { ($0.window, $0.jsonLine) },
+            live: live.findings.map { ($0.window, $0.jsonLine) })
+        let replayedDecisions = replayed.decisions.compactMap { decision -> (time: Timestamp, json: String)? in
+            guard let object = try? JSONSerialization.jsonObject(with: Data(decision.jsonLine.utf8)),
+                let json = canonicalJSON(object)
+            else { return nil }
+            return (decision.time, json)
+        }
+        differences += Self.differences(
+            "decision", replayed: replayedDecisions.map { ($0.time, $0.json) },
+            live: live.decisions.map { ($0.time, $0.json) })
+        changedCourses = Self.courses(live: live.decisions.map(\.json), replayed: replayedDecisions.map(\.json))
+    }
+
+    /// Each decision id's kinds in order (`quarantine, release`), live and replayed, where they differ.
+    static func courses(live: [String], replayed: [String]) -> [String] {
+        func kinds(_ lines: [String]) -> [String: [String]] {
+            var byID: [String: [String]] = [:]
+            for line in lines {
+                guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                    let id = object["id"] as? String, !id.isEmpty, let kind = object["decision"] as? String
+                else { continue }
+                byID[id, default: []].append(kind)
+            }
+            return byID
+        }
+        let (before, after) = (kinds(live), kinds(replayed))
+        return Set(before.keys).union(after.keys).sorted().compactMap { id in
+            let (was, would) = (before[id] ?? [], after[id] ?? [])
+            guard was != would else { return nil }
+            func text(_ kinds: [String]) -> String { kinds.isEmpty ? "(none)" : kinds.joined(separator: ", ") }
+            return "\(id): \(text(was)) -> \(text(would))"
+        }
+    }
+
+    /// Lines only one side has, as `- live` / `+ replay` lines in time order (a multiset difference:
+    /// a line twice on one side and once on the other is one difference).
+    static func differences(
+        _ what: String, replayed: [(Timestamp, String)], live: [(Timestamp, String)]
+    ) -> [String] {
+        var counts: [String: Int] = [:]
+        for (_, line) in replayed { counts[line, default: 0] += 1 }
+        for (_, line) in live { counts[line, default: 0] -= 1 }
+        var out: [(Timestamp, Int, String)] = []
+        var left = counts
+        for (time, line) in live where (left[line] ?? 0) < 0 {
+            left[line]! += 1
+            out.append((time, 0, "- live    \(what): \(line)"))
+        }
+        for (time, line) in replayed where (left[line] ?? 0) > 0 {
+            left[line]! -= 1
+            out.append((time, 1, "+ replay  \(what): \(line)"))
+        }
+        return out.sorted { ($0.0, $0.1, $0.2) < ($1.0, $1.1, $1.2) }.map(\.2)
     }
 }

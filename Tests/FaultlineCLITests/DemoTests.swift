@@ -133,6 +133,27 @@ struct DemoTests {
         let live = try String(contentsOfFile: directory + "/findings.ndjson", encoding: .utf8).split(separator: "\n")
         #expect(!live.isEmpty)
         #expect(replayed == live)
+
+        // The same straight from the store (its recorded topology and rules): findings and decisions
+        // byte for byte those recorded live, across the correlator's kill -9.
+        let compare = try SubprocessRunner(outputLimit: 64 << 20).run(
+            [faultline, "replay", "--db", directory + "/faultline.db", "--compare"], timeout: .seconds(60))
+        #expect(compare.succeeded, "\(compare.standardOutput)\(compare.standardError)")
+        #expect(compare.standardOutput.hasPrefix("identical: "), "\(compare.standardOutput)")
+        // What if the fleet had allowed fewer nodes out at once: the comparison names the
+        // quarantines that would have been held instead, and fails.
+        let whatIf = directory + "/what-if-rules"
+        try FileManager.default.createDirectory(atPath: whatIf, withIntermediateDirectories: true)
+        let demoRules = try String(contentsOfFile: directory + "/rules/50-demo.rules", encoding: .utf8)
+        #expect(demoRules.contains("max-quarantined-share = 0.4"))
+        try demoRules.replacingOccurrences(of: "max-quarantined-share = 0.4", with: "max-quarantined-share = 0.15")
+            .write(toFile: whatIf + "/50-demo.rules", atomically: true, encoding: .utf8)
+        let changed = try SubprocessRunner(outputLimit: 64 << 20).run(
+            [faultline, "replay", "--db", directory + "/faultline.db", "--compare", "--rules", whatIf],
+            timeout: .seconds(60))
+        #expect(changed.exitStatus == 1, "\(changed.standardOutput)\(changed.standardError)")
+        #expect(changed.standardOutput.contains("decisions that change (id: live -> replay):"))
+        #expect(changed.standardOutput.contains("quarantine, release -> held"), "\(changed.standardOutput)")
     }
 
     @Test("Ctrl-C (SIGINT) stops the demo and every process it started")

@@ -5,7 +5,9 @@ import Engine
 import FaultlineCLI
 import FleetModel
 import Foundation
+import Policy
 import QuantileSketch
+import Store
 import Testing
 
 @Suite("replay")
@@ -98,5 +100,62 @@ struct ReplayCommandTests {
         #expect(run(["replay", "--input", "x"]).0 == .usage)
         #expect(run(["replay", "--topology", topologyPath]).0 == .usage)
         #expect(run(["replay", "--topology", topologyPath, "--input", "/nonexistent.ndjson"]).0 == .noInput)
+        #expect(run(["replay", "--topology", topologyPath, "--input", "x", "--compare"]).0 == .usage)
+        #expect(run(["replay", "--db", "x.db", "--input", "x"]).0 == .usage)
+        #expect(run(["replay", "--db", "/nonexistent.db"]).0 == .noInput)
+        #expect(run(["replay", "--db", "x.db", "--from", "yesterday"]).0 == .usage)
+        #expect(
+            run(["replay", "--db", "x.db", "--from", "2027-01-01T00:00:00Z", "--to", "2027-01-01T00:00:00Z"]).0
+                == .usage)
+    }
+
+    @Test("--from and --to print only their windows; the engine still runs over what came before")
+    func windowRange() throws {
+        let path = try write(reportLines, name: "ordered.ndjson")
+        func replay(_ range: [String]) -> [String] {
+            let (status, out, err) = run(["replay", "--topology", topologyPath, "--input", path, "--json"] + range)
+            #expect(status == .success, "\(err)")
+            return out.split(separator: "\n").map(String.init)
+        }
+        let window3 = Timestamp(secondsSinceEpoch: 1_800_000_030).description
+        let window4 = Timestamp(secondsSinceEpoch: 1_800_000_040).description
+        // The dead endpoint is found in window 3, with its quarantine.
+        let inRange = replay(["--from", window3, "--to", window4])
+        #expect(inRange.count == 2 && inRange.allSatisfy { $0.contains(window3) }, "\(inRange)")
+        #expect(replay(["--from", window4]).isEmpty)
+        #expect(replay(["--to", window3]).isEmpty)
+    }
+
+    @Test("--db --compare: differences against what the store recorded live, exit 1; identical, exit 0")
+    func compareWithTheStore() throws {
+        let path = directory.appendingPathComponent("faultline.db").path
+        let store = try Store(path: path)
+        let reports = try reportLines.map { try Report(json: Data($0.utf8)) }
+        _ = try store.append(contentsOf: reports, receivedAt: Timestamp(secondsSinceEpoch: 1_800_000_100))
+        try store.recordConfiguration(
+            .topology, text: try String(contentsOfFile: topologyPath, encoding: .utf8),
+            effectiveFrom: Timestamp(secondsSinceEpoch: 1_800_000_000))
+
+        // Nothing recorded live: the replay's finding and quarantine are the differences.
+        let before = run(["replay", "--db", path, "--compare"])
+        #expect(before.0 == .differences, "\(before.1)\(before.2)")
+        #expect(before.1.contains("+ replay  finding: {\"window\": \"2027-01-15T08:00:30Z\", \"event\": \"opened\""))
+        #expect(before.1.contains("decisions that change (id: live -> replay):\n  gpu-0002@2027-01-15T08:00:30Z: (none) -> quarantine\n"), "\(before.1)")
+        #expect(before.2.contains("2 difference(s)"))
+
+        // Recorded as the service and its executor record them: identical.
+        let replayed = Replay.run(reports, topology: try Topology(json: Data(contentsOf: URL(fileURLWithPath: topologyPath))), rules: .defaults)
+        try store.record(findings: replayed.events)
+        for decision in replayed.decisions {
+            try store.appendAudit(
+                at: decision.time, actor: "executor",
+                entry: "{\"event\": \"intent\", \"decision\": \(decision.jsonLine), \"outcome\": null, \"action\": \"dry-run\"}")
+        }
+        let after = run(["replay", "--db", path, "--compare"])
+        #expect(after.0 == .success, "\(after.1)\(after.2)")
+        #expect(after.1 == "identical: findings: 1 replayed, 1 recorded live; decisions: 1 replayed, 1 recorded live\n")
+        // The timeline shows the live action beside the decision (none was recorded: none shown).
+        let timeline = run(["replay", "--db", path])
+        #expect(timeline.1.hasPrefix("== 2027-01-15T08:00:30Z\n  opened   gpu.down "), "\(timeline.1)")
     }
 }
