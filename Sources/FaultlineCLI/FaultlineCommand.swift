@@ -24,6 +24,8 @@ public enum FaultlineCommand {
         RulesCheckCommand.self,
         RulesShowCommand.self,
         ReplayCommand.self,
+        IncidentExportCommand.self,
+        IncidentImportCommand.self,
         ServeCommand.self,
         QuarantineCommand.self,
         ActionRunCommand.self,

@@ -154,6 +154,20 @@ struct DemoTests {
         #expect(changed.exitStatus == 1, "\(changed.standardOutput)\(changed.standardError)")
         #expect(changed.standardOutput.contains("decisions that change (id: live -> replay):"))
         #expect(changed.standardOutput.contains("quarantine, release -> held"), "\(changed.standardOutput)")
+        // The incident as a bundle, from the third finding on (16 windows of warm-up before it):
+        // on its own it replays that range as live had it.
+        let third = try #require(
+            try JSONSerialization.jsonObject(with: Data(live[min(2, live.count - 1)].utf8)) as? [String: Any])
+        let from = try #require(third["window"] as? String)
+        let bundle = directory + "/incident.db"
+        let exported = try SubprocessRunner().run(
+            [faultline, "incident", "export", "--db", directory + "/faultline.db", "--from", from, "--to",
+             "2099-01-01T00:00:00Z", "-o", bundle], timeout: .seconds(60))
+        #expect(exported.succeeded, "\(exported.standardError)")
+        let bundled = try SubprocessRunner(outputLimit: 64 << 20).run(
+            [faultline, "replay", "--db", bundle, "--from", from, "--to", "2099-01-01T00:00:00Z", "--compare"],
+            timeout: .seconds(60))
+        #expect(bundled.succeeded, "\(bundled.standardOutput)\(bundled.standardError)")
     }
 
     @Test("Ctrl-C (SIGINT) stops the demo and every process it started")

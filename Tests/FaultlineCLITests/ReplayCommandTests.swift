@@ -126,15 +126,67 @@ struct ReplayCommandTests {
         #expect(replay(["--to", window3]).isEmpty)
     }
 
-    @Test("--db --compare: differences against what the store recorded live, exit 1; identical, exit 0")
-    func compareWithTheStore() throws {
-        let path = directory.appendingPathComponent("faultline.db").path
+    /// A store holding the fixture's reports and topology, nothing recorded live.
+    func makeStore(_ name: String) throws -> (path: String, store: Store, reports: [Report]) {
+        let path = directory.appendingPathComponent(name).path
         let store = try Store(path: path)
         let reports = try reportLines.map { try Report(json: Data($0.utf8)) }
         _ = try store.append(contentsOf: reports, receivedAt: Timestamp(secondsSinceEpoch: 1_800_000_100))
         try store.recordConfiguration(
             .topology, text: try String(contentsOfFile: topologyPath, encoding: .utf8),
             effectiveFrom: Timestamp(secondsSinceEpoch: 1_800_000_000))
+        return (path, store, reports)
+    }
+
+    /// Records the replay's findings and decisions as the service and its executor would have.
+    func recordAsLive(_ store: Store, _ reports: [Report]) throws {
+        let topology = try Topology(json: Data(contentsOf: URL(fileURLWithPath: topologyPath)))
+        let replayed = Replay.run(reports, topology: topology, rules: .defaults)
+        try store.record(findings: replayed.events)
+        for decision in replayed.decisions {
+            try store.appendAudit(
+                at: decision.time, actor: "executor",
+                entry: "{\"event\": \"intent\", \"decision\": \(decision.jsonLine), \"outcome\": null, \"action\": \"dry-run\"}")
+        }
+    }
+
+    @Test("incident bundles: the whole store or a range replay as live did; import checks the audit chain")
+    func incidentBundles() throws {
+        let (path, store, reports) = try makeStore("live.db")
+        try recordAsLive(store, reports)
+        let whole = directory.appendingPathComponent("whole.db").path
+        let export = run(["incident", "export", "--db", path, "-o", whole])
+        #expect(export.0 == .success, "\(export.2)")
+        #expect(export.1 == "wrote \(whole): the whole store: 32 reports, 1 finding events, 1 audit entries\n")
+        #expect(run(["replay", "--db", whole, "--compare"]).0 == .success)
+        #expect(run(["incident", "export", "--db", path, "-o", whole]).0 == .cannotCreate)
+
+        // Windows 3 and 4 with one window of warm-up: reports of windows 2...4, the finding of 3.
+        let (from, to) = ("2027-01-15T08:00:30Z", "2027-01-15T08:00:50Z")
+        let part = directory.appendingPathComponent("part.db").path
+        let partial = run(["incident", "export", "--db", path, "--from", from, "--to", to, "--warmup-windows", "1", "-o", part])
+        #expect(partial.0 == .success, "\(partial.2)")
+        #expect(partial.1.hasSuffix(": 12 reports, 1 finding events, 1 audit entries\n"), "\(partial.1)")
+        let compare = run(["replay", "--db", part, "--from", from, "--to", to, "--compare"])
+        #expect(compare.0 == .success, "\(compare.1)\(compare.2)")
+
+        // Imported: a store of its own whose audit chain verifies; a tampered bundle is refused.
+        let imported = directory.appendingPathComponent("imported.db").path
+        let taken = run(["incident", "import", part, "--db", imported])
+        #expect(taken.0 == .success, "\(taken.2)")
+        #expect(run(["replay", "--db", imported, "--from", from, "--to", to, "--compare"]).0 == .success)
+        let tampered = try Database(path: part, mode: .existing)
+        try tampered.execute("DROP TRIGGER audit_no_update; UPDATE audit SET actor = 'someone' WHERE seq = 1")
+        let refused = run(["incident", "import", part, "--db", directory.appendingPathComponent("no.db").path])
+        #expect(refused.0 == .dataError)
+        #expect(refused.2.contains("audit log"), "\(refused.2)")
+        #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("no.db").path))
+        #expect(run(["incident", "export", "--db", path, "--from", from, "-o", "x.db"]).0 == .usage)
+    }
+
+    @Test("--db --compare: differences against what the store recorded live, exit 1; identical, exit 0")
+    func compareWithTheStore() throws {
+        let (path, store, reports) = try makeStore("faultline.db")
 
         // Nothing recorded live: the replay's finding and quarantine are the differences.
         let before = run(["replay", "--db", path, "--compare"])
@@ -144,13 +196,7 @@ struct ReplayCommandTests {
         #expect(before.2.contains("2 difference(s)"))
 
         // Recorded as the service and its executor record them: identical.
-        let replayed = Replay.run(reports, topology: try Topology(json: Data(contentsOf: URL(fileURLWithPath: topologyPath))), rules: .defaults)
-        try store.record(findings: replayed.events)
-        for decision in replayed.decisions {
-            try store.appendAudit(
-                at: decision.time, actor: "executor",
-                entry: "{\"event\": \"intent\", \"decision\": \(decision.jsonLine), \"outcome\": null, \"action\": \"dry-run\"}")
-        }
+        try recordAsLive(store, reports)
         let after = run(["replay", "--db", path, "--compare"])
         #expect(after.0 == .success, "\(after.1)\(after.2)")
         #expect(after.1 == "identical: findings: 1 replayed, 1 recorded live; decisions: 1 replayed, 1 recorded live\n")
