@@ -73,6 +73,11 @@ public struct Engine: Sendable {
     /// Windows that may be open at once: state stays bounded whatever reporters claim.
     public static let maxOpenWindows: Int64 = 64
 
+    /// When set, every window from this one on keeps its judged pairs in `captured` as it closes
+    /// (for `faultline explain`, over a bounded replay; the service never sets it).
+    public var captureFrom: Timestamp?
+    public private(set) var captured: [(window: Timestamp, verdicts: [PairVerdict])] = []
+
     public init(topology: Topology, rules: Rules, windowSeconds: Int) {
         self.topology = topology
         self.rules = rules
@@ -188,6 +193,20 @@ public struct Engine: Sendable {
         }
         for (n, node) in nodes.enumerated() { nodePairs[node] = states[n] }
         counters.pairsJudged += window.judged.count
+        if let captureFrom, start >= captureFrom.secondsSinceEpoch {
+            let verdicts = window.judged.map { judged in
+                let observation = judged.observation
+                let baseline = classBaselines[observation.pathClass]
+                guard case .endpoint(let src) = table.components[Int(observation.srcNumber)],
+                    case .endpoint(let dst) = table.components[Int(observation.dstNumber)]
+                else { preconditionFailure("a pair's ends are endpoints") }
+                return PairVerdict(
+                    src: src, dst: dst, pathClass: observation.pathClass, verdict: judged.verdict.rawValue,
+                    sent: Int(observation.sent), lost: Int(observation.lost), p50: observation.p50,
+                    p99: observation.p99, classP50: baseline?.medianP50, classP99: baseline?.medianP99)
+            }
+            captured.append((Timestamp(secondsSinceEpoch: start), verdicts))
+        }
 
         let stalled = stalledProbers.nodes(rules: rules)
         counters.noisyReporterWindows += stalled.count
@@ -348,6 +367,21 @@ public struct Engine: Sendable {
 }
 
 /// The arrays of the window being closed, in pair order.
+/// A pair as the engine judged it in one window: its verdict (healthy, slow, lossy, dead,
+/// unjudged) against its class's baseline (the medians of the class's p50s and p99s).
+public struct PairVerdict: Sendable, Equatable {
+    public let src: EndpointID
+    public let dst: EndpointID
+    public let pathClass: PathClass
+    public let verdict: String
+    public let sent: Int
+    public let lost: Int
+    public let p50: Double?
+    public let p99: Double?
+    public let classP50: Double?
+    public let classP99: Double?
+}
+
 private struct WindowBuffers {
     var observations: [PairObservation] = []
     /// Each observation's node (its place in the window's sorted nodes) and entry in that node's state.

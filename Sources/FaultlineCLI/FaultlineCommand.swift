@@ -24,6 +24,7 @@ public enum FaultlineCommand {
         RulesCheckCommand.self,
         RulesShowCommand.self,
         ReplayCommand.self,
+        ExplainCommand.self,
         IncidentExportCommand.self,
         IncidentImportCommand.self,
         ServeCommand.self,

@@ -184,6 +184,39 @@ struct ReplayCommandTests {
         #expect(run(["incident", "export", "--db", path, "--from", from, "-o", "x.db"]).0 == .usage)
     }
 
+    @Test("explain: the blamed endpoint's dead pairs and hysteresis; a neighbour not blamed, and why")
+    func explain() throws {
+        let (path, store, reports) = try makeStore("explain.db")
+        try recordAsLive(store, reports)
+        let window3 = "2027-01-15T08:00:30Z"
+        let blamed = run(["explain", "gpu-0002/0", "--db", path, "--at", "2027-01-15T08:00:35Z"])
+        #expect(blamed.0 == .success, "\(blamed.2)")
+        let text = blamed.1
+        #expect(text.hasPrefix("gpu-0002/0 (gpu) at \(window3) (window of 10 s)\n"), "\(text)")
+        #expect(text.contains("Blamed: gpu.down open (confidence 0.99, last event opened at \(window3))."), "\(text)")
+        // Every pair to or from it is dead; it probes itself too (loopback): 7 pairs in all.
+        #expect(text.contains("Its pairs in this window: 7; for loss, 7 bad of 7 judged (share 1.00;"), "\(text)")
+        #expect(
+            text.contains("  gpu-0001/0 -> gpu-0002/0  same-leaf  dead  sent 20 lost 20  p50/p99 -/- µs vs class 5.2/5.3\n"),
+            "\(text)")
+        #expect(text.contains("  2027-01-15T08:00:20Z  bad  (loss: 7 of 7 pairs)\n"), "\(text)")
+        #expect(text.contains("  2027-01-15T08:00:10Z  clean  (loss: 0 of 7 pairs)\n"), "\(text)")
+        #expect(text.contains("intent  quarantine"), "the executor's decision on its node: \(text)")
+
+        let neighbour = run(["explain", "gpu-0001/0", "--db", path, "--at", window3, "--json"])
+        #expect(neighbour.0 == .success, "\(neighbour.2)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(neighbour.1.utf8)) as? [String: Any])
+        #expect(object["blamed"] as? Bool == false)
+        #expect(object["symptom"] as? String == "loss")
+        // Its pairs with gpu-0002/0 are bad (2 of its 7), far below the share a component needs.
+        #expect(object["badPairs"] as? Int == 2 && object["judgedPairs"] as? Int == 7, "\(object)")
+        let others = try #require(object["blamedThen"] as? [[String: Any]])
+        #expect(others.map { $0["component"] as? String } == ["gpu-0002/0"])
+
+        #expect(run(["explain", "gpu-0099/0", "--db", path, "--at", window3]).0 == .dataError)
+        #expect(run(["explain", "gpu-0002/0", "--db", path]).0 == .usage)
+    }
+
     @Test("--db --compare: differences against what the store recorded live, exit 1; identical, exit 0")
     func compareWithTheStore() throws {
         let (path, store, reports) = try makeStore("faultline.db")
