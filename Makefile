@@ -3,7 +3,7 @@
 APT_PACKAGES := libsqlite3-dev libibverbs-dev pkg-config
 SWIFT ?= swift
 
-.PHONY: all deps build release test test-slurm demo-slurm test-tsan bench bench-sketch bench-engine bench-scenarios bench-serve bench-peers bench-instructions demo interop fuzz format lint clean
+.PHONY: all deps build release test test-slurm demo-slurm test-tsan bench bench-sketch bench-engine bench-scenarios bench-serve bench-agent bench-peers bench-instructions demo interop fuzz format lint clean
 
 all: build
 
@@ -73,6 +73,11 @@ bench-engine: release
 # The large scenarios (4,096 nodes; 1,000 noisy windows of 512 nodes) scored: tens of minutes.
 bench-scenarios: release
 	ci/score-suite --faultline .build/release/faultline scenarios/large/fleet-4096.json scenarios/large/noisy-512-1000-windows.json
+
+# One agent probing 64 peers x 8 rails at the default rates and answering as many: CPU share
+# (user and system) and RSS over 60 s (docs/agent.md, "Cost").
+bench-agent: release
+	ci/measure-agent.sh .build/release/faultline 60
 
 # The correlator under load: a release faultline serve for 1,000 nodes and faultline-bench --serve
 # posting 64-pair reports from 16 threads (docs/service.md, "Measured load").

@@ -86,20 +86,23 @@ struct ReplayCommand: Command {
         }
     }
 
-    /// What a replay runs on, and (from a store) what happened live.
+    /// What a replay runs on, and (from a store) what happened live. `feed` hands the reports to a
+    /// replayer in (window, node) order: from a store, one row at a time.
     struct Inputs {
         var topology: Topology
         var rules: Rules
-        var reports: [Report]
+        var feed: (inout Replayer) throws -> Void
         var live: LiveRecord?
     }
 
     func run(io: some CommandIO) throws(CommandError) {
         let inputs = try load(io: io)
         let runbooks = try runbooksPath.map { (path) throws(CommandError) in try checkRunbooks(path, io: io) }
-        let replay = Replay.run(inputs.reports, topology: inputs.topology, rules: inputs.rules, runbooks: runbooks ?? [])
-        let events = replay.events.filter { inRange($0.window) }
-        let decisions = replay.decisions.filter { inRange($0.time) }
+        var replayer = Replayer(topology: inputs.topology, rules: inputs.rules, runbooks: runbooks ?? [])
+        try withStoreErrors { try inputs.feed(&replayer) }
+        replayer.finish()
+        let events = replayer.events.filter { inRange($0.window) }
+        let decisions = replayer.decisions.filter { inRange($0.time) }
         if compare, let live = inputs.live {
             try report(ReplayComparison(replayed: (events, decisions), live: live), io: io)
         } else if json {
@@ -107,7 +110,7 @@ struct ReplayCommand: Command {
         } else {
             io.write(timeline(events, decisions, actions: inputs.live?.actions ?? []))
         }
-        summarizeSkipped(replay.counters, io: io)
+        summarizeSkipped(replayer.counters, io: io)
     }
 
     private func inRange(_ time: Timestamp) -> Bool {
@@ -125,9 +128,10 @@ struct ReplayCommand: Command {
                 throw CommandError.data("\(error)")
             }
             if let to { reports = reports.filter { $0.windowStart < to } }
+            reports.sort { ($0.windowStart, $0.node) < ($1.windowStart, $1.node) }
             return Inputs(
-                topology: try loadTopology(topologyPath), rules: try rules(stored: nil, io: io), reports: reports,
-                live: nil)
+                topology: try loadTopology(topologyPath), rules: try rules(stored: nil, io: io),
+                feed: { [reports] replayer in for report in reports { replayer.add(report) } }, live: nil)
         case .store(let path, let topologyPath):
             try requireExistingFile(path)
             return try withStoreErrors { () throws -> Inputs in
@@ -146,7 +150,8 @@ struct ReplayCommand: Command {
                 }
                 let rules = try rules(stored: try store.configuration(.rules, at: until), io: io)
                 return Inputs(
-                    topology: topology, rules: rules, reports: try store.reports(to: to),
+                    topology: topology, rules: rules,
+                    feed: { [to] replayer in try store.forEachReport(to: to) { replayer.add($0) } },
                     live: compare || !json ? try LiveRecord(store: store, from: from, to: to) : nil)
             }
         }
