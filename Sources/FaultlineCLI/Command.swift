@@ -9,6 +9,8 @@
 import Darwin
 #endif
 
+import FleetModel
+
 /// Exit statuses, after BSD's sysexits.h.
 public enum ExitCode: Int32, Sendable {
     case success = 0
@@ -194,6 +196,15 @@ struct OptionParser {
         return value
     }
     func flag(_ name: String) -> Bool { flags.contains(name) }
+
+    /// A time option (RFC 3339 UTC), nil when not given.
+    func timestamp(_ name: String) throws(CommandError) -> Timestamp? {
+        guard let text = values[name] else { return nil }
+        guard let time = Timestamp(rfc3339: text) else {
+            throw CommandError.usage("--\(name) must be RFC 3339 UTC like 2026-11-21T10:00:00Z, got '\(text)'")
+        }
+        return time
+    }
 
     /// A number option, validated by `isValid` (described by `expectation` in the error).
     func double(

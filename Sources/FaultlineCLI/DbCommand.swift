@@ -391,16 +391,8 @@ struct DbExportCommand: Command {
     init(arguments: [String]) throws(CommandError) {
         let parsed = try OptionParser(arguments, valued: ["db", "from", "to"])
         options = DbOptions(path: try parsed.required("db"), json: false)
-        func time(_ name: String) throws(CommandError) -> Timestamp? {
-            guard let text = parsed.value(name) else { return nil }
-            guard let time = Timestamp(rfc3339: text) else {
-                throw CommandError.usage(
-                    "--\(name) must be RFC 3339 UTC like 2026-11-21T10:00:00Z, got '\(text)'")
-            }
-            return time
-        }
-        from = try time("from")
-        to = try time("to")
+        from = try parsed.timestamp("from")
+        to = try parsed.timestamp("to")
     }
 
     func run(io: some CommandIO) throws(CommandError) {

@@ -43,10 +43,7 @@ struct ExplainCommand: Command {
         guard let first = options.positionals.first else { throw CommandError.usage("give the component to explain") }
         target = first
         path = try options.required("db")
-        let text = try options.required("at")
-        guard let time = Timestamp(rfc3339: text) else {
-            throw CommandError.usage("--at must be RFC 3339 UTC like 2026-11-21T10:00:00Z, got '\(text)'")
-        }
+        guard let time = try options.timestamp("at") else { throw CommandError.usage("--at is required") }
         at = time
         json = options.flag("json")
     }

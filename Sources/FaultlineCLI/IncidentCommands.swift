@@ -40,14 +40,7 @@ struct IncidentExportCommand: Command {
             arguments, valued: ["db", "from", "to", "warmup-windows", "output"], aliases: ["o": "output"])
         path = try options.required("db")
         output = try options.required("output")
-        func time(_ name: String) throws(CommandError) -> Timestamp? {
-            guard let text = options.value(name) else { return nil }
-            guard let time = Timestamp(rfc3339: text) else {
-                throw CommandError.usage("--\(name) must be RFC 3339 UTC like 2026-11-21T10:00:00Z, got '\(text)'")
-            }
-            return time
-        }
-        switch (try time("from"), try time("to")) {
+        switch (try options.timestamp("from"), try options.timestamp("to")) {
         case (nil, nil): range = nil
         case (let from?, let to?):
             guard from < to else { throw CommandError.usage("--to must be after --from") }

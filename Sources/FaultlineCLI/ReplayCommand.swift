@@ -67,15 +67,8 @@ struct ReplayCommand: Command {
         } else {
             source = .files(topology: try options.required("topology"), input: try options.required("input"))
         }
-        func time(_ name: String) throws(CommandError) -> Timestamp? {
-            guard let text = options.value(name) else { return nil }
-            guard let time = Timestamp(rfc3339: text) else {
-                throw CommandError.usage("--\(name) must be RFC 3339 UTC like 2026-11-21T10:00:00Z, got '\(text)'")
-            }
-            return time
-        }
-        from = try time("from")
-        to = try time("to")
+        from = try options.timestamp("from")
+        to = try options.timestamp("to")
         if let from, let to, to <= from { throw CommandError.usage("--to must be after --from") }
         rulesPath = options.value("rules")
         runbooksPath = options.value("runbooks")

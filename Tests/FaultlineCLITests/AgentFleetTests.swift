@@ -55,6 +55,25 @@ private final class CollectingCorrelator: Sendable {
     }
 }
 
+/// A test's own temporary directory, and files written into it.
+private struct Scratch {
+    let directory: URL
+
+    init(_ prefix: String) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    /// Writes `text` to `name` in the directory; returns its path.
+    func write(_ name: String, _ text: String) throws -> String {
+        let url = directory.appendingPathComponent(name)
+        try Data(text.utf8).write(to: url)
+        return url.path
+    }
+
+    func remove() { try? FileManager.default.removeItem(at: directory) }
+}
+
 /// Running totals per destination and a merged RTT sketch per pair.
 private struct FleetTotals {
     var sent: [String: Int] = [:]
@@ -76,15 +95,9 @@ private struct FleetTotals {
 struct AgentFleetTests {
     @Test("three agents: 2 ms injected delay and 30% injected drop show in their peers' reports")
     func threeAgents() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "faultline-fleet-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        func write(_ name: String, _ text: String) throws -> String {
-            let url = directory.appendingPathComponent(name)
-            try Data(text.utf8).write(to: url)
-            return url.path
-        }
+        let scratch = try Scratch("faultline-fleet")
+        defer { scratch.remove() }
+        let (directory, write) = (scratch.directory, scratch.write)
         let correlator = CollectingCorrelator()
         let server = try correlator.start()
         defer { server.stop() }
@@ -210,15 +223,9 @@ struct AgentFleetTests {
 
     @Test("an agent killed while the correlator is down sends its spool after a restart, once, in order")
     func spoolSurvivesAKilledAgent() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "faultline-spool-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        func write(_ name: String, _ text: String) throws -> String {
-            let url = directory.appendingPathComponent(name)
-            try Data(text.utf8).write(to: url)
-            return url.path
-        }
+        let scratch = try Scratch("faultline-spool")
+        defer { scratch.remove() }
+        let (directory, write) = (scratch.directory, scratch.write)
         // The correlator's address, taken now and served only later.
         let probe = try HTTPServer(
             configuration: .init(address: try SocketAddress.parse("127.0.0.1:0")), router: Router())
