@@ -28,9 +28,15 @@ public struct AddressBook: Hashable, Sendable {
         entries[endpoint.description] ?? entries[endpoint.node.rawValue]
     }
 
-    /// Adds `other`'s entries, replacing ours where both name the same key.
+    /// Adds `other`'s entries over ours: where both name the same key, and where `other` names a
+    /// node whose endpoints we name one by one (what it says of the whole node wins).
     public func merging(_ other: AddressBook) -> AddressBook {
-        AddressBook(entries.merging(other.entries) { _, new in new })
+        let overridden = Set(other.entries.keys.filter { !$0.contains("/") })
+        let kept = entries.filter { key, _ in
+            guard let slash = key.firstIndex(of: "/") else { return true }
+            return !overridden.contains(String(key[..<slash]))
+        }
+        return AddressBook(kept.merging(other.entries) { _, new in new })
     }
 }
 
@@ -73,6 +79,8 @@ public final class UDPTransport: ProbeTransport {
     private let state = Locked(UDPTransportCounters())
     private let stopping = Locked(false)
     private let finished = DispatchSemaphore(value: 0)
+    /// Whether the I/O thread runs (set by `start`, cleared by the first `stop`).
+    private let running = Locked(false)
     private let wake = DispatchSemaphore(value: 0)
     /// The most answers held back by injected delays at once; beyond it a request is not answered
     /// (counted `delayQueueFull`).
@@ -148,6 +156,7 @@ public final class UDPTransport: ProbeTransport {
         } catch {
             throw AgentError("cannot start the UDP transport's thread: \(error)")
         }
+        running.withLock { $0 = true }
     }
 
     public func send(_ order: ProbeOrder) -> ProbeSendResult {
@@ -188,10 +197,16 @@ public final class UDPTransport: ProbeTransport {
         }
     }
 
+    /// Stops the I/O thread and waits for it; nothing to wait for when it never started or has
+    /// already stopped.
     public func stop() {
         stopping.withLock { $0 = true }
         wake.signal()
-        finished.wait()
+        let wasRunning = running.withLock { running -> Bool in
+            defer { running = false }
+            return running
+        }
+        if wasRunning { finished.wait() }
     }
 
     // MARK: The I/O thread

@@ -150,8 +150,10 @@ struct Explanation {
     init(component: Component, at: Timestamp, store: Store, topology: Topology, rules: Rules) throws {
         self.component = component
         self.rules = rules
-        let firstReport = try store.reports(to: at.adding(seconds: 1)).last
-        windowSeconds = Int64(firstReport?.windowSeconds ?? 10)
+        windowSeconds =
+            try store.database.singleInt(
+                "SELECT window_seconds FROM reports WHERE window_start <= ? ORDER BY window_start DESC LIMIT 1",
+                [.integer(at.secondsSinceEpoch)]) ?? 10
         let start = at.secondsSinceEpoch - ((at.secondsSinceEpoch % windowSeconds) + windowSeconds) % windowSeconds
         window = Timestamp(secondsSinceEpoch: start)
         let lookback = max(rules.hardFault.lookbackWindows, rules.grayFault.lookbackWindows, 1)
@@ -206,9 +208,11 @@ struct Explanation {
             }
         var decisions: [String] = []
         if let node {
-            for entry in try store.auditEntries() where entry.at <= at {
+            // By the decision's own window (an entry is written when its window closes, later).
+            for entry in try store.auditEntries() {
                 guard let object = try? JSONSerialization.jsonObject(with: Data(entry.entry.utf8)) as? [String: Any],
                     let decision = object["decision"] as? [String: Any], decision["node"] as? String == node.rawValue,
+                    let time = (decision["time"] as? String).flatMap(Timestamp.init(rfc3339:)), time <= window,
                     ["decision", "intent", "outcome"].contains(object["event"] as? String ?? "")
                 else { continue }
                 let outcome = (object["outcome"] as? String).map { " -> \($0)" } ?? ""

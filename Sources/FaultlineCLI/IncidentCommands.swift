@@ -4,6 +4,7 @@
 
 import FleetModel
 import Foundation
+import Glibc
 import Store
 
 struct IncidentExportCommand: Command {
@@ -66,11 +67,21 @@ struct IncidentExportCommand: Command {
                 throw CommandError.data(
                     "\(path): its schema is not this build's (run faultline db check; faultline db migrate applies pending migrations)")
             }
-            guard let range else {
-                try source.run("VACUUM INTO ?", [.text(output)])
-                return "the whole store"
+            // Written under a temporary name and renamed when whole: a failed export leaves nothing.
+            let partial = output + ".partial"
+            for suffix in ["", "-wal", "-shm"] { unlink(partial + suffix) }
+            defer { for suffix in ["", "-wal", "-shm"] { unlink(partial + suffix) } }
+            let summary: String
+            if let range {
+                summary = try exportRange(range, from: source, into: partial)
+            } else {
+                try source.run("VACUUM INTO ?", [.text(partial)])
+                summary = "the whole store"
             }
-            return try exportRange(range, from: source)
+            guard rename(partial, output) == 0 else {
+                throw CommandError.cannotCreate("cannot rename \(partial) to \(output): \(String(cString: strerror(errno)))")
+            }
+            return summary
         }
         let counts = try withStoreErrors { () throws -> String in
             let bundle = try Store(path: output, mode: .existing, migrate: false)
@@ -82,12 +93,16 @@ struct IncidentExportCommand: Command {
 
     /// Copies the range (and its warm-up) into a new store of the current schema, table by table,
     /// through an ATTACHed connection, in one transaction.
-    private func exportRange(_ range: (from: Timestamp, to: Timestamp), from source: Database) throws -> String {
+    private func exportRange(
+        _ range: (from: Timestamp, to: Timestamp), from source: Database, into file: String
+    ) throws -> String {
         let windowSeconds = try source.singleInt("SELECT window_seconds FROM reports ORDER BY window_start LIMIT 1") ?? 0
         let warmStart = range.from.secondsSinceEpoch - Int64(warmupWindows) * windowSeconds
         let (from, to) = (range.from.secondsSinceEpoch, range.to.secondsSinceEpoch)
-        let bundle = try Store(path: output, mode: .create)
+        let bundle = try Store(path: file, mode: .create)
         let database = bundle.database
+        // One file: no write-ahead log left beside the bundle when it is renamed.
+        try database.execute("PRAGMA journal_mode = DELETE")
         try database.run("ATTACH DATABASE ? AS source", [.text(path)])
         defer { _ = try? database.run("DETACH DATABASE source") }
         try database.transaction {
@@ -107,8 +122,16 @@ struct IncidentExportCommand: Command {
             try copy("finding_events", where: "window_start >= ? AND window_start < ?", inRange)
             try copy("configurations", where: "effective_from < ?", [.integer(to)])
             try copy("intents", where: "decided_at >= ? AND decided_at < ?", inRange)
-            // The audit log whole up to the range's end, so its hash chain verifies in the bundle.
-            try copy("audit", where: "at < ?", [.integer(to)])
+            // The audit log whole up to its last entry about the range (entries are written when
+            // their window closes, after it: by the decision's own time), so that the hash chain
+            // verifies in the bundle.
+            try copy(
+                "audit",
+                where: """
+                    seq <= (SELECT COALESCE(MAX(seq), 0) FROM source.audit
+                            WHERE at < ? OR json_extract(entry, '$.decision.time') < ?)
+                    """,
+                [.integer(to), .text(range.to.description)])
         }
         return "windows \(range.from) to \(range.to), with \(warmupWindows) windows before"
     }

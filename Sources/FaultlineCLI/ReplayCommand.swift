@@ -89,14 +89,23 @@ struct ReplayCommand: Command {
     }
 
     func run(io: some CommandIO) throws(CommandError) {
-        let inputs = try load(io: io)
+        var inputs = try load(io: io)
         let runbooks = try runbooksPath.map { (path) throws(CommandError) in try checkRunbooks(path, io: io) }
         var replayer = Replayer(topology: inputs.topology, rules: inputs.rules, runbooks: runbooks ?? [])
         try withStoreErrors { try inputs.feed(&replayer) }
         replayer.finish()
-        let events = replayer.events.filter { inRange($0.window) }
-        let decisions = replayer.decisions.filter { inRange($0.time) }
-        if compare, let live = inputs.live {
+        var events = replayer.events.filter { inRange($0.window) }
+        var decisions = replayer.decisions.filter { inRange($0.time) }
+        if compare, var live = inputs.live {
+            // Windows the service had not closed yet (the last ones of a running service) have no
+            // live findings to compare with: both sides stop where live did.
+            if let end = live.closedUntil, to.map({ $0 > end }) ?? true {
+                events = events.filter { $0.window < end }
+                decisions = decisions.filter { $0.time < end }
+                live.keep(before: end)
+                io.writeError("faultline replay: compared up to \(end), the end of the last window the service closed\n")
+            }
+            inputs.live = live
             try report(ReplayComparison(replayed: (events, decisions), live: live), io: io)
         } else if json {
             io.write((events.map(\.jsonLine) + decisions.map(\.jsonLine)).map { $0 + "\n" }.joined())
@@ -240,21 +249,31 @@ struct LiveRecord {
     var decisions: [(time: Timestamp, json: String)]
     var actions: [Action]
     var operatorCommands: Int
+    /// The end of the last window the service closed; nil when it closed none.
+    var closedUntil: Timestamp?
 
     init(store: Store, from: Timestamp?, to: Timestamp?) throws {
         findings = try store.findingEvents(from: from, to: to)
+        closedUntil = try store.database.singleInt(
+            "SELECT MAX(window_start + window_seconds) FROM windows WHERE closed_at IS NOT NULL"
+        ).map { Timestamp(secondsSinceEpoch: $0) }
         decisions = []
         actions = []
         operatorCommands = 0
         var seen: Set<String> = []
         for entry in try store.auditEntries() {
-            guard let object = try? JSONSerialization.jsonObject(with: Data(entry.entry.utf8)) as? [String: Any],
-                let decision = object["decision"] as? [String: Any],
+            guard let object = try? JSONSerialization.jsonObject(with: Data(entry.entry.utf8)) as? [String: Any]
+            else { continue }
+            if object["event"] as? String == "command" {
+                // An operator's command (approve, release, reset-breaker): timed by when it was given.
+                if (from.map { entry.at >= $0 } ?? true) && (to.map { entry.at < $0 } ?? true) { operatorCommands += 1 }
+                continue
+            }
+            guard let decision = object["decision"] as? [String: Any],
                 let timeText = decision["time"] as? String, let time = Timestamp(rfc3339: timeText),
                 (from.map { time >= $0 } ?? true) && (to.map { time < $0 } ?? true)
             else { continue }
             let event = object["event"] as? String ?? ""
-            if entry.actor.hasPrefix("operator") { operatorCommands += 1 }
             switch event {
             case "decision", "intent":
                 guard let json = canonicalJSON(decision), seen.insert(json).inserted else { continue }
@@ -268,6 +287,14 @@ struct LiveRecord {
                 continue
             }
         }
+    }
+}
+
+extension LiveRecord {
+    /// Only what concerns windows before `end`.
+    mutating func keep(before end: Timestamp) {
+        findings = findings.filter { $0.window < end }
+        decisions = decisions.filter { $0.time < end }
     }
 }
 

@@ -192,17 +192,19 @@ public enum ServiceAPI {
     }
 
     /// Where `destinations` answer UDP probes: `node/rail` → the rail's topology `address` and the
-    /// fleet's agent port, for each destination of another node whose rail has an address (the
-    /// agent answers its own probes itself).
+    /// fleet's agent port, for each destination of another node whose rail has a numeric IP address
+    /// (the agent answers its own probes itself).
     static func peerAddresses(
         of node: NodeName, destinations: [EndpointID], in topology: Topology, port: UInt16
     ) -> [String: JSONValue] {
         var addresses: [String: JSONValue] = [:]
         for endpoint in destinations where endpoint.node != node {
+            // A rail address that is not a numeric IP is left out (the agent would refuse the whole
+            // pinglist for it): that peer is unaddressed, not the fleet.
             guard let rail = topology.node(endpoint.node)?.rails.first(where: { $0.endpoint == endpoint }),
-                let host = rail.address
+                let host = rail.address, let address = try? SocketAddress(host: host, port: port)
             else { continue }
-            addresses[endpoint.description] = .string(host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")
+            addresses[endpoint.description] = .string(address.description)
         }
         return addresses
     }

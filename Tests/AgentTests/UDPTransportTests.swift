@@ -64,6 +64,29 @@ import Verbs
         #expect(other.rtts.count == 20)
     }
 
+    @Test func whatAPeersFileSaysOfANodeWinsOverThePinglistsEndpoints() throws {
+        let pinglist = AddressBook([
+            "n2/0": try SocketAddress.parse("10.0.0.2:7400"), "n2/1": try SocketAddress.parse("10.1.0.2:7400"),
+            "n3/0": try SocketAddress.parse("10.0.0.3:7400"),
+        ])
+        let book = pinglist.merging(AddressBook(["n2": try SocketAddress.parse("127.0.1.2:7400")]))
+        #expect(book.address(of: EndpointID("n2/0")!) == (try SocketAddress.parse("127.0.1.2:7400")))
+        #expect(book.address(of: EndpointID("n2/1")!) == (try SocketAddress.parse("127.0.1.2:7400")))
+        #expect(book.address(of: EndpointID("n3/0")!) == (try SocketAddress.parse("10.0.0.3:7400")))
+        // An endpoint entry over a node entry: the endpoint's wins for it alone.
+        let finer = book.merging(AddressBook(["n2/1": try SocketAddress.parse("10.9.0.2:7400")]))
+        #expect(finer.address(of: EndpointID("n2/1")!) == (try SocketAddress.parse("10.9.0.2:7400")))
+        #expect(finer.address(of: EndpointID("n2/0")!) == (try SocketAddress.parse("127.0.1.2:7400")))
+    }
+
+    @Test func stopWithoutStartReturns() throws {
+        let transport = try UDPTransport(
+            node: NodeName("n1")!, listen: try SocketAddress.parse("127.0.1.1:0"), addresses: AddressBook(),
+            faults: .none)
+        transport.stop()
+        transport.stop()
+    }
+
     @Test func aDestinationWithoutAddressIsASendFailure() throws {
         let a = try UDPTransport(
             node: NodeName("n1")!, listen: try SocketAddress.parse("127.0.1.1:0"), addresses: AddressBook(),

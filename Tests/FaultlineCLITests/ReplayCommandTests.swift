@@ -138,14 +138,15 @@ struct ReplayCommandTests {
         return (path, store, reports)
     }
 
-    /// Records the replay's findings and decisions as the service and its executor would have.
+    /// Records the replay's findings and decisions as the service and its executor would have: each
+    /// decision written when its window closed, two windows after it (its own and the grace).
     func recordAsLive(_ store: Store, _ reports: [Report]) throws {
         let topology = try Topology(json: Data(contentsOf: URL(fileURLWithPath: topologyPath)))
         let replayed = Replay.run(reports, topology: topology, rules: .defaults)
         try store.record(findings: replayed.events)
         for decision in replayed.decisions {
             try store.appendAudit(
-                at: decision.time, actor: "executor",
+                at: decision.time.adding(seconds: 20), actor: "executor",
                 entry: "{\"event\": \"intent\", \"decision\": \(decision.jsonLine), \"outcome\": null, \"action\": \"dry-run\"}")
         }
     }
