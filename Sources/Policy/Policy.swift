@@ -76,9 +76,9 @@ public struct Policy: Sendable {
         public let id: String
         public let node: NodeName
         public let created: Timestamp
-        public let component: String
-        public let faultClass: String
-        public let confidence: Double
+        public var component: String
+        public var faultClass: String
+        public var confidence: Double
         public var state: State
     }
 
@@ -204,9 +204,18 @@ public struct Policy: Sendable {
         let byNodeMostConfidentFirst = candidates.sorted {
             ($0.node, -$0.finding.confidence, $0.finding.component) < ($1.node, -$1.finding.confidence, $1.finding.component)
         }
-        for (node, finding) in byNodeMostConfidentFirst
-        where quarantined[node] == nil && !onHold.contains(node) && !pending.values.contains(where: { $0.node == node })
-        {
+        for (node, finding) in byNodeMostConfidentFirst where quarantined[node] == nil && !onHold.contains(node) {
+            if let waiting = pending.values.first(where: { $0.node == node }) {
+                // Waiting for approval, and now a more confident finding on the node: judged again
+                // on it (it may no longer need the approval). Held ones wait for the breaker.
+                guard waiting.state == .awaitingApproval, finding.confidence > waiting.confidence else { continue }
+                var stronger = waiting
+                stronger.component = finding.component.description
+                stronger.faultClass = finding.faultClass
+                stronger.confidence = finding.confidence
+                decisions += consider(stronger, at: window)
+                continue
+            }
             let waiting = Pending(
                 id: "\(node)@\(window)", node: node, created: window, component: finding.component.description,
                 faultClass: finding.faultClass, confidence: finding.confidence, state: .awaitingApproval)

@@ -141,6 +141,27 @@ struct PolicyGuardTests {
         #expect(policy.quarantined.isEmpty)
     }
 
+    @Test func aMoreConfidentFindingTakesAWaitingQuarantineWithoutApproval() throws {
+        var policy = Policy(topology: fleet, settings: settings())
+        let first = policy.step(
+            window: window(0), findings: [finding(.opened, .node(node(5)), at: 0, faultClass: "node.loss", confidence: 0.3)])
+        #expect(first.map(\.kind) == [.awaitingApproval])
+        // A less confident finding on the node changes nothing; a more confident one takes it out.
+        #expect(
+            policy.step(
+                window: window(1),
+                findings: [finding(.opened, .endpoint(EndpointID(node: node(5), rail: 0)!), at: 1, faultClass: "gpu.loss", confidence: 0.2)]
+            ).isEmpty)
+        let second = policy.step(
+            window: window(2),
+            findings: [finding(.opened, .endpoint(EndpointID(node: node(5), rail: 1)!), at: 2, faultClass: "gpu.down", confidence: 0.95)])
+        #expect(second.map(\.kind) == [.quarantine])
+        #expect(second.first?.id == first.first?.id, "the same quarantine, not a second one")
+        #expect(second.first?.faultClass == "gpu.down")
+        #expect(policy.quarantined[node(5)]?.faultClass == "gpu.down")
+        #expect(policy.pending.isEmpty)
+    }
+
     @Test func fabricFindingsNotifyAndDrainNothing() throws {
         var policy = Policy(topology: fleet, settings: settings())
         let spine = fleet.switches.first { fleet.tier(of: $0.name) == .spine }!.name
