@@ -3,7 +3,7 @@
 APT_PACKAGES := libsqlite3-dev libibverbs-dev pkg-config
 SWIFT ?= swift
 
-.PHONY: all deps build release test test-slurm demo-slurm test-tsan bench bench-sketch bench-engine bench-scenarios bench-serve bench-agent bench-peers bench-instructions demo interop fuzz format lint clean
+.PHONY: all deps build release test test-slurm demo-slurm test-tsan bench bench-sketch bench-engine bench-scenarios bench-serve bench-agent bench-replay bench-peers bench-instructions demo interop fuzz format lint clean
 
 all: build
 
@@ -78,6 +78,11 @@ bench-scenarios: release
 # (user and system) and RSS over 60 s (docs/agent.md, "Cost").
 bench-agent: release
 	ci/measure-agent.sh .build/release/faultline 60
+
+# faultline replay --db over 30 windows of a simulated 1,000-node fleet, extrapolated to 24 hours
+# (docs/replay.md, "Speed").
+bench-replay: release
+	ci/measure-replay.sh .build/release/faultline
 
 # The correlator under load: a release faultline serve for 1,000 nodes and faultline-bench --serve
 # posting 64-pair reports from 16 threads (docs/service.md, "Measured load").

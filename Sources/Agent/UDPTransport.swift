@@ -105,11 +105,9 @@ public final class UDPTransport: ProbeTransport {
         }
     }
 
-    /// An answer held back by an injected delay, until `due`.
+    /// An answer held back by an injected delay, until `due` (the request's arrival plus the delay).
     struct HeldAnswer {
         var due: UInt64
-        var arrived: UInt64
-        var delay: UInt64
         var bytes: [UInt8]
         var to: DatagramAddress
     }
@@ -267,8 +265,7 @@ public final class UDPTransport: ProbeTransport {
                     counts.delayQueueFull += 1
                     continue
                 }
-                let answer = HeldAnswer(
-                    due: arrived + delay, arrived: arrived, delay: delay, bytes: Array(bytes), to: received.from)
+                let answer = HeldAnswer(due: arrived + delay, bytes: Array(bytes), to: received.from)
                 // Mostly appended in order (one delay per rule): insert from the back.
                 var index = held.count
                 while index > 0, held[index - 1].due > answer.due { index -= 1 }
