@@ -74,9 +74,17 @@ public struct Engine: Sendable {
     public static let maxOpenWindows: Int64 = 64
 
     /// When set, every window from this one on keeps its judged pairs in `captured` as it closes
-    /// (for `faultline explain`, over a bounded replay; the service never sets it).
+    /// (`faultline explain` and the replay's timeline; the service never sets it). With
+    /// `captureUnhealthyOnly`, only the pairs judged slow, lossy or dead.
     public var captureFrom: Timestamp?
+    public var captureUnhealthyOnly = false
     public private(set) var captured: [(window: Timestamp, verdicts: [PairVerdict])] = []
+
+    /// Hands over what was captured so far and forgets it (a long replay keeps only the unread).
+    public mutating func takeCaptured() -> [(window: Timestamp, verdicts: [PairVerdict])] {
+        defer { captured = [] }
+        return captured
+    }
 
     public init(topology: Topology, rules: Rules, windowSeconds: Int) {
         self.topology = topology
@@ -194,7 +202,9 @@ public struct Engine: Sendable {
         for (n, node) in nodes.enumerated() { nodePairs[node] = states[n] }
         counters.pairsJudged += window.judged.count
         if let captureFrom, start >= captureFrom.secondsSinceEpoch {
-            let verdicts = window.judged.map { judged in
+            let kept = captureUnhealthyOnly
+                ? window.judged.filter { $0.verdict != .healthy && $0.verdict != .unjudged } : window.judged
+            let verdicts = kept.map { judged in
                 let observation = judged.observation
                 let baseline = classBaselines[observation.pathClass]
                 guard case .endpoint(let src) = table.components[Int(observation.srcNumber)],

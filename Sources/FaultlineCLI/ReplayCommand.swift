@@ -79,12 +79,12 @@ struct ReplayCommand: Command {
         }
     }
 
-    /// What a replay runs on, and (from a store) what happened live. `feed` hands the reports to a
-    /// replayer in (window, node) order: from a store, one row at a time.
+    /// What a replay runs on, and (from a store) what happened live. `feed` hands the reports over
+    /// in (window, node) order: from a store, one row at a time.
     struct Inputs {
         var topology: Topology
         var rules: Rules
-        var feed: (inout Replayer) throws -> Void
+        var feed: ((Report) -> Void) throws -> Void
         var live: LiveRecord?
     }
 
@@ -92,8 +92,17 @@ struct ReplayCommand: Command {
         var inputs = try load(io: io)
         let runbooks = try runbooksPath.map { (path) throws(CommandError) in try checkRunbooks(path, io: io) }
         var replayer = Replayer(topology: inputs.topology, rules: inputs.rules, runbooks: runbooks ?? [])
-        try withStoreErrors { try inputs.feed(&replayer) }
+        let timeline = !json && !compare
+        replayer.capturesUnhealthyPairs = timeline
+        var turned = TurnedUnhealthy()
+        try withStoreErrors {
+            try inputs.feed { report in
+                replayer.add(report)
+                if timeline { turned.add(replayer.takeUnhealthy(), keeping: inRange) }
+            }
+        }
         replayer.finish()
+        if timeline { turned.add(replayer.takeUnhealthy(), keeping: inRange) }
         var events = replayer.events.filter { inRange($0.window) }
         var decisions = replayer.decisions.filter { inRange($0.time) }
         if compare, var live = inputs.live {
@@ -110,7 +119,7 @@ struct ReplayCommand: Command {
         } else if json {
             io.write((events.map(\.jsonLine) + decisions.map(\.jsonLine)).map { $0 + "\n" }.joined())
         } else {
-            io.write(timeline(events, decisions, actions: inputs.live?.actions ?? []))
+            io.write(self.timeline(events, decisions, turned: turned, actions: inputs.live?.actions ?? []))
         }
         summarizeSkipped(replayer.counters, io: io)
     }
@@ -133,7 +142,7 @@ struct ReplayCommand: Command {
             reports.sort { ($0.windowStart, $0.node) < ($1.windowStart, $1.node) }
             return Inputs(
                 topology: try loadTopology(topologyPath), rules: try rules(stored: nil, io: io),
-                feed: { [reports] replayer in for report in reports { replayer.add(report) } }, live: nil)
+                feed: { [reports] each in reports.forEach(each) }, live: nil)
         case .store(let path, let topologyPath):
             try requireExistingFile(path)
             return try withStoreErrors { () throws -> Inputs in
@@ -153,7 +162,7 @@ struct ReplayCommand: Command {
                 let rules = try rules(stored: try store.configuration(.rules, at: until), io: io)
                 return Inputs(
                     topology: topology, rules: rules,
-                    feed: { [to] replayer in try store.forEachReport(to: to) { replayer.add($0) } },
+                    feed: { [to] each in try store.forEachReport(to: to) { each($0) } },
                     live: compare || !json ? try LiveRecord(store: store, from: from, to: to) : nil)
             }
         }
@@ -170,15 +179,23 @@ struct ReplayCommand: Command {
         }
     }
 
-    /// Per window: the findings' events, the decisions, and the actions recorded live for them.
-    private func timeline(_ events: [Finding], _ decisions: [Decision], actions: [LiveRecord.Action]) -> String {
-        let windows = Set(events.map(\.window)).union(decisions.map(\.time)).sorted()
+    /// Per window: the pairs that turned unhealthy, the findings' events, the decisions, and the
+    /// actions recorded live for them.
+    private func timeline(
+        _ events: [Finding], _ decisions: [Decision], turned: TurnedUnhealthy, actions: [LiveRecord.Action]
+    ) -> String {
+        let windows = Set(events.map(\.window)).union(decisions.map(\.time)).union(turned.byWindow.keys).sorted()
         let eventsByWindow = Dictionary(grouping: events, by: \.window)
         let decisionsByWindow = Dictionary(grouping: decisions, by: \.time)
         let actionsByDecision = Dictionary(grouping: actions, by: \.decisionID)
         var output = ""
         for window in windows {
             output += "== \(window)\n"
+            if let pairs = turned.byWindow[window] {
+                let shown = pairs.examples.map { "\($0.src) -> \($0.dst) \($0.verdict)" }.joined(separator: ", ")
+                let more = pairs.count > pairs.examples.count ? ", and \(pairs.count - pairs.examples.count) more" : ""
+                output += "  unhealthy  \(pairs.count) pair(s) turned: \(shown)\(more)\n"
+            }
             for finding in eventsByWindow[window] ?? [] {
                 output +=
                     "  \(finding.event.rawValue.padding(toLength: 7))  \(finding.faultClass.padding(toLength: 18))  "
@@ -230,6 +247,26 @@ struct ReplayCommand: Command {
             io.writeError(
                 "faultline replay: counted, not applied: "
                     + skipped.map { "\($0.1) \($0.0)" }.joined(separator: ", ") + "\n")
+        }
+    }
+}
+
+/// The pairs that turned unhealthy in each window (judged slow, lossy or dead, and not in the window
+/// before): a count and the first few, sorted.
+struct TurnedUnhealthy {
+    static let examples = 6
+    var byWindow: [Timestamp: (count: Int, examples: [PairVerdict])] = [:]
+    private var previous: Set<String> = []
+
+    mutating func add(_ windows: [(window: Timestamp, verdicts: [PairVerdict])], keeping: (Timestamp) -> Bool) {
+        for (window, verdicts) in windows {
+            let keys = verdicts.map { "\($0.src) \($0.dst)" }
+            let new = zip(keys, verdicts).filter { !previous.contains($0.0) }.map(\.1)
+                .sorted { ($0.src, $0.dst) < ($1.src, $1.dst) }
+            previous = Set(keys)
+            if !new.isEmpty, keeping(window) {
+                byWindow[window] = (new.count, Array(new.prefix(Self.examples)))
+            }
         }
     }
 }

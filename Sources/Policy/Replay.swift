@@ -32,11 +32,19 @@ public struct Replayer {
     public private(set) var events: [Finding] = []
     public private(set) var decisions: [Decision] = []
 
+    /// Keep the unhealthy pairs of every window (for a timeline); read them with `takeUnhealthy`.
+    public var capturesUnhealthyPairs = false
+
     public init(topology: Topology, rules: Rules, runbooks: [RunbookHeader] = []) {
         self.topology = topology
         self.rules = rules
         self.runbooks = runbooks
         policy = Policy(topology: topology, settings: rules.policy, runbooks: runbooks)
+    }
+
+    /// The unhealthy pairs of the windows closed since the last call, by window.
+    public mutating func takeUnhealthy() -> [(window: Timestamp, verdicts: [PairVerdict])] {
+        engine?.takeCaptured() ?? []
     }
 
     public var counters: EngineCounters { engine?.counters ?? EngineCounters() }
@@ -45,6 +53,10 @@ public struct Replayer {
     public mutating func add(_ report: Report) {
         if engine == nil {
             engine = Engine(topology: topology, rules: rules, windowSeconds: report.windowSeconds)
+            if capturesUnhealthyPairs {
+                engine!.captureFrom = report.windowStart
+                engine!.captureUnhealthyOnly = true
+            }
         }
         // A window closes once reports of a window past its grace period arrive, as live.
         let before = engine!.nextWindowToClose

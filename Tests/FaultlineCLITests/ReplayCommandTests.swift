@@ -234,8 +234,14 @@ struct ReplayCommandTests {
         let after = run(["replay", "--db", path, "--compare"])
         #expect(after.0 == .success, "\(after.1)\(after.2)")
         #expect(after.1 == "identical: findings: 1 replayed, 1 recorded live; decisions: 1 replayed, 1 recorded live\n")
-        // The timeline shows the live action beside the decision (none was recorded: none shown).
+        // The timeline: the window the endpoint's 7 pairs turned dead (not again the next window,
+        // when they stay dead), then the finding and the quarantine.
         let timeline = run(["replay", "--db", path])
-        #expect(timeline.1.hasPrefix("== 2027-01-15T08:00:30Z\n  opened   gpu.down "), "\(timeline.1)")
+        #expect(
+            timeline.1.hasPrefix(
+                "== 2027-01-15T08:00:20Z\n  unhealthy  7 pair(s) turned: gpu-0000/0 -> gpu-0002/0 dead, "
+                    + "gpu-0001/0 -> gpu-0002/0 dead, gpu-0002/0 -> gpu-0000/0 dead, gpu-0002/0 -> gpu-0001/0 dead, "
+                    + "gpu-0002/0 -> gpu-0002/0 dead, gpu-0002/0 -> gpu-0003/0 dead, and 1 more\n"
+                    + "== 2027-01-15T08:00:30Z\n  opened   gpu.down "), "\(timeline.1)")
     }
 }
