@@ -89,7 +89,7 @@ struct ReplayCommand: Command {
     }
 
     func run(io: some CommandIO) throws(CommandError) {
-        var inputs = try load(io: io)
+        let inputs = try load(io: io)
         let runbooks = try runbooksPath.map { (path) throws(CommandError) in try checkRunbooks(path, io: io) }
         var replayer = Replayer(topology: inputs.topology, rules: inputs.rules, runbooks: runbooks ?? [])
         let timeline = !json && !compare
@@ -114,7 +114,6 @@ struct ReplayCommand: Command {
                 live.keep(before: end)
                 io.writeError("faultline replay: compared up to \(end), the end of the last window the service closed\n")
             }
-            inputs.live = live
             try report(ReplayComparison(replayed: (events, decisions), live: live), io: io)
         } else if json {
             io.write((events.map(\.jsonLine) + decisions.map(\.jsonLine)).map { $0 + "\n" }.joined())
