@@ -376,7 +376,6 @@ public struct Engine: Sendable {
     }
 }
 
-/// The arrays of the window being closed, in pair order.
 /// A pair as the engine judged it in one window: its verdict (healthy, slow, lossy, dead,
 /// unjudged) against its class's baseline (the medians of the class's p50s and p99s).
 public struct PairVerdict: Sendable, Equatable {
@@ -392,6 +391,7 @@ public struct PairVerdict: Sendable, Equatable {
     public let classP99: Double?
 }
 
+/// The arrays of the window being closed, in pair order.
 private struct WindowBuffers {
     var observations: [PairObservation] = []
     /// Each observation's node (its place in the window's sorted nodes) and entry in that node's state.
