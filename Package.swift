@@ -60,6 +60,9 @@ let package = Package(
         // responder, fault injection, the spool and uploader, reloads, /metrics, and the host health
         // that rides along in its reports (read from sysfs through Probe).
         .target(name: "Agent", dependencies: ["FleetModel", "QuantileSketch", "Net", "Verbs", "Probe"]),
+        // The reports' charts as inline SVG: scales with nice ticks, colour scales, line charts and
+        // heatmaps with their legends. Imports nothing of ours.
+        .target(name: "Charts"),
         .executableTarget(name: "faultline", dependencies: ["FaultlineCLI"]),
         .executableTarget(
             name: "FaultlineBench",
@@ -77,6 +80,7 @@ let package = Package(
         ),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CSQLite3", "CIBVerbs"]),
         .testTarget(name: "FleetModelTests", dependencies: ["FleetModel"]),
+        .testTarget(name: "ChartsTests", dependencies: ["Charts"]),
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "Engine", "FleetModel"]),
         .testTarget(name: "RemediationTests", dependencies: ["Remediation", "Net", "Policy", "Store", "FleetModel"]),
         .testTarget(name: "NetTests", dependencies: ["Net"]),
