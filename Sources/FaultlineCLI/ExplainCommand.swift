@@ -51,7 +51,7 @@ struct ExplainCommand: Command {
     func run(io: some CommandIO) throws(CommandError) {
         try requireExistingFile(path)
         let explanation = try withStoreErrors { () throws -> Explanation in
-            let store = try Store(path: path, mode: .existing, migrate: false)
+            let store = try Store(path: path, mode: .readOnly, migrate: false)
             guard let record = try store.configuration(.topology, at: at) else {
                 throw CommandError.data("\(path): no topology recorded at \(at)")
             }

@@ -61,7 +61,7 @@ struct IncidentExportCommand: Command {
             throw CommandError.cannotCreate("\(output) exists: a bundle is written to a new file")
         }
         let summary = try withStoreErrors(creating: true) { () throws -> String in
-            let source = try Database(path: path, mode: .existing)
+            let source = try Database(path: path, mode: .readOnly)
             let status = try Migrations.status(of: source)
             guard status.pending.isEmpty, status.unknown.isEmpty else {
                 throw CommandError.data(
@@ -84,7 +84,7 @@ struct IncidentExportCommand: Command {
             return summary
         }
         let counts = try withStoreErrors { () throws -> String in
-            let bundle = try Store(path: output, mode: .existing, migrate: false)
+            let bundle = try Store(path: output, mode: .readOnly, migrate: false)
             let statistics = try bundle.statistics()
             return "\(statistics.reports) reports, \(try bundle.findingEvents().count) finding events, \(try bundle.auditEntries().count) audit entries"
         }
@@ -167,14 +167,14 @@ struct IncidentImportCommand: Command {
             throw CommandError.cannotCreate("\(path) exists: a bundle is imported into a new store")
         }
         let entries = try withStoreErrors(creating: true) { () throws -> Int in
-            let database = try Database(path: bundle, mode: .existing)
+            let database = try Database(path: bundle, mode: .readOnly)
             let integrity = try database.singleText("PRAGMA integrity_check")
             guard integrity == "ok" else { throw CommandError.data("\(bundle): integrity check: \(integrity ?? "failed")") }
             let status = try Migrations.status(of: database)
             guard status.isConsistent else {
                 throw CommandError.data("\(bundle): migrations this build does not know: \(status.unknown.joined(separator: ", "))")
             }
-            let store = try Store(path: bundle, mode: .existing, migrate: false)
+            let store = try Store(path: bundle, mode: .readOnly, migrate: false)
             let entries: Int
             do { entries = try store.verifyAudit() } catch {
                 throw CommandError.data("\(bundle): audit log: \(error)")

@@ -145,7 +145,7 @@ struct ReplayCommand: Command {
         case .store(let path, let topologyPath):
             try requireExistingFile(path)
             return try withStoreErrors { () throws -> Inputs in
-                let store = try Store(path: path, mode: .existing, migrate: false)
+                let store = try Store(path: path, mode: .readOnly, migrate: false)
                 let until = to ?? Timestamp(secondsSinceEpoch: Int64.max / 2)
                 let topology: Topology
                 if let topologyPath {

@@ -80,6 +80,9 @@ public final class Database {
         case create
         /// The file must exist.
         case existing
+        /// The file must exist and is only read (replays, explain, bundles being checked): nothing
+        /// is written to it, and its journal mode is left as it is.
+        case readOnly
     }
 
     /// The size a WAL file is cut back to after a checkpoint, when a burst made it grow beyond.
@@ -98,7 +101,7 @@ public final class Database {
     ) throws(DatabaseError) {
         self.path = path
         var connection: OpaquePointer?
-        var flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX
+        var flags = (mode == .readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX
         if mode == .create { flags |= SQLITE_OPEN_CREATE }
         let code = sqlite3_open_v2(path, &connection, flags, nil)
         guard code == SQLITE_OK, let connection else {
@@ -112,6 +115,12 @@ public final class Database {
         handle = connection
         sqlite3_extended_result_codes(handle, 1)
         sqlite3_busy_timeout(handle, busyTimeoutMilliseconds)
+        if mode == .readOnly {
+            // The first read of the file: a file that is not SQLite fails here, with SQLITE_NOTADB.
+            _ = try singleInt("PRAGMA schema_version")
+            try execute("PRAGMA foreign_keys = ON")
+            return
+        }
         // The first read of the file: a file that is not SQLite fails here, with SQLITE_NOTADB.
         let journalMode = try singleText("PRAGMA journal_mode = WAL")
         guard journalMode?.lowercased() == "wal" else {

@@ -171,10 +171,14 @@ struct ReplayCommandTests {
         let compare = run(["replay", "--db", part, "--from", from, "--to", to, "--compare"])
         #expect(compare.0 == .success, "\(compare.1)\(compare.2)")
 
-        // Imported: a store of its own whose audit chain verifies; a tampered bundle is refused.
+        // Imported: a store of its own whose audit chain verifies; the bundle itself is only read
+        // (the same bytes, no journal files beside it); a tampered bundle is refused.
         let imported = directory.appendingPathComponent("imported.db").path
+        let bundleBytes = try Data(contentsOf: URL(fileURLWithPath: part))
         let taken = run(["incident", "import", part, "--db", imported])
         #expect(taken.0 == .success, "\(taken.2)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: part)) == bundleBytes)
+        #expect(!FileManager.default.fileExists(atPath: part + "-wal") && !FileManager.default.fileExists(atPath: part + "-shm"))
         #expect(run(["replay", "--db", imported, "--from", from, "--to", to, "--compare"]).0 == .success)
         let tampered = try Database(path: part, mode: .existing)
         try tampered.execute("DROP TRIGGER audit_no_update; UPDATE audit SET actor = 'someone' WHERE seq = 1")
