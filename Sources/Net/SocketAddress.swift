@@ -127,9 +127,6 @@ public struct DatagramAddress: Sendable {
         length = socklen_t(MemoryLayout<Raw>.size)
     }
 
-    /// As text, for logs and errors.
-    public var socketAddress: SocketAddress { SocketAddress(storage) }
-
     func withSockaddr<R, E: Error>(
         _ body: (UnsafePointer<sockaddr>, socklen_t) throws(E) -> R
     ) throws(E) -> R {
