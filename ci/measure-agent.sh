@@ -1,11 +1,13 @@
 #!/bin/sh
 # Measures one agent's CPU and memory probing 64 peers x 8 rails at the default rates while
-# answering as many (docs/agent.md, "Cost"). usage: ci/measure-agent.sh [BINARY] [SECONDS]
+# answering as many, then the floor: the same datagrams exchanged by two bare loops
+# (ci/udp-floor.swift). docs/agent.md, "Cost". usage: ci/measure-agent.sh [BINARY] [SECONDS]
 # Loopback only: agents on 127.0.2.1 and 127.0.2.2, a trivial correlator on 127.0.0.1:18081.
 set -eu
 B=${1:-.build/release/faultline}
 T=${2:-60}
 B=$(cd "$(dirname "$B")" && pwd)/$(basename "$B")
+HERE=$(cd "$(dirname "$0")" && pwd)
 D=$(mktemp -d)
 trap 'for f in "$D"/m.log "$D"/r.log; do tail -n 5 "$f" >&2; done; rm -rf "$D"' EXIT
 cd "$D"
@@ -47,3 +49,14 @@ echo "context switches: $(cat /proc/$M/task/*/status | awk '/ctxt_switches/ {n +
 grep -E "VmRSS|VmHWM" /proc/$M/status
 curl -s 127.0.0.1:19465/metrics | grep -E "^faultline_agent_(probes_sent|probes_lost|responder_answered)"
 kill -TERM $M $R 2>/dev/null || true; wait $M $R || true; kill $C
+
+# The floor: ci/udp-floor.swift, two bare loops exchanging the same 1,104 probes/s each way.
+swiftc -O "$HERE/udp-floor.swift" -o udp-floor 2>/dev/null || { echo "no floor: swiftc failed" >&2; exit 0; }
+./udp-floor 127.0.2.2 17600 127.0.2.1 17600 1104 $((T + 8)) > /dev/null & FB=$!
+./udp-floor 127.0.2.1 17600 127.0.2.2 17600 1104 $((T + 8)) > /dev/null & FA=$!
+sleep 3
+u0=$(awk '{print $14}' /proc/$FA/stat); k0=$(awk '{print $15}' /proc/$FA/stat); s0=$(date +%s.%N)
+sleep "$T"
+u1=$(awk '{print $14}' /proc/$FA/stat); k1=$(awk '{print $15}' /proc/$FA/stat); s1=$(date +%s.%N)
+echo "floor, the same datagrams with no agent work: $(share "$u1-$u0+$k1-$k0") (user $(share "$u1-$u0"), system $(share "$k1-$k0"))"
+wait $FA $FB
