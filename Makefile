@@ -1,6 +1,6 @@
 # Faultline's build entry points. `make demo` and `make test` are all a fresh Debian machine needs.
 
-APT_PACKAGES := libsqlite3-dev libibverbs-dev pkg-config
+APT_PACKAGES := libsqlite3-dev libibverbs-dev pkg-config curl openssl python3
 SWIFT ?= swift
 
 .PHONY: all deps build release test test-slurm demo-slurm test-tsan bench bench-sketch bench-engine bench-scenarios bench-serve bench-agent bench-replay bench-peers bench-instructions demo interop fuzz format lint clean

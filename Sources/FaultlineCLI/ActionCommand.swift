@@ -19,7 +19,8 @@ struct ActionRunCommand: Command {
           --reason TEXT   for quarantine: what the mark says after the intent (default 'manual')
           --config FILE   the service's config file (docs/service.md): slurm-scontrol, slurm-conf,
                           exec-script, webhook-url, webhook-token-file, kubernetes-proxy,
-                          kubernetes-token-file, action-timeout-seconds
+                          kubernetes-token-file, kubernetes-kubeconfig, kubernetes-context,
+                          kubernetes-in-cluster, kubernetes-curl, action-timeout-seconds
           --json          {"node": ..., "quarantined": ..., "ours": ..., "reason": ...}
 
         Exit status 0 when the action did what was asked (verified), 65 when it did not or refused

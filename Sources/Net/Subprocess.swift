@@ -42,16 +42,27 @@ public struct CommandResult: Sendable, Equatable {
 
 /// Runs programs. `SubprocessRunner` for real; tests give a fake that answers from a script.
 public protocol CommandRunner: Sendable {
-    /// Runs `arguments[0]` (a path, or a name looked up in PATH) with the rest as its arguments.
-    /// Throws only when the program cannot be started; a failing program is a result.
+    /// Runs `arguments[0]` (a path, or a name looked up in PATH) with the rest as its arguments and
+    /// `input` on its standard input (at most `maxInputBytes`; empty: /dev/null). Throws only when
+    /// the program cannot be started; a failing program is a result.
     func run(
-        _ arguments: [String], environment: [String: String], timeout: Duration
+        _ arguments: [String], environment: [String: String], input: [UInt8], timeout: Duration
     ) throws(SystemCallError) -> CommandResult
 }
 
+/// Standard input a program is given whole, before it starts: what an empty pipe holds (Linux's
+/// pipes hold 64 KiB), so writing it never waits for the program.
+public let maxInputBytes = 60 << 10
+
 extension CommandRunner {
     public func run(_ arguments: [String], timeout: Duration) throws(SystemCallError) -> CommandResult {
-        try run(arguments, environment: [:], timeout: timeout)
+        try run(arguments, environment: [:], input: [], timeout: timeout)
+    }
+
+    public func run(
+        _ arguments: [String], environment: [String: String], timeout: Duration
+    ) throws(SystemCallError) -> CommandResult {
+        try run(arguments, environment: environment, input: [], timeout: timeout)
     }
 }
 
@@ -64,40 +75,54 @@ public struct SubprocessRunner: CommandRunner {
 
     /// `environment` is added to this process's own (a key given here wins).
     public func run(
-        _ arguments: [String], environment: [String: String], timeout: Duration
+        _ arguments: [String], environment: [String: String], input: [UInt8], timeout: Duration
     ) throws(SystemCallError) -> CommandResult {
         precondition(!arguments.isEmpty, "a command needs a program")
-        let output = try Syscall.pipe()
-        let errors: (read: Int32, write: Int32)
-        do { errors = try Syscall.pipe() } catch {
-            Syscall.close(output.read)
-            Syscall.close(output.write)
-            throw error
+        guard input.count <= maxInputBytes else {
+            throw SystemCallError("standard input for \(arguments[0]) (\(input.count) bytes)", Errno(rawValue: E2BIG))
         }
+        var pipes: [(read: Int32, write: Int32)] = []
+        defer { for pipe in pipes { Syscall.close(pipe.read); Syscall.close(pipe.write) } }
+        for _ in 0..<(input.isEmpty ? 2 : 3) { pipes.append(try Syscall.pipe()) }
+        let output = pipes[0]
+        let errors = pipes[1]
         // The child's ends block as a program expects; ours stay non-blocking for poll.
         for fd in [output.write, errors.write] { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        if input.isEmpty {
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        } else {
+            let stdin = pipes[2]
+            _ = fcntl(stdin.read, F_SETFL, fcntl(stdin.read, F_GETFL) & ~O_NONBLOCK)
+            let written = input.withUnsafeBytes { write(stdin.write, $0.baseAddress, $0.count) }
+            guard written == input.count else {
+                throw SystemCallError("write standard input for \(arguments[0])", Errno(rawValue: errno))
+            }
+            posix_spawn_file_actions_adddup2(&actions, stdin.read, 0)
+        }
         posix_spawn_file_actions_adddup2(&actions, output.write, 1)
         posix_spawn_file_actions_adddup2(&actions, errors.write, 2)
-        for fd in [output.read, output.write, errors.read, errors.write] {
-            posix_spawn_file_actions_addclose(&actions, fd)
-        }
+        for pipe in pipes { posix_spawn_file_actions_addclose(&actions, pipe.read); posix_spawn_file_actions_addclose(&actions, pipe.write) }
         // Its own process group: the timeout kills what it started too.
         let spawned = spawnProcess(arguments, environment: environment, actions: &actions, processGroup: 0)
-        Syscall.close(output.write)
-        Syscall.close(errors.write)
+        // Ours from here: the read ends of output and errors. The rest closes now: the child's
+        // output ends when it exits, its input where `input` does.
+        let outputRead = output.read
+        let errorsRead = errors.read
+        for pipe in pipes.dropFirst(2) { Syscall.close(pipe.read) }
+        for pipe in pipes { Syscall.close(pipe.write) }
+        pipes = []
         let pid: pid_t
         switch spawned {
         case .success(let child): pid = child
         case .failure(let error):
-            Syscall.close(output.read)
-            Syscall.close(errors.read)
+            Syscall.close(outputRead)
+            Syscall.close(errorsRead)
             throw error
         }
-        return collect(pid: pid, output: output.read, errors: errors.read, deadline: .now + timeout)
+        return collect(pid: pid, output: outputRead, errors: errorsRead, deadline: .now + timeout)
     }
 
     /// Reads both pipes until they close or the deadline passes, then reaps the child.

@@ -1,11 +1,13 @@
 // Quarantine through Kubernetes: cordon (`spec.unschedulable`) and the taint
-// `faultline.io/quarantine=<class>:NoSchedule`, through the API server's REST API. This build has no
-// TLS client, so it talks plain HTTP to an API server proxy on the node or a sidecar (`kubectl proxy`,
-// which adds the credentials and the TLS); a bearer token, when given, is sent as well. The node is
-// read back after every change; the patch carries the node's resourceVersion, so a concurrent change
-// by someone else makes it fail (409) rather than overwrite theirs. A node cordoned without our
-// taint is someone else's: left alone. Release removes our taint, and uncordons only when we
-// cordoned (our taint's presence says so).
+// `faultline.io/quarantine=<class>:NoSchedule`, through the API server's REST API. Two ways to it:
+// plain HTTP to an API server proxy (`kubectl proxy`, which adds credentials and TLS), or HTTPS to
+// the API server itself with a kubeconfig's or the pod's service-account credentials. This build
+// has no TLS of its own (no packages, no C library but SQLite and verbs), so HTTPS goes through the
+// `curl` program, configured on its standard input (the token never appears in a command line). The
+// node is read back after every change; the patch carries the node's resourceVersion, so a
+// concurrent change by someone else makes it fail (409) rather than overwrite theirs. A node
+// cordoned without our taint is someone else's: left alone. Release removes our taint, and
+// uncordons only when we cordoned (our taint's presence says so).
 
 import Foundation
 import Net
@@ -13,23 +15,40 @@ import Net
 public struct KubernetesAction: QuarantineAction {
     public let name = "kubernetes"
     public static let taintKey = "faultline.io/quarantine"
-    public let address: SocketAddress
-    public let token: String?
+    public let endpoint: Endpoint
     public let timeout: Duration
+    private let runner: any CommandRunner
+
+    public enum Endpoint: Sendable {
+        /// Plain HTTP to an API server proxy, with a bearer token when the proxy wants one.
+        case proxy(SocketAddress, token: String?)
+        /// HTTPS to the API server, through the curl program at `curl`.
+        case apiServer(KubernetesCredentials, curl: String)
+    }
 
     /// `proxy`: `http://HOST:PORT` of the API server's proxy.
     public init(proxy: String, token: String?, timeout: Duration = .seconds(10)) throws(ActionError) {
         guard proxy.hasPrefix("http://") else {
-            throw ActionError(.failed, "kubernetes: only an http:// API server proxy is supported (kubectl proxy), got '\(proxy)'")
+            throw ActionError(.failed, "kubernetes: a proxy is http://HOST:PORT (kubectl proxy), got '\(proxy)'; for https give a kubeconfig or in-cluster")
         }
         let authority = proxy.dropFirst("http://".count).prefix { $0 != "/" }
         let parts = authority.split(separator: ":", maxSplits: 1)
         guard parts.count == 2, let port = UInt16(parts[1]),
             let address = try? SocketAddress(host: String(parts[0]), port: port)
         else { throw ActionError(.failed, "kubernetes: '\(proxy)' is not http://HOST:PORT") }
-        self.address = address
-        self.token = token
+        self.endpoint = .proxy(address, token: token)
         self.timeout = timeout
+        self.runner = SubprocessRunner()
+    }
+
+    /// The API server itself over HTTPS, with `credentials`, through `curl`.
+    public init(
+        credentials: KubernetesCredentials, curl: String = "curl", timeout: Duration = .seconds(10),
+        runner: any CommandRunner = SubprocessRunner(outputLimit: 4 << 20)
+    ) {
+        self.endpoint = .apiServer(credentials, curl: curl)
+        self.timeout = timeout
+        self.runner = runner
     }
 
     public func status(node: String) throws(ActionError) -> SchedulerState {
@@ -118,17 +137,83 @@ public struct KubernetesAction: QuarantineAction {
         }
     }
 
+    private struct Response {
+        var status: Int
+        var body: [UInt8]
+    }
+
     private func send(_ method: String, _ path: String, body: [UInt8]?, contentType: String?) throws(ActionError)
-        -> HTTPClient.Response
+        -> Response
     {
-        var headers: HTTPHeaders = ["Accept": "application/json"]
-        if let contentType { headers.add("Content-Type", contentType) }
-        if let token { headers.add("Authorization", "Bearer \(token)") }
-        do {
-            let client = try HTTPClient(connectingTo: address, timeout: timeout)
-            return try client.send(method, path, headers: headers, body: body ?? [])
-        } catch {
-            throw ActionError(.failed, "kubernetes: \(method) \(path): \(error)")
+        var headers = [("Accept", "application/json")]
+        if let contentType { headers.append(("Content-Type", contentType)) }
+        switch endpoint {
+        case .proxy(let address, let token):
+            if let token { headers.append(("Authorization", "Bearer \(token)")) }
+            do {
+                let client = try HTTPClient(connectingTo: address, timeout: timeout)
+                var httpHeaders = HTTPHeaders()
+                for (name, value) in headers { httpHeaders.add(name, value) }
+                let response = try client.send(method, path, headers: httpHeaders, body: body ?? [])
+                return Response(status: response.status, body: response.body)
+            } catch {
+                throw ActionError(.failed, "kubernetes: \(method) \(path): \(error)")
+            }
+        case .apiServer(let credentials, let curl):
+            if let token = try credentials.currentToken() { headers.append(("Authorization", "Bearer \(token)")) }
+            let config = Self.curlConfig(
+                method: method, url: credentials.server + path, headers: headers, body: body, credentials: credentials,
+                timeout: timeout)
+            let result: CommandResult
+            do {
+                result = try runner.run(
+                    [curl, "-q", "--config", "-"], environment: [:], input: Array(config.utf8), timeout: timeout + .seconds(5))
+            } catch {
+                throw ActionError(.failed, "kubernetes: \(method) \(path): cannot run \(curl): \(error)")
+            }
+            guard result.succeeded else {
+                let said = result.standardError.trimmingCharacters(in: .whitespacesAndNewlines)
+                throw ActionError(
+                    .failed, "kubernetes: \(method) \(path): \(said.isEmpty ? "curl \(result.outcome)" : said)")
+            }
+            let output = Array(result.standardOutput.utf8)
+            guard let newline = output.lastIndex(of: UInt8(ascii: "\n")),
+                let status = Int(String(decoding: output[(newline + 1)...], as: UTF8.self)), status > 0
+            else { throw ActionError(.failed, "kubernetes: \(method) \(path): no HTTP status from curl") }
+            return Response(status: status, body: Array(output[..<newline]))
         }
+    }
+
+    /// curl's configuration for one request (`curl -q --config -`): credentials stay off the command
+    /// line; only https, TLS verified against the CA given; the HTTP status on a line of its own after
+    /// the body.
+    static func curlConfig(
+        method: String, url: String, headers: [(String, String)], body: [UInt8]?, credentials: KubernetesCredentials,
+        timeout: Duration
+    ) -> String {
+        func quoted(_ text: String) -> String {
+            var out = "\""
+            for character in text {
+                switch character {
+                case "\\": out += "\\\\"
+                case "\"": out += "\\\""
+                case "\n": out += "\\n"
+                case "\r": out += "\\r"
+                case "\t": out += "\\t"
+                default: out.append(character)
+                }
+            }
+            return out + "\""
+        }
+        var lines = [
+            "url = \(quoted(url))", "request = \(quoted(method))", "proto = \"=https\"", "silent", "show-error",
+            "max-time = \(max(1, timeout.components.seconds))", "write-out = \"\\n%{http_code}\"",
+        ]
+        for (name, value) in headers { lines.append("header = \(quoted("\(name): \(value)"))") }
+        if let body { lines.append("data-raw = \(quoted(String(decoding: body, as: UTF8.self)))") }
+        if let ca = credentials.certificateAuthority { lines.append("cacert = \(quoted(ca))") }
+        if let certificate = credentials.clientCertificate { lines.append("cert = \(quoted(certificate))") }
+        if let key = credentials.clientKey { lines.append("key = \(quoted(key))") }
+        return lines.joined(separator: "\n") + "\n"
     }
 }

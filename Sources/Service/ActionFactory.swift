@@ -43,22 +43,43 @@ extension ServiceConfiguration {
                 throw ConfigurationError(location: nil, message: error.description)
             }
         case "kubernetes":
-            guard let kubernetesProxy else {
-                throw ConfigurationError(
-                    location: nil, message: "the kubernetes action needs 'kubernetes-proxy = http://HOST:PORT' (kubectl proxy)")
-            }
-            let token = try kubernetesTokenFile.map { (path) throws(ConfigurationError) in
-                try Self.token(path, "kubernetes-token-file")
-            }
-            do {
-                return try KubernetesAction(proxy: kubernetesProxy, token: token, timeout: timeout)
-            } catch {
-                throw ConfigurationError(location: nil, message: error.description)
-            }
+            return try makeKubernetesAction(timeout: timeout, runner: runner)
         default:
             throw ConfigurationError(
                 location: nil,
                 message: "unknown action '\(chosen)' (known: \(Self.actionNames.joined(separator: ", ")))")
+        }
+    }
+
+    /// The kubernetes action through the one way to the API server the configuration gives.
+    private func makeKubernetesAction(
+        timeout: Duration, runner: any CommandRunner
+    ) throws(ConfigurationError) -> KubernetesAction {
+        let ways = [kubernetesProxy != nil, kubernetesKubeconfig != nil, kubernetesInCluster].filter { $0 }.count
+        guard ways == 1 else {
+            throw ConfigurationError(
+                location: nil,
+                message: "the kubernetes action needs exactly one of 'kubernetes-proxy = http://HOST:PORT' (kubectl proxy), "
+                    + "'kubernetes-kubeconfig = PATH' or 'kubernetes-in-cluster = true'")
+        }
+        let token = try kubernetesTokenFile.map { (path) throws(ConfigurationError) in
+            try Self.token(path, "kubernetes-token-file")
+        }
+        do throws(ActionError) {
+            if let kubernetesProxy {
+                return try KubernetesAction(proxy: kubernetesProxy, token: token, timeout: timeout)
+            }
+            let credentials =
+                if let kubernetesKubeconfig {
+                    try KubernetesCredentials.kubeconfig(
+                        kubernetesKubeconfig, context: kubernetesContext,
+                        privateDirectory: NSTemporaryDirectory() + "faultline-kubernetes-\(getuid())-\(getpid())")
+                } else {
+                    try KubernetesCredentials.inCluster()
+                }
+            return KubernetesAction(credentials: credentials, curl: kubernetesCurl, timeout: timeout, runner: runner)
+        } catch {
+            throw ConfigurationError(location: nil, message: error.description)
         }
     }
 

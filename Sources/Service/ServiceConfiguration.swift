@@ -63,10 +63,17 @@ public struct ServiceConfiguration: Sendable, Equatable {
     /// `webhook-url` (http://HOST:PORT/PATH) and `webhook-token-file` (the bearer token, one line).
     public var webhookURL: String?
     public var webhookTokenFile: String?
-    /// `kubernetes-proxy` (http://HOST:PORT of `kubectl proxy` or another API server proxy) and
-    /// `kubernetes-token-file` (a bearer token, when the proxy wants one).
+    /// How the kubernetes action reaches the API server, one of: `kubernetes-proxy` (http://HOST:PORT
+    /// of `kubectl proxy` or another API server proxy, with `kubernetes-token-file` when the proxy
+    /// wants a bearer token); `kubernetes-kubeconfig` (a kubeconfig file, `kubernetes-context` or its
+    /// current-context); `kubernetes-in-cluster = true` (the pod's service account). The last two
+    /// speak HTTPS through the `kubernetes-curl` program (default `curl`).
     public var kubernetesProxy: String?
     public var kubernetesTokenFile: String?
+    public var kubernetesKubeconfig: String?
+    public var kubernetesContext: String?
+    public var kubernetesInCluster = false
+    public var kubernetesCurl = "curl"
 
     /// The ladder steps runbooks may name, by step (`webhook:hw-ticket`): a URL for a webhook, a
     /// script for exec. Set as `webhook.hw-ticket = http://...` and `exec.reboot = /path/script`.
@@ -139,6 +146,20 @@ public struct ServiceConfiguration: Sendable, Equatable {
         },
         "kubernetes-token-file": {
             $0.kubernetesTokenFile = $1; return nil
+        },
+        "kubernetes-kubeconfig": {
+            $0.kubernetesKubeconfig = $1; return nil
+        },
+        "kubernetes-context": {
+            $0.kubernetesContext = $1; return nil
+        },
+        "kubernetes-in-cluster": { config, value in
+            guard value == "true" || value == "false" else { return "expected true or false, found '\(value)'" }
+            config.kubernetesInCluster = value == "true"
+            return nil
+        },
+        "kubernetes-curl": {
+            $0.kubernetesCurl = $1; return nil
         },
     ]
 

@@ -44,7 +44,7 @@ final class FakeCommands: CommandRunner {
     init(_ answer: Answer? = nil) { self.answer = Locked(answer) }
 
     func run(
-        _ arguments: [String], environment: [String: String], timeout: Duration
+        _ arguments: [String], environment: [String: String], input: [UInt8], timeout: Duration
     ) throws(SystemCallError) -> CommandResult {
         calls.withLock { $0.append(arguments) }
         guard let answer = answer.withLock({ $0 }) else {

@@ -44,5 +44,21 @@ struct ActionCommandTests {
         #expect(run(["action", "run", "dry-run", "status"]).0 == .usage)
         let missing = run(["action", "run", "exec", "status", "gpu-0001"])
         #expect(missing.0 == .dataError && missing.err.contains("exec-script"))
+        let noWay = run(["action", "run", "kubernetes", "status", "gpu-0001"])
+        #expect(noWay.0 == .dataError && noWay.err.contains("exactly one of 'kubernetes-proxy"))
+    }
+
+    @Test("the kubernetes action takes exactly one way to the API server")
+    func kubernetesWays() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("action-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let config = directory.appendingPathComponent("serve.conf").path
+        try "kubernetes-proxy = http://127.0.0.1:8001\nkubernetes-in-cluster = true\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let both = run(["action", "run", "kubernetes", "status", "gpu-0001", "--config", config])
+        #expect(both.0 == .dataError && both.err.contains("exactly one of"))
+        try "kubernetes-kubeconfig = \(directory.path)/missing\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let missing = run(["action", "run", "kubernetes", "status", "gpu-0001", "--config", config])
+        #expect(missing.0 == .dataError && missing.err.contains("cannot read the kubeconfig"))
     }
 }

@@ -26,7 +26,7 @@ final class FakeSlurm: CommandRunner, @unchecked Sendable {
     func set(_ name: String, _ node: Node) { state.withLock { $0.nodes[name] = node } }
     func controller(down: Bool) { state.withLock { $0.controllerDown = down } }
 
-    func run(_ arguments: [String], environment: [String: String], timeout: Duration) throws(SystemCallError) -> CommandResult {
+    func run(_ arguments: [String], environment: [String: String], input: [UInt8], timeout: Duration) throws(SystemCallError) -> CommandResult {
         state.withLock { world in
             world.calls.append(arguments)
             if world.controllerDown { return CommandResult(exitStatus: nil, signal: 9, standardOutput: "", timedOut: true) }
@@ -119,7 +119,7 @@ struct SlurmActionTests {
     @Test func aDrainThatDoesNotTakeIsNotASuccess() throws {
         final class Ignoring: CommandRunner, @unchecked Sendable {
             let slurm = FakeSlurm(nodes: ["gpu004": .init(base: "IDLE")])
-            func run(_ arguments: [String], environment: [String: String], timeout: Duration) throws(SystemCallError) -> CommandResult {
+            func run(_ arguments: [String], environment: [String: String], input: [UInt8], timeout: Duration) throws(SystemCallError) -> CommandResult {
                 // scontrol says 0 and does nothing.
                 arguments[1] == "update" ? CommandResult(exitStatus: 0, standardOutput: "") : try slurm.run(arguments, environment: environment, timeout: timeout)
             }
@@ -272,6 +272,17 @@ struct SubprocessTests {
         #expect(result.exitStatus == 3 && !result.timedOut)
         #expect(result.standardOutput == "out\nx y\n")
         #expect(result.standardError == "err\n")
+    }
+
+    @Test func standardInputIsGivenWholeAndEnds() throws {
+        let input = Array(repeating: Array("line\n".utf8), count: 10_000).joined()  // 50,000 bytes
+        let result = try SubprocessRunner().run(["/bin/sh", "-c", "wc -c; cat >/dev/null"], environment: [:], input: Array(input), timeout: .seconds(10))
+        #expect(result.succeeded && result.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines) == "50000")
+        #expect(throws: SystemCallError.self) {
+            try SubprocessRunner().run(["/bin/cat"], environment: [:], input: Array(repeating: 0, count: maxInputBytes + 1), timeout: .seconds(10))
+        }
+        // Without input the program reads an empty /dev/null, never our terminal.
+        #expect(try SubprocessRunner().run(["/bin/sh", "-c", "wc -c"], timeout: .seconds(10)).standardOutput.hasPrefix("0"))
     }
 
     @Test func aHungProgramAndWhatItStartedAreKilledAtTheDeadline() throws {

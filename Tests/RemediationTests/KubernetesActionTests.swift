@@ -12,7 +12,7 @@ import Testing
 /// Nodes as the API server keeps them (as JSON); PATCH is a JSON merge patch guarded by resourceVersion.
 final class FakeAPIServer: @unchecked Sendable {
     private let stored: Mutex<[String: Data]>
-    let requests = Mutex<[(method: String, path: String, contentType: String?, body: String)]>([])
+    let requests = Mutex<[(method: String, path: String, contentType: String?, authorization: String?, body: String)]>([])
     private var server: HTTPServer?
     private(set) var address: SocketAddress?
 
@@ -61,7 +61,10 @@ final class FakeAPIServer: @unchecked Sendable {
 
     private func record(_ request: HTTPRequest) {
         requests.withLock {
-            $0.append((request.method, request.target, request.headers["Content-Type"], String(decoding: request.body, as: UTF8.self)))
+            $0.append((
+                request.method, request.target, request.headers["Content-Type"], request.headers["Authorization"],
+                String(decoding: request.body, as: UTF8.self)
+            ))
         }
     }
 
@@ -87,7 +90,7 @@ struct KubernetesActionTests {
         #expect(state.quarantined && state.ours)
         let patch = try #require(api.requests.withLock { $0.first { $0.method == "PATCH" } })
         #expect(patch.path == "/api/v1/nodes/gpu-1" && patch.contentType == "application/merge-patch+json")
-        #expect(patch.body.contains("\"resourceVersion\":\"7\""))
+        #expect(patch.body.contains("\"resourceVersion\":\"7\"") && patch.authorization == "Bearer t0k")
         // The site's own taint is kept beside ours.
         let taints = KubernetesAction.taints(of: try #require(api.node("gpu-1")))
         #expect(taints.compactMap { $0["key"] as? String } == ["nvidia.com/gpu", "faultline.io/quarantine"])
