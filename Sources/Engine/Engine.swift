@@ -80,6 +80,17 @@ public struct Engine: Sendable {
     public var captureUnhealthyOnly = false
     public private(set) var captured: [(window: Timestamp, verdicts: [PairVerdict])] = []
 
+    /// When set, every window keeps its rollup (latency and loss by path class and by leaf pair) in
+    /// `rollups` as it closes: the service stores them for the weekly report.
+    public var rollUp = false
+    public private(set) var rollups: [WindowRollup] = []
+
+    /// Hands over the rollups made so far and forgets them.
+    public mutating func takeRollups() -> [WindowRollup] {
+        defer { rollups = [] }
+        return rollups
+    }
+
     /// Hands over what was captured so far and forgets it (a long replay keeps only the unread).
     public mutating func takeCaptured() -> [(window: Timestamp, verdicts: [PairVerdict])] {
         defer { captured = [] }
@@ -168,6 +179,9 @@ public struct Engine: Sendable {
         // with where its state keeps them.
         let nodes = reportOfNode.keys.sorted()
         let reports = nodes.map { reportOfNode.removeValue(forKey: $0)! }
+        if rollUp {
+            rollups.append(WindowRollup.make(window: Timestamp(secondsSinceEpoch: start), reports: reports, topology: topology))
+        }
         var states = nodes.map { nodePairs.removeValue(forKey: $0) ?? NodePairs() }
         var window = WindowBuffers()
         swap(&window, &buffers)  // uniquely referenced while in use: no copy on write

@@ -363,13 +363,14 @@ public final class Correlator: Sendable {
         published.withLock { $0.lastTick = now }
         guard let before, let after, after > before else { return }
         let closed = windowStarts(from: before, to: after)
+        let rollups = state.engine.takeRollups()
         apply(findings)
         remediator?.windowsClosed(closed, findings: findings)
         let statuses = nodeStatuses(now: now)
         let engineCounters = state.engine.counters
         counters.withLock { $0.engine = engineCounters }
         storeQueue.async { [self] in
-            persist(closed: closed, findings: findings, statuses: statuses, closedAt: now)
+            persist(closed: closed, findings: findings, rollups: rollups, statuses: statuses, closedAt: now)
             let seconds = (ContinuousClock.now - started) / .seconds(1)
             counters.withLock { $0.windowClose.observe(seconds) }
             log.log(
@@ -402,9 +403,9 @@ public final class Correlator: Sendable {
     }
 
     /// On the store's queue: closed windows with their findings and the node states that changed,
-    /// in one transaction.
+    /// in one transaction; then the windows' rollups, for the weekly report.
     private func persist(
-        closed: [Timestamp], findings: [Finding], statuses: [NodeStatus], closedAt: Timestamp
+        closed: [Timestamp], findings: [Finding], rollups: [WindowRollup], statuses: [NodeStatus], closedAt: Timestamp
     ) {
         var byWindow: [Timestamp: [Finding]] = [:]
         for finding in findings { byWindow[finding.window, default: []].append(finding) }
@@ -426,6 +427,7 @@ public final class Correlator: Sendable {
             try state.store?.recordWindowsClosed(
                 windows, seconds: settings.windowSeconds, closedAt: closedAt, nodeStates: changed)
             for node in changed { state.persistedStates[node.node] = node }
+            try state.store?.record(rollups: rollups)
         } catch {
             counters.withLock { $0.storeErrors += 1 }
             log.log("store-error", ["operation": .string("close-windows"), "error": .string("\(error)")])
@@ -451,6 +453,7 @@ public final class Correlator: Sendable {
         let inputs = published.withLock { $0.inputs }
         state.engine = Engine(
             topology: inputs.topology, rules: inputs.rules, windowSeconds: settings.windowSeconds)
+        state.engine.rollUp = true
         state.open = [:]
         for finding in try store.openFindingsLatestEvents() {
             state.open[OpenKey(component: finding.component, faultClass: finding.faultClass)] = finding
@@ -492,6 +495,8 @@ public final class Correlator: Sendable {
                 target = max(target, reopenedUntil)
             }
             findings += state.engine.advance(to: target)
+            // Windows recorded before keep their rollups (recording one again changes nothing).
+            try store.record(rollups: state.engine.takeRollups())
             if let first, let after = state.engine.nextWindowToClose {
                 let alreadyClosed = Set(alreadyClosedStarts)
                 let closed = windowStarts(from: first, to: after).filter { !alreadyClosed.contains($0) }
@@ -510,7 +515,7 @@ public final class Correlator: Sendable {
                 apply(findings.filter { closedSet.contains($0.window) })
                 remediator?.windowsClosed(closed, findings: findings.filter { closedSet.contains($0.window) })
                 persist(
-                    closed: closed, findings: findings.filter { closedSet.contains($0.window) },
+                    closed: closed, findings: findings.filter { closedSet.contains($0.window) }, rollups: [],
                     statuses: nodeStatuses(now: now), closedAt: now)
             }
         }

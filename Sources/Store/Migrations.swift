@@ -166,6 +166,22 @@ public enum Migrations {
                 -- SQLite rewrites the table to drop a column: once, in time proportional to the log.
                 ALTER TABLE reports DROP COLUMN content_hash;
                 """),
+        Migration(
+            name: "0006-leaf-hours",
+            sql: """
+                -- Each hour's latency and loss between leaves (pairs between endpoints on different
+                -- nodes), merged from the windows' rollups as they close: the weekly report's heatmap.
+                CREATE TABLE leaf_hours (
+                    hour_start INTEGER NOT NULL,
+                    src_leaf TEXT NOT NULL,
+                    dst_leaf TEXT NOT NULL,
+                    pair_count INTEGER NOT NULL,        -- pair-windows merged
+                    sent INTEGER NOT NULL,
+                    lost INTEGER NOT NULL,
+                    sketch BLOB,
+                    PRIMARY KEY (hour_start, src_leaf, dst_leaf)
+                ) WITHOUT ROWID;
+                """),
     ]
 
     /// The names recorded in the file, in the order applied; empty for a new file.

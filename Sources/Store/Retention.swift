@@ -7,7 +7,7 @@ import FleetModel
 public struct Retention: Sendable, Equatable {
     /// Raw reports (the event log replay reads). Default 72 hours.
     public var rawSeconds: Int64
-    /// Windows, unhealthy pairs, class aggregates, and findings closed that long ago. Default 90 days.
+    /// Windows, unhealthy pairs, class aggregates, leaf hours, and findings closed that long ago. Default 90 days.
     public var aggregateSeconds: Int64
 
     public static let defaultRawSeconds: Int64 = 72 * 3600
@@ -88,6 +88,13 @@ extension Store {
                 """
                 DELETE FROM class_aggregates WHERE (window_start, path_class) IN (SELECT window_start, path_class
                 FROM class_aggregates WHERE window_start < ? ORDER BY window_start LIMIT ?)
+                """
+            ),
+            (
+                "leaf_hours", aggregateCutoff,
+                """
+                DELETE FROM leaf_hours WHERE (hour_start, src_leaf, dst_leaf) IN (SELECT hour_start, src_leaf, dst_leaf
+                FROM leaf_hours WHERE hour_start < ? ORDER BY hour_start LIMIT ?)
                 """
             ),
             (

@@ -1,0 +1,77 @@
+// Window rollups for the weekly report: one window's pairs merged by path class and by leaf pair,
+// stored per window (classes) and per hour (leaf pairs), recorded again without counting twice.
+
+import Engine
+import FleetModel
+import Foundation
+import QuantileSketch
+import Store
+import Testing
+
+@Suite("store: window rollups")
+struct RollupTests {
+    /// gpu-0000..gpu-0003, two rails, two nodes per leaf: leaf-s0-r0/r1 and leaf-s1-r0/r1.
+    let topology = try! Topology.railOptimized(.init(nodes: 4, rails: 2, nodesPerLeaf: 2, spines: 2))
+
+    func pair(_ src: String, _ dst: String, sent: Int, lost: Int, median: Double, seed: UInt64) throws -> Report.Pair {
+        Report.Pair(
+            src: EndpointID(src)!, dst: EndpointID(dst)!, sent: sent, lost: lost,
+            rttMicros: sent > lost ? try sketchBytes(count: sent - lost, median: median, seed: seed) : nil)
+    }
+
+    func report(_ node: String, start: Int64, _ pairs: [Report.Pair]) -> Report {
+        Report(
+            node: NodeName(node)!, windowStart: Timestamp(secondsSinceEpoch: start), windowSeconds: 10,
+            agentVersion: "test", transport: .udp, pairs: pairs, health: [:])
+    }
+
+    @Test("a window merges by class and by leaf pair, and an hour merges its windows once")
+    func rollUp() throws {
+        let start: Int64 = 1_794_999_600  // a multiple of 3600: an hour's first window
+        let reports = [
+            report("gpu-0000", start: start, [
+                try pair("gpu-0000/0", "gpu-0000/0", sent: 100, lost: 0, median: 4, seed: 1),
+                try pair("gpu-0000/0", "gpu-0000/1", sent: 20, lost: 0, median: 6, seed: 2),
+                try pair("gpu-0000/0", "gpu-0001/0", sent: 20, lost: 2, median: 9, seed: 3),  // same leaf
+                try pair("gpu-0000/0", "gpu-0002/0", sent: 20, lost: 0, median: 20, seed: 4),  // s0-r0 -> s1-r0
+                try pair("gpu-0000/0", "gpu-9999/0", sent: 20, lost: 0, median: 20, seed: 5),  // unknown: skipped
+            ]),
+            report("gpu-0002", start: start, [
+                try pair("gpu-0002/0", "gpu-0000/0", sent: 20, lost: 20, median: 0, seed: 6),  // all lost, no sketch
+                try pair("gpu-0002/0", "gpu-0001/0", sent: 20, lost: 0, median: 22, seed: 7),  // s1-r0 -> s0-r0
+            ]),
+        ]
+        let rollup = WindowRollup.make(window: Timestamp(secondsSinceEpoch: start), reports: reports, topology: topology)
+        #expect(rollup.skippedPairs == 1)
+        #expect(rollup.classes.map(\.pathClass) == [.loopback, .intraHost, .sameLeaf, .crossLeaf])
+        let cross = try #require(rollup.classes.last?.aggregate)
+        #expect(cross.pairCount == 3 && cross.sent == 60 && cross.lost == 20)
+        #expect(cross.sketch?.count == 40)
+        #expect(rollup.leafPairs.map { "\($0.leaves.src)>\($0.leaves.dst)" } == [
+            "leaf-s0-r0>leaf-s0-r0", "leaf-s0-r0>leaf-s1-r0", "leaf-s1-r0>leaf-s0-r0",
+        ])
+        let back = try #require(rollup.leafPairs.last?.aggregate)
+        #expect(back.pairCount == 2 && back.sent == 40 && back.lost == 20 && back.sketch?.count == 20)
+        // The same reports in another order give the same rollup.
+        #expect(WindowRollup.make(window: rollup.window, reports: reports.reversed(), topology: topology) == rollup)
+
+        try withStore { store, _ in
+            let next = WindowRollup.make(
+                window: Timestamp(secondsSinceEpoch: start + 10), reports: reports.map {
+                    var moved = $0
+                    moved.windowStart = Timestamp(secondsSinceEpoch: start + 10)
+                    return moved
+                }, topology: topology)
+            try store.record(rollups: [rollup, next])
+            try store.record(rollups: [next])  // again, as a restart's rebuild does: counted once
+            let classes = try store.classAggregates(
+                from: Timestamp(secondsSinceEpoch: start), to: Timestamp(secondsSinceEpoch: start + 20))
+            #expect(classes.count == 8 && classes.filter { $0.pathClass == .crossLeaf }.map(\.sent) == [60, 60])
+            let hours = try store.leafHours(
+                from: Timestamp(secondsSinceEpoch: start), to: Timestamp(secondsSinceEpoch: start + 3600))
+            #expect(hours.count == 3 && hours.allSatisfy { $0.hour.secondsSinceEpoch == start })
+            let merged = try #require(hours.last?.aggregate)
+            #expect(merged.pairCount == 4 && merged.sent == 80 && merged.lost == 40 && merged.sketch?.count == 40)
+        }
+    }
+}
