@@ -44,7 +44,7 @@ let package = Package(
             name: "FaultlineCLI",
             dependencies: [
                 "QuantileSketch", "FleetModel", "Engine", "Policy", "Remediation", "Simulation", "Store", "Service", "Net", "Verbs",
-                "Probe", "Agent",
+                "Probe", "Agent", "Reports",
             ]),
         // POSIX edges: sockets, the HTTP/1.1 server and a blocking client, subprocesses. Imports
         // nothing of ours.
@@ -63,6 +63,9 @@ let package = Package(
         // The reports' charts as inline SVG: scales with nice ticks, colour scales, line charts and
         // heatmaps with their legends. Imports nothing of ours.
         .target(name: "Charts"),
+        // The weekly fleet health report: its figures from the store's rollups, findings and intent
+        // log, rendered as HTML (inline SVG and CSS), Markdown with SVG files, or JSON.
+        .target(name: "Reports", dependencies: ["Charts", "Store", "Engine", "FleetModel", "QuantileSketch"]),
         .executableTarget(name: "faultline", dependencies: ["FaultlineCLI"]),
         .executableTarget(
             name: "FaultlineBench",
@@ -81,6 +84,7 @@ let package = Package(
         .testTarget(name: "SystemLibraryTests", dependencies: ["CSQLite3", "CIBVerbs"]),
         .testTarget(name: "FleetModelTests", dependencies: ["FleetModel"]),
         .testTarget(name: "ChartsTests", dependencies: ["Charts"]),
+        .testTarget(name: "ReportsTests", dependencies: ["Reports", "Store", "Engine", "FleetModel", "QuantileSketch"]),
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "Engine", "FleetModel"]),
         .testTarget(name: "RemediationTests", dependencies: ["Remediation", "Net", "Policy", "Store", "FleetModel"]),
         .testTarget(name: "NetTests", dependencies: ["Net"]),

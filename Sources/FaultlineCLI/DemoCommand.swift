@@ -8,6 +8,8 @@
 
 import FleetModel
 import Foundation
+import Reports
+import Store
 import Net
 
 struct DemoCommand: Command {
@@ -62,7 +64,27 @@ struct DemoCommand: Command {
         var timeline = DemoTimeline(fleet: fleet, io: io)
         try timeline.run(until: stop)
         fleet.stop()
-        try timeline.printSummary()
+        let report = try writeReport(io: io)
+        try timeline.printSummary(report: report)
+    }
+
+    /// The fleet health report of the run (`faultline report` over the windows the store holds),
+    /// written to DIR/report.html; the command that writes it again.
+    private func writeReport(io: some CommandIO) throws(CommandError) -> (path: String, command: String)? {
+        let database = directory + "/faultline.db"
+        let output = directory + "/report.html"
+        do {
+            let store = try Store(path: database, mode: .readOnly, migrate: false)
+            let windows = try store.windows()
+            guard let first = windows.first?.start, let last = windows.last else { return nil }
+            let to = last.start.adding(seconds: Int64(last.seconds))
+            let report = try WeeklyReport.build(store: store, from: first, to: to, label: "the demo's run")
+            try writeOutput(Data(report.html.utf8), to: output, io: io)
+            return (output, "report --db \(database) --from \(first) --to \(to) -o \(output)")
+        } catch {
+            io.writeError("faultline demo: no report of the run: \(error)\n")
+            return nil
+        }
     }
 }
 

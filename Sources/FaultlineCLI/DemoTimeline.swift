@@ -189,7 +189,7 @@ struct DemoTimeline {
 
     /// What was injected and found, and when; throws when a fault went unnamed or a component no
     /// fault explains was blamed (the demo then exits 65), unless the run was interrupted.
-    func printSummary() throws(CommandError) {
+    func printSummary(report: (path: String, command: String)?) throws(CommandError) {
         var text = "\nSummary: \(fleet.names.count) nodes, \(windowsClosed) windows closed.\n"
         var missed: [String] = []
         for (index, fault) in faults.enumerated() {
@@ -230,6 +230,13 @@ struct DemoTimeline {
             Logs of every process: \(directory)/logs/
 
             """
+        if let report {
+            text += """
+                The run's fleet health report (docs/reports.md): \(report.path)
+                  \(faultline) \(report.command)
+
+                """
+        }
         io.write(text)
         // Findings no fault explains are listed, not failed on: on a loaded machine a process that
         // misses its turn looks slow to the others. Quarantining a node without a fault is a failure.

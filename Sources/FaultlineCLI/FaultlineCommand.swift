@@ -25,6 +25,7 @@ public enum FaultlineCommand {
         RulesShowCommand.self,
         ReplayCommand.self,
         ExplainCommand.self,
+        ReportCommand.self,
         IncidentExportCommand.self,
         IncidentImportCommand.self,
         ServeCommand.self,

@@ -499,7 +499,7 @@ public final class Store {
         Int(try database.singleInt("SELECT count(*) FROM findings WHERE closed_window IS NULL") ?? 0)
     }
 
-    static func component(kind: String, name: String) -> Component? {
+    public static func component(kind: String, name: String) -> Component? {
         switch kind {
         case "gpu": EndpointID(name).map { .endpoint($0) }
         case "node": NodeName(name).map { .node($0) }

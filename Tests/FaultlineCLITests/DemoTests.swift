@@ -98,6 +98,14 @@ struct DemoTests {
         }
         #expect(output.contains("restart  the correlator is back on"), "\(output)")
         #expect(try await noProcesses(mentioning: demo.directory, within: 5))
+        // The run's report, written by the demo: the three quarantines in its log, each released.
+        #expect(output.contains("The run's fleet health report (docs/reports.md): \(demo.directory)/report.html"))
+        let report = try String(contentsOfFile: demo.directory + "/report.html", encoding: .utf8)
+        #expect(report.hasPrefix("<!DOCTYPE html>") && report.components(separatedBy: "<svg").count - 1 == 6)
+        for node in ["gpu-0002", "gpu-0005", "gpu-0007"] {
+            #expect(report.contains("<tr><td>\(node)</td><td>20"), "\(node) in the report's quarantine log")
+        }
+        #expect(!report.contains("still out"))
 
         // Nothing lost across the correlator's kill -9 and restart: every node but the dead one has a
         // stored report for every window from its first to its last (the agents spooled meanwhile).
