@@ -3,7 +3,7 @@
 APT_PACKAGES := libsqlite3-dev libibverbs-dev pkg-config curl openssl python3
 SWIFT ?= swift
 
-.PHONY: all deps build release test test-slurm demo-slurm test-tsan bench bench-sketch bench-engine bench-scenarios bench-serve bench-agent bench-replay bench-peers bench-instructions demo interop fuzz format lint clean
+.PHONY: all deps build release test test-slurm demo-slurm check-report test-tsan bench bench-sketch bench-engine bench-scenarios bench-serve bench-agent bench-replay bench-peers bench-instructions demo interop fuzz format lint clean
 
 all: build
 
@@ -101,6 +101,11 @@ bench-instructions: release
 # faults injected and healed, about 75 s. A release build: 17 debug processes would crowd 2 cores.
 demo: release
 	.build/release/faultline demo
+
+# The weekly report of a short demo rendered by headless Chromium (light, dark, print), its
+# screenshots checked not blank (docs/reports.md). Needs Debian's chromium.
+check-report: build
+	ci/check-report .build/debug/faultline
 
 # DataDog's Python ddsketch decodes what we encode and answers within the accuracy.
 interop: build

@@ -96,7 +96,7 @@ public struct WeeklyReport: Sendable {
         /// [row][column]; nil where no pair was probed.
         public var weekP99: [[Double?]]
         public var weekLoss: [[Double?]]
-        /// The hour whose pairs between leaves had the highest merged p99.
+        /// The hour whose cross-leaf pairs had the highest merged p99.
         public var worstHour: Timestamp?
         public var worstHourP99: [[Double?]]
         public var worstHourLoss: [[Double?]]
@@ -336,35 +336,48 @@ extension WeeklyReport {
         }
     }
 
+    /// Leaf × leaf over the period (from whole days: `leaf_days` keeps sketches) and in its worst
+    /// hour: the hour whose pairs between leaves (the cross-leaf class) had the highest p99.
     private static func leafHeatmaps(
         store: Store, from: Timestamp, to: Timestamp, notes: inout [String]
     ) throws -> LeafHeatmaps {
-        // Hours overlapping the period (a period not on hour boundaries takes its end hours whole).
-        let hours = try store.leafHours(from: from.adding(seconds: -(from.secondsSinceEpoch % 3600)), to: to)
         struct Key: Hashable, Comparable {
             var src: String
             var dst: String
             static func < (a: Key, b: Key) -> Bool { (a.src, a.dst) < (b.src, b.dst) }
         }
+        let firstDay = from.secondsSinceEpoch - from.secondsSinceEpoch % 86_400
         var week: [Key: PairAggregate] = [:]
-        var byHour: [Int64: PairAggregate] = [:]
-        for row in hours {
+        for row in try store.leafDays(from: Timestamp(secondsSinceEpoch: firstDay), to: to) {
             week[Key(src: row.src.rawValue, dst: row.dst.rawValue), default: PairAggregate()].add(row.aggregate)
-            if row.src != row.dst { byHour[row.hour.secondsSinceEpoch, default: PairAggregate()].add(row.aggregate) }
         }
-        // The worst hour: the highest p99 over pairs between different leaves (earliest on a tie).
+        if !week.isEmpty, firstDay != from.secondsSinceEpoch || to.secondsSinceEpoch % 86_400 != 0 {
+            notes.append("The leaf × leaf figures are of whole days (UTC): the period's first and last days count whole.")
+        }
+        var byHour: [Int64: PairAggregate] = [:]
+        for aggregate in try store.classAggregates(from: from, to: to) where aggregate.pathClass == .crossLeaf {
+            byHour[aggregate.window.secondsSinceEpoch - aggregate.window.secondsSinceEpoch % 3_600, default: PairAggregate()]
+                .add(PairAggregate(pairCount: aggregate.pairCount, sent: aggregate.sent, lost: aggregate.lost, sketch: aggregate.sketch))
+        }
         var worst: (hour: Int64, p99: Double)?
         for hour in byHour.keys.sorted() {
-            guard let p99 = try? byHour[hour]!.sketch?.quantile(0.99) else { continue }
+            guard let p99 = (try? byHour[hour]!.sketch?.quantile(0.99)) ?? nil else { continue }
             if worst.map({ p99 > $0.p99 }) ?? true { worst = (hour, p99) }
         }
+        var worstCells: [Key: (p99: Double?, loss: Double?)] = [:]
+        if let worst {
+            for row in try store.leafHours(
+                from: Timestamp(secondsSinceEpoch: worst.hour), to: Timestamp(secondsSinceEpoch: worst.hour + 3_600))
+            {
+                worstCells[Key(src: row.src.rawValue, dst: row.dst.rawValue)] = (row.p99, Figures(row.aggregate).lossRate)
+            }
+        }
+        let weekFigures = week.mapValues { Figures($0) }
         var leaves = Array(Set(week.keys.flatMap { [$0.src, $0.dst] })).sorted()
         if leaves.count > maxHeatmapLeaves {
             // The leaves of the worst pairs by p99, until the cap.
             var kept: [String] = []
-            let ranked = week.keys.sorted().sorted {
-                ((try? week[$0]!.sketch?.quantile(0.99)) ?? 0) ?? 0 > ((try? week[$1]!.sketch?.quantile(0.99)) ?? 0) ?? 0
-            }
+            let ranked = weekFigures.keys.sorted().sorted { (weekFigures[$0]!.p99 ?? 0) > (weekFigures[$1]!.p99 ?? 0) }
             for key in ranked {
                 for leaf in [key.src, key.dst] where !kept.contains(leaf) && kept.count < maxHeatmapLeaves { kept.append(leaf) }
                 if kept.count == maxHeatmapLeaves { break }
@@ -372,19 +385,13 @@ extension WeeklyReport {
             notes.append("The heatmaps show \(maxHeatmapLeaves) of \(leaves.count) leaves: those of the worst pairs by p99.")
             leaves = kept.sorted()
         }
-        func grid(_ cells: [Key: PairAggregate], _ value: (Figures) -> Double?) -> [[Double?]] {
-            leaves.map { src in leaves.map { dst in cells[Key(src: src, dst: dst)].flatMap { value(Figures($0)) } } }
-        }
-        var worstCells: [Key: PairAggregate] = [:]
-        if let worst {
-            for row in hours where row.hour.secondsSinceEpoch == worst.hour {
-                worstCells[Key(src: row.src.rawValue, dst: row.dst.rawValue), default: PairAggregate()].add(row.aggregate)
-            }
+        func grid(_ value: (Key) -> Double?) -> [[Double?]] {
+            leaves.map { src in leaves.map { dst in value(Key(src: src, dst: dst)) } }
         }
         return LeafHeatmaps(
-            leaves: leaves, weekP99: grid(week, \.p99), weekLoss: grid(week, \.lossRate),
-            worstHour: worst.map { Timestamp(secondsSinceEpoch: $0.hour) }, worstHourP99: grid(worstCells, \.p99),
-            worstHourLoss: grid(worstCells, \.lossRate))
+            leaves: leaves, weekP99: grid { weekFigures[$0]?.p99 }, weekLoss: grid { weekFigures[$0]?.lossRate },
+            worstHour: worst.map { Timestamp(secondsSinceEpoch: $0.hour) }, worstHourP99: grid { worstCells[$0]?.p99 ?? nil },
+            worstHourLoss: grid { worstCells[$0]?.loss ?? nil })
     }
 
     /// Every quarantine decided in the period, with its release and who approved or released it.

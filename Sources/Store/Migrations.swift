@@ -167,10 +167,12 @@ public enum Migrations {
                 ALTER TABLE reports DROP COLUMN content_hash;
                 """),
         Migration(
-            name: "0006-leaf-hours",
+            name: "0006-leaf-rollups",
             sql: """
-                -- Each hour's latency and loss between leaves (pairs between endpoints on different
-                -- nodes), merged from the windows' rollups as they close: the weekly report's heatmap.
+                -- Latency and loss between leaves (pairs between endpoints on different nodes), merged
+                -- from the windows' rollups as they close: the weekly report's heatmaps. An hour keeps
+                -- its merged sketch only while it is the newest (it is merged into); once a later hour
+                -- starts, only its numbers stay (a week of 8,192 leaf pairs is 1.4 million hour rows).
                 CREATE TABLE leaf_hours (
                     hour_start INTEGER NOT NULL,
                     src_leaf TEXT NOT NULL,
@@ -178,8 +180,21 @@ public enum Migrations {
                     pair_count INTEGER NOT NULL,        -- pair-windows merged
                     sent INTEGER NOT NULL,
                     lost INTEGER NOT NULL,
-                    sketch BLOB,
+                    p50_micros REAL,
+                    p99_micros REAL,
+                    sketch BLOB,                        -- NULL once a later hour started
                     PRIMARY KEY (hour_start, src_leaf, dst_leaf)
+                ) WITHOUT ROWID;
+                -- Days keep their sketches, so that any run of days merges exactly.
+                CREATE TABLE leaf_days (
+                    day_start INTEGER NOT NULL,
+                    src_leaf TEXT NOT NULL,
+                    dst_leaf TEXT NOT NULL,
+                    pair_count INTEGER NOT NULL,
+                    sent INTEGER NOT NULL,
+                    lost INTEGER NOT NULL,
+                    sketch BLOB,
+                    PRIMARY KEY (day_start, src_leaf, dst_leaf)
                 ) WITHOUT ROWID;
                 """),
     ]

@@ -7,7 +7,7 @@ import FleetModel
 public struct Retention: Sendable, Equatable {
     /// Raw reports (the event log replay reads). Default 72 hours.
     public var rawSeconds: Int64
-    /// Windows, unhealthy pairs, class aggregates, leaf hours, and findings closed that long ago. Default 90 days.
+    /// Windows, unhealthy pairs, class aggregates, leaf hours and days, and findings closed that long ago. Default 90 days.
     public var aggregateSeconds: Int64
 
     public static let defaultRawSeconds: Int64 = 72 * 3600
@@ -95,6 +95,13 @@ extension Store {
                 """
                 DELETE FROM leaf_hours WHERE (hour_start, src_leaf, dst_leaf) IN (SELECT hour_start, src_leaf, dst_leaf
                 FROM leaf_hours WHERE hour_start < ? ORDER BY hour_start LIMIT ?)
+                """
+            ),
+            (
+                "leaf_days", aggregateCutoff,
+                """
+                DELETE FROM leaf_days WHERE (day_start, src_leaf, dst_leaf) IN (SELECT day_start, src_leaf, dst_leaf
+                FROM leaf_days WHERE day_start < ? ORDER BY day_start LIMIT ?)
                 """
             ),
             (

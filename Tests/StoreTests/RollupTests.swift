@@ -56,22 +56,41 @@ struct RollupTests {
         #expect(WindowRollup.make(window: rollup.window, reports: reports.reversed(), topology: topology) == rollup)
 
         try withStore { store, _ in
-            let next = WindowRollup.make(
-                window: Timestamp(secondsSinceEpoch: start + 10), reports: reports.map {
-                    var moved = $0
-                    moved.windowStart = Timestamp(secondsSinceEpoch: start + 10)
-                    return moved
-                }, topology: topology)
-            try store.record(rollups: [rollup, next])
-            try store.record(rollups: [next])  // again, as a restart's rebuild does: counted once
+            func moved(_ offset: Int64) -> WindowRollup {
+                WindowRollup.make(
+                    window: Timestamp(secondsSinceEpoch: start + offset),
+                    reports: reports.map {
+                        var moved = $0
+                        moved.windowStart = Timestamp(secondsSinceEpoch: start + offset)
+                        return moved
+                    }, topology: topology)
+            }
+            try store.record(rollups: [rollup, moved(10)])
+            try store.record(rollups: [moved(10)])  // again, as a restart's rebuild does: counted once
             let classes = try store.classAggregates(
                 from: Timestamp(secondsSinceEpoch: start), to: Timestamp(secondsSinceEpoch: start + 20))
             #expect(classes.count == 8 && classes.filter { $0.pathClass == .crossLeaf }.map(\.sent) == [60, 60])
-            let hours = try store.leafHours(
-                from: Timestamp(secondsSinceEpoch: start), to: Timestamp(secondsSinceEpoch: start + 3600))
-            #expect(hours.count == 3 && hours.allSatisfy { $0.hour.secondsSinceEpoch == start })
-            let merged = try #require(hours.last?.aggregate)
-            #expect(merged.pairCount == 4 && merged.sent == 80 && merged.lost == 40 && merged.sketch?.count == 40)
+            func hours() throws -> [LeafRollup] {
+                try store.leafHours(from: Timestamp(secondsSinceEpoch: start), to: Timestamp(secondsSinceEpoch: start + 7_200))
+            }
+            var first = try hours()
+            #expect(first.count == 3 && first.allSatisfy { $0.start.secondsSinceEpoch == start })
+            let merged = try #require(first.last)
+            #expect(merged.aggregate.pairCount == 4 && merged.aggregate.sent == 80 && merged.aggregate.lost == 40)
+            #expect(merged.aggregate.sketch?.count == 40 && merged.p99 != nil)
+
+            // The next hour starts: the first hour keeps its numbers, not its sketches; the day merges both.
+            try store.record(rollups: [moved(3_600)])
+            first = try hours().filter { $0.start.secondsSinceEpoch == start }
+            #expect(first.count == 3 && first.allSatisfy { $0.aggregate.sketch == nil })
+            #expect(first.last?.p99 == merged.p99 && first.last?.aggregate.sent == 80)
+            #expect(try hours().filter { $0.start.secondsSinceEpoch == start + 3_600 }.allSatisfy { $0.aggregate.sketch != nil })
+            let days = try store.leafDays(from: Timestamp(secondsSinceEpoch: start - start % 86_400), to: Timestamp(secondsSinceEpoch: start + 86_400))
+            #expect(days.count == 3 && days.last?.aggregate.sent == 120 && days.last?.aggregate.sketch?.count == 60)
+            // A window an hour late: its sealed hour counts it, its p99 stays what it was.
+            try store.record(rollups: [moved(20)])
+            first = try hours().filter { $0.start.secondsSinceEpoch == start }
+            #expect(first.last?.aggregate.sent == 120 && first.last?.p99 == merged.p99 && first.last?.aggregate.sketch == nil)
         }
     }
 }
