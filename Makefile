@@ -3,7 +3,7 @@
 APT_PACKAGES := libsqlite3-dev libibverbs-dev pkg-config curl openssl python3
 SWIFT ?= swift
 
-.PHONY: all deps build release test test-slurm demo-slurm check-report test-tsan bench bench-sketch bench-engine bench-scenarios bench-serve bench-agent bench-replay bench-peers bench-instructions demo interop fuzz format lint clean
+.PHONY: all deps build release test test-slurm demo-slurm check-report test-tsan bench bench-sketch bench-engine bench-scenarios bench-serve bench-agent bench-replay bench-report bench-peers bench-instructions demo interop fuzz format lint clean
 
 all: build
 
@@ -78,6 +78,11 @@ bench-scenarios: release
 # (user and system) and RSS over 60 s (docs/agent.md, "Cost").
 bench-agent: release
 	ci/measure-agent.sh .build/release/faultline 60
+
+# The weekly report of a week of a 1,000-node fleet's rollups (docs/reports.md, "Speed"); the store
+# is made once in .build/bench-week.db.
+bench-report: release
+	.build/release/faultline-bench --weekly-report .build/bench-week.db
 
 # faultline replay --db over 30 windows of a simulated 1,000-node fleet, extrapolated to 24 hours
 # (docs/replay.md, "Speed").

@@ -69,7 +69,7 @@ let package = Package(
         .executableTarget(name: "faultline", dependencies: ["FaultlineCLI"]),
         .executableTarget(
             name: "FaultlineBench",
-            dependencies: ["QuantileSketch", "FleetModel", "Engine", "Simulation", "Net", "Service"]),
+            dependencies: ["QuantileSketch", "FleetModel", "Engine", "Simulation", "Net", "Service", "Store", "Reports"]),
 
         .testTarget(
             name: "QuantileSketchTests", dependencies: ["QuantileSketch", "Simulation"],

@@ -288,6 +288,7 @@ let usage = """
     usage: faultline-bench [--json] [--data DIR]
            faultline-bench --write-data DIR
            faultline-bench --engine SCENARIO.json
+           faultline-bench --weekly-report STORE.db   (made once: a week of a 1,000-node fleet's rollups)
            faultline-bench --serve HOST:PORT --admin-token TOKEN [--nodes N] [--threads N] [--seconds S] [--window-seconds S]
            faultline-bench --workload insert|batch-insert|read-probe|parse-report|ingest|merge-narrow|merge-wide|encode-narrow|encode-wide|decode-narrow|decode-wide --repeat N
     """
@@ -299,6 +300,7 @@ var workload: String?
 var engineScenario: String?
 var repeats = 1
 var serveLoad: ServeLoadOptions?
+var weeklyReportStore: String?
 while let argument = arguments.first {
     arguments.removeFirst()
     switch argument {
@@ -307,6 +309,7 @@ while let argument = arguments.first {
     case "--write-data" where !arguments.isEmpty: writeDirectory = arguments.removeFirst()
     case "--workload" where !arguments.isEmpty: workload = arguments.removeFirst()
     case "--engine" where !arguments.isEmpty: engineScenario = arguments.removeFirst()
+    case "--weekly-report" where !arguments.isEmpty: weeklyReportStore = arguments.removeFirst()
     case "--serve" where !arguments.isEmpty:
         serveLoad = serveLoad ?? ServeLoadOptions()
         serveLoad?.address = arguments.removeFirst()
@@ -338,6 +341,10 @@ do {
     }
     if let serveLoad {
         try runServeLoad(serveLoad)
+        exit(0)
+    }
+    if let weeklyReportStore {
+        try runWeeklyReportBench(databasePath: weeklyReportStore)
         exit(0)
     }
     if let engineScenario {
