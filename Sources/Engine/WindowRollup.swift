@@ -64,10 +64,15 @@ public struct WindowRollup: Sendable, Equatable {
             && a.leafPairs.map(\.aggregate) == b.leafPairs.map(\.aggregate)
     }
 
-    /// The rollup of one window's reports (any order: the result is sorted).
+    /// The rollup of one window's reports (any order: the result is sorted). Sketches are merged
+    /// from their bytes (`EncodedSketchAccumulator`), not decoded one by one.
     public static func make(window: Timestamp, reports: [Report], topology: Topology) -> WindowRollup {
-        var byClass = [PairAggregate](repeating: PairAggregate(), count: PathClass.allCases.count)
-        var byLeaves: [LeafPair: PairAggregate] = [:]
+        struct Running {
+            var aggregate = PairAggregate()
+            var sketches = EncodedSketchAccumulator()
+        }
+        var byClass = [Running](repeating: Running(), count: PathClass.allCases.count)
+        var byLeaves: [LeafPair: Running] = [:]
         var skipped = 0
         for report in reports {
             for pair in report.pairs {
@@ -75,27 +80,54 @@ public struct WindowRollup: Sendable, Equatable {
                     skipped += 1
                     continue
                 }
-                var one = PairAggregate(pairCount: 1, sent: pair.sent, lost: pair.lost)
-                if let wire = pair.rttMicros {
-                    guard let bytes = wire.decodedBytes, let sketch = try? QuantileSketch(decoding: bytes) else {
-                        skipped += 1
-                        continue
-                    }
-                    one.sketch = sketch
-                }
                 let pathClass: PathClass =
                     pair.src == pair.dst
                     ? .loopback
                     : pair.src.node == pair.dst.node ? .intraHost : srcRail.leaf == dstRail.leaf ? .sameLeaf : .crossLeaf
-                if !byClass[pathClass.ordinal].add(one) { skipped += 1 }
-                if pair.src.node != pair.dst.node {
-                    byLeaves[LeafPair(src: srcRail.leaf, dst: dstRail.leaf), default: PairAggregate()].add(one)
+                let crossesNodes = pair.src.node != pair.dst.node
+                let leaves = LeafPair(src: srcRail.leaf, dst: dstRail.leaf)
+                if let wire = pair.rttMicros {
+                    guard let bytes = wire.decodedBytes else {
+                        skipped += 1
+                        continue
+                    }
+                    let added = bytes.withUnsafeBufferPointer { (buffer) -> Bool in
+                        do {
+                            try byClass[pathClass.ordinal].sketches.add(bytes: buffer)
+                            if crossesNodes { try byLeaves[leaves, default: Running()].sketches.add(bytes: buffer) }
+                            return true
+                        } catch {
+                            return false
+                        }
+                    }
+                    guard added else {
+                        skipped += 1
+                        continue
+                    }
                 }
+                byClass[pathClass.ordinal].aggregate.count(pair)
+                if crossesNodes { byLeaves[leaves, default: Running()].aggregate.count(pair) }
             }
+        }
+        func finished(_ running: Running) -> PairAggregate {
+            var aggregate = running.aggregate
+            aggregate.sketch = (try? running.sketches.sketch()) ?? nil
+            return aggregate
         }
         return WindowRollup(
             window: window,
-            classes: PathClass.allCases.compactMap { byClass[$0.ordinal].pairCount > 0 ? ($0, byClass[$0.ordinal]) : nil },
-            leafPairs: byLeaves.keys.sorted().map { ($0, byLeaves[$0]!) }, skippedPairs: skipped)
+            classes: PathClass.allCases.compactMap {
+                byClass[$0.ordinal].aggregate.pairCount > 0 ? ($0, finished(byClass[$0.ordinal])) : nil
+            },
+            leafPairs: byLeaves.keys.sorted().map { ($0, finished(byLeaves[$0]!)) }, skippedPairs: skipped)
+    }
+}
+
+extension PairAggregate {
+    /// Counts one pair's probes (its sketch is merged apart).
+    fileprivate mutating func count(_ pair: Report.Pair) {
+        pairCount += 1
+        sent += pair.sent
+        lost += pair.lost
     }
 }

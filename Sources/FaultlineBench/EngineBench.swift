@@ -49,7 +49,7 @@ func runEngineBench(scenarioPath: String) throws {
 
     var engine = Engine(topology: topology, rules: .defaults, windowSeconds: scenario.windowSeconds)
     let closeDelay = Int64(scenario.windowSeconds) * Int64(1 + Rules.defaults.graceWindows)
-    print("window  reports  pairs      simulate (s)  ingest (s)  close (s)  close CPU (s)  findings  peak RSS (MiB)")
+    print("window  reports  pairs      simulate (s)  ingest (s)  close (s)  close CPU (s)  rollup (s)  findings  peak RSS (MiB)")
     for window in 0..<scenario.windows {
         var reports: [Report] = []
         let simulating = clock.measure { reports = fleet.reports(window: window) }
@@ -63,11 +63,17 @@ func runEngineBench(scenarioPath: String) throws {
             findings = engine.advance(to: fleet.windowStart(window).adding(seconds: closeDelay))
         }
         let closingCPU = threadCPUSeconds() - cpuBefore
+        // What the service adds to each close (`Engine.rollUp`): the window merged by class and leaf pair.
+        var rollup: WindowRollup?
+        let rolling = clock.measure {
+            rollup = WindowRollup.make(window: fleet.windowStart(window), reports: reports, topology: topology)
+        }
+        sink &+= UInt64(rollup?.leafPairs.count ?? 0)
         reports = []
         print(
             String(
-                format: "%6d  %7d  %9d  %12.2f  %10.2f  %9.2f  %13.2f  %8d  %14.0f", window, reportCount, pairs,
-                seconds(simulating), seconds(ingesting), seconds(closing), closingCPU, findings.count,
+                format: "%6d  %7d  %9d  %12.2f  %10.2f  %9.2f  %13.2f  %10.2f  %8d  %14.0f", window, reportCount, pairs,
+                seconds(simulating), seconds(ingesting), seconds(closing), closingCPU, seconds(rolling), findings.count,
                 Double(peakResidentBytes()) / 1_048_576))
         for finding in findings { print("        \(finding.event) \(finding.component) \(finding.faultClass)") }
     }

@@ -28,6 +28,7 @@ public enum FaultlineCommand {
         ReportCommand.self,
         IncidentExportCommand.self,
         IncidentImportCommand.self,
+        IncidentHTMLCommand.self,
         ServeCommand.self,
         QuarantineCommand.self,
         ActionRunCommand.self,

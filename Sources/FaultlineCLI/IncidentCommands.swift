@@ -1,10 +1,12 @@
-// `faultline incident export|import` (docs/replay.md): a store, or the part of it around an
+// `faultline incident export|import|html` (docs/replay.md): a store, or the part of it around an
 // incident, as one self-contained SQLite bundle that `faultline replay --db` replays on any machine;
-// and a bundle checked (schema, integrity, audit chain) and taken in as a store of its own.
+// a bundle checked (schema, integrity, audit chain) and taken in as a store of its own; an incident
+// as one HTML page in the weekly report's look.
 
 import FleetModel
 import Foundation
 import Glibc
+import Reports
 import Store
 
 struct IncidentExportCommand: Command {
@@ -183,5 +185,53 @@ struct IncidentImportCommand: Command {
             return entries
         }
         io.write("imported \(bundle) as \(path): integrity ok, audit chain of \(entries) entries verified\n")
+    }
+}
+
+struct IncidentHTMLCommand: Command {
+    static let name = "incident html"
+    static let summary = "an incident as one HTML page in the weekly report's look"
+    static let usage = "incident html --db FILE --from T --to T [-o|--output FILE] [--runbook-base URL]"
+    static let help = """
+        Writes one self-contained HTML page (inline CSS and SVG; light, dark and print) of the
+        incident [from, to): a timeline of the findings' events, the remediation's decisions with
+        their outcomes and the operators' commands, in time order; the cross-leaf p50 and p99 window
+        by window; and leaf × leaf p99 and loss over the incident between the leaves its findings
+        touched and the leaves they probed, merged from the store's raw reports (docs/replay.md).
+
+        options:
+          --db FILE            the service's store (read only), or an incident bundle
+          --from T, --to T     the incident (RFC 3339 UTC)
+          -o, --output FILE    where to write (default: standard output)
+          --runbook-base URL   prefix of runbook links
+        """
+
+    let path: String
+    let from: Timestamp
+    let to: Timestamp
+    let output: String?
+    let runbookBase: String
+
+    init(arguments: [String]) throws(CommandError) {
+        let options = try OptionParser(
+            arguments, valued: ["db", "from", "to", "output", "runbook-base"], aliases: ["o": "output"])
+        path = try options.required("db")
+        guard let from = try options.timestamp("from"), let to = try options.timestamp("to") else {
+            throw CommandError.usage("--from and --to are required")
+        }
+        guard from < to else { throw CommandError.usage("--to must be after --from") }
+        self.from = from
+        self.to = to
+        output = options.value("output")
+        runbookBase = options.value("runbook-base") ?? ""
+    }
+
+    func run(io: some CommandIO) throws(CommandError) {
+        try requireExistingFile(path)
+        let html = try withStoreErrors { () throws -> String in
+            let store = try Store(path: path, mode: .readOnly, migrate: false)
+            return try IncidentReport.build(store: store, from: from, to: to, runbookBase: runbookBase).html
+        }
+        try writeOutput(Data(html.utf8), to: output, io: io)
     }
 }

@@ -112,6 +112,54 @@ public struct EncodedSketchReader: Sendable {
     }
 }
 
+/// Merges encoded sketches one after another without building each: the canonical form's bins are
+/// added in place into one store (`CanonicalSketch`, as `EncodedSketchReader` reads them); anything
+/// else is decoded in full and merged. `sketch()` equals the merge of every sketch decoded (the
+/// rollups of a window of millions of pairs: decoding each would cost five times the window's
+/// judging).
+public struct EncodedSketchAccumulator: Sendable {
+    private let maxBins: Int
+    private var positive: BinStore
+    private var zeroCount: UInt64 = 0
+    private var count: UInt64 = 0
+    /// Sketches not in the canonical form, decoded and merged.
+    private var others: QuantileSketch?
+
+    /// Nothing added yet (or only empty sketches).
+    public var isEmpty: Bool { count == 0 && (others?.isEmpty ?? true) }
+
+    public init(maxBins: Int = QuantileSketch.defaultMaxBins) {
+        self.maxBins = maxBins
+        positive = BinStore(maxBins: maxBins, collapsingEnd: .lowestKeys)
+    }
+
+    /// Adds a sketch's protobuf bytes.
+    public mutating func add(bytes buffer: UnsafeBufferPointer<UInt8>) throws(SketchError) {
+        if let sketch = CanonicalSketch(buffer, maxBins: maxBins), let total = sketch.total() {
+            guard total <= QuantileSketch.maxCount - count else { throw SketchError.countOverflow }
+            for index in 0..<sketch.bins {
+                let binCount = sketch.count(ofBin: index)
+                if binCount > 0 { positive.add(key: sketch.firstKey &+ index, count: binCount) }
+            }
+            zeroCount &+= sketch.zeroCount
+            count += total
+            return
+        }
+        let sketch = try QuantileSketch(decoding: buffer, maxBins: maxBins)
+        if others == nil { others = sketch } else { try others!.merge(sketch) }
+    }
+
+    /// The merge of everything added; nil when nothing was.
+    public func sketch() throws(SketchError) -> QuantileSketch? {
+        guard count > 0 || others != nil else { return nil }
+        var merged = QuantileSketch(
+            mapping: .default, zeroCount: zeroCount, positive: positive,
+            negative: BinStore(maxBins: maxBins, collapsingEnd: .highestKeys), count: count)
+        if let others { try merged.merge(others) }
+        return merged
+    }
+}
+
 /// Where the parts of a canonically encoded sketch lie, its layout checked as the full decoder
 /// checks it; `total()` checks the counts.
 private struct CanonicalSketch {
@@ -167,6 +215,8 @@ private struct CanonicalSketch {
     }
 
     /// The count of a bin, which `total()` has checked.
+    func count(ofBin index: Int) -> UInt64 { bin(index) }
+
     @inline(__always)
     private func bin(_ index: Int) -> UInt64 {
         SmallCount.unchecked(UInt64(littleEndian: base.loadUnaligned(fromByteOffset: countsOffset &+ 8 &* index, as: UInt64.self)))

@@ -141,77 +141,25 @@ extension WeeklyReport {
 
     /// One self-contained page: inline CSS (light, dark and print) and inline SVG charts.
     public var html: String {
-        var out = """
-            <!DOCTYPE html>
-            <html lang="en">
-            <head>
-            <meta charset="utf-8">
-            <meta name="viewport" content="width=device-width, initial-scale=1">
-            <meta name="color-scheme" content="light dark">
-            <title>Faultline fleet health, \(escapeMarkup(period.label))</title>
-            <style>
-            :root { --fg: #1b1f24; --bg: #ffffff; --muted: #57606a; --rule: #d0d7de; --accent: #0a5bb5; --stripe: #f6f8fa; }
-            @media (prefers-color-scheme: dark) {
-              :root { --fg: #e6edf3; --bg: #0d1117; --muted: #9da7b3; --rule: #30363d; --accent: #6cb6ff; --stripe: #161b22; }
-            }
-            body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--fg); background: var(--bg);
-                   max-width: 1100px; margin: 2rem auto; padding: 0 1rem; }
-            h1 { font-size: 1.6rem; margin-bottom: 0.2rem; } h2 { font-size: 1.2rem; margin-top: 2rem; border-bottom: 1px solid var(--rule); }
-            .period { color: var(--muted); margin-top: 0; }
-            table { border-collapse: collapse; width: 100%; font-size: 0.9rem; }
-            th, td { text-align: left; padding: 0.3rem 0.5rem; border-bottom: 1px solid var(--rule); vertical-align: top; }
-            tbody tr:nth-child(even) { background: var(--stripe); }
-            td.empty { color: var(--muted); font-style: italic; }
-            a { color: var(--accent); }
-            .notes { color: var(--muted); }
-            figure { margin: 1rem 0; } figure svg { max-width: 100%; height: auto; color: var(--fg); }
-            .grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(320px, 1fr)); gap: 1rem; }
-            svg .title { font-weight: 600; font-size: 13px; } svg text { font-size: 11px; }
-            @media print {
-              :root { --fg: #000; --bg: #fff; --muted: #333; --rule: #999; --accent: #000; --stripe: #fff; }
-              body { margin: 0; max-width: none; } h2 { break-after: avoid; } figure, tr { break-inside: avoid; }
-            }
-            </style>
-            </head>
-            <body>
-            <h1>Fleet health, \(escapeMarkup(period.label))</h1>
-            <p class="period">\(escapeMarkup("\(period.from)")) to \(escapeMarkup("\(period.to)")), written by faultline report</p>
-
-            """
-        if !notes.isEmpty {
-            out += "<ul class=\"notes\">\n" + notes.map { "<li>\(escapeMarkup($0))</li>\n" }.joined() + "</ul>\n"
-        }
         let charts = self.charts
         let tables = self.tables
         func table(_ id: String) -> String {
             guard let table = tables.first(where: { $0.id == id }) else { return "" }
-            var html = "<h2 id=\"\(id)\">\(escapeMarkup(table.title))</h2>\n<table>\n<thead><tr>"
-            html += table.header.map { "<th>\(escapeMarkup($0))</th>" }.joined() + "</tr></thead>\n<tbody>\n"
-            if table.rows.isEmpty {
-                html += "<tr><td class=\"empty\" colspan=\"\(table.header.count)\">none</td></tr>\n"
-            }
-            for row in table.rows {
-                html += "<tr>" + zip(table.header, row).map { header, cell in
-                    header == "runbook" && !cell.isEmpty
-                        ? "<td><a href=\"\(escapeMarkup(cell))\">\(escapeMarkup(cell))</a></td>" : "<td>\(escapeMarkup(cell))</td>"
-                }.joined() + "</tr>\n"
-            }
-            return html + "</tbody>\n</table>\n"
+            return HTMLPage.table(id: table.id, title: table.title, header: table.header, rows: table.rows)
         }
         func figures(_ names: [String]) -> String {
-            "<div class=\"grid\">\n" + charts.filter { names.contains($0.name) }.map {
-                "<figure>\n\($0.svg)<figcaption>\(escapeMarkup($0.title))</figcaption>\n</figure>\n"
-            }.joined() + "</div>\n"
+            HTMLPage.figures(charts.filter { names.contains($0.name) }.map { ($0.title, $0.svg) })
         }
-        out += table("summary")
-        out += table("latency")
-        out += figures(["latency-p99.svg", "latency-p50.svg"])
-        out += "<h2 id=\"heatmaps\">Leaf × leaf</h2>\n"
-        out += figures(["leaves-week-p99.svg", "leaves-week-loss.svg"])
-        out += figures(["leaves-worst-hour-p99.svg", "leaves-worst-hour-loss.svg"])
-        for id in ["offenders", "repeat", "open", "quarantines"] { out += table(id) }
-        out += "</body>\n</html>\n"
-        return out
+        var body = table("summary")
+        body += table("latency")
+        body += figures(["latency-p99.svg", "latency-p50.svg"])
+        body += "<h2 id=\"heatmaps\">Leaf × leaf</h2>\n"
+        body += figures(["leaves-week-p99.svg", "leaves-week-loss.svg"])
+        body += figures(["leaves-worst-hour-p99.svg", "leaves-worst-hour-loss.svg"])
+        for id in ["offenders", "repeat", "open", "quarantines"] { body += table(id) }
+        return HTMLPage.page(
+            title: "Fleet health, \(period.label)", subtitle: "\(period.from) to \(period.to), written by faultline report",
+            notes: notes, body: body)
     }
 
     // MARK: Markdown
@@ -316,6 +264,78 @@ extension WeeklyReport {
             }),
             "notes": .array(notes.map { .string($0) }),
         ])
+    }
+}
+
+/// The reports' HTML: one self-contained page (inline CSS for light, dark and print; inline SVG),
+/// tables with runbook links, figures in a grid. The weekly report and the incident page share it.
+enum HTMLPage {
+    static let style = """
+        :root { --fg: #1b1f24; --bg: #ffffff; --muted: #57606a; --rule: #d0d7de; --accent: #0a5bb5; --stripe: #f6f8fa; }
+        @media (prefers-color-scheme: dark) {
+          :root { --fg: #e6edf3; --bg: #0d1117; --muted: #9da7b3; --rule: #30363d; --accent: #6cb6ff; --stripe: #161b22; }
+        }
+        body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--fg); background: var(--bg);
+               max-width: 1100px; margin: 2rem auto; padding: 0 1rem; }
+        h1 { font-size: 1.6rem; margin-bottom: 0.2rem; } h2 { font-size: 1.2rem; margin-top: 2rem; border-bottom: 1px solid var(--rule); }
+        .period { color: var(--muted); margin-top: 0; }
+        table { border-collapse: collapse; width: 100%; font-size: 0.9rem; }
+        th, td { text-align: left; padding: 0.3rem 0.5rem; border-bottom: 1px solid var(--rule); vertical-align: top; }
+        tbody tr:nth-child(even) { background: var(--stripe); }
+        td.empty { color: var(--muted); font-style: italic; }
+        a { color: var(--accent); }
+        .notes { color: var(--muted); }
+        figure { margin: 1rem 0; } figure svg { max-width: 100%; height: auto; color: var(--fg); }
+        .grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(320px, 1fr)); gap: 1rem; }
+        svg .title { font-weight: 600; font-size: 13px; } svg text { font-size: 11px; }
+        @media print {
+          :root { --fg: #000; --bg: #fff; --muted: #333; --rule: #999; --accent: #000; --stripe: #fff; }
+          body { margin: 0; max-width: none; } h2 { break-after: avoid; } figure, tr { break-inside: avoid; }
+        }
+        """
+
+    static func page(title: String, subtitle: String, notes: [String], body: String) -> String {
+        var out = """
+            <!DOCTYPE html>
+            <html lang="en">
+            <head>
+            <meta charset="utf-8">
+            <meta name="viewport" content="width=device-width, initial-scale=1">
+            <meta name="color-scheme" content="light dark">
+            <title>\(escapeMarkup(title))</title>
+            <style>
+            \(style)
+            </style>
+            </head>
+            <body>
+            <h1>\(escapeMarkup(title))</h1>
+            <p class="period">\(escapeMarkup(subtitle))</p>
+
+            """
+        if !notes.isEmpty {
+            out += "<ul class=\"notes\">\n" + notes.map { "<li>\(escapeMarkup($0))</li>\n" }.joined() + "</ul>\n"
+        }
+        return out + body + "</body>\n</html>\n"
+    }
+
+    /// A titled table; cells under a `runbook` header become links.
+    static func table(id: String, title: String, header: [String], rows: [[String]]) -> String {
+        var html = "<h2 id=\"\(id)\">\(escapeMarkup(title))</h2>\n<table>\n<thead><tr>"
+        html += header.map { "<th>\(escapeMarkup($0))</th>" }.joined() + "</tr></thead>\n<tbody>\n"
+        if rows.isEmpty { html += "<tr><td class=\"empty\" colspan=\"\(header.count)\">none</td></tr>\n" }
+        for row in rows {
+            html += "<tr>" + zip(header, row).map { name, cell in
+                name == "runbook" && !cell.isEmpty
+                    ? "<td><a href=\"\(escapeMarkup(cell))\">\(escapeMarkup(cell))</a></td>" : "<td>\(escapeMarkup(cell))</td>"
+            }.joined() + "</tr>\n"
+        }
+        return html + "</tbody>\n</table>\n"
+    }
+
+    /// SVG figures with captions, side by side where the page is wide enough.
+    static func figures(_ charts: [(caption: String, svg: String)]) -> String {
+        "<div class=\"grid\">\n" + charts.map { "<figure>\n\($0.svg)<figcaption>\(escapeMarkup($0.caption))</figcaption>\n</figure>\n" }
+            .joined() + "</div>\n"
     }
 }
 

@@ -161,3 +161,44 @@ struct EncodedSketchReaderTests {
         #expect(throws: SketchError.invalidQuantile(1.5)) { try EncodedSketchReader(quantiles: [0.5, 1.5]) }
     }
 }
+
+struct EncodedSketchAccumulatorTests {
+    /// The merge of many encoded sketches, canonical and not, equals decoding each and merging.
+    @Test(arguments: 0..<4)
+    func mergesAsDecodedSketchesDo(seed: Int) throws {
+        var generator = SeededGenerator(seed: UInt64(seed) + 77)
+        var accumulator = EncodedSketchAccumulator()
+        var merged = try QuantileSketch()
+        let empty = try accumulator.sketch()
+        #expect(accumulator.isEmpty && empty == nil)
+        for index in 0..<60 {
+            var sketch = try QuantileSketch()
+            let values = LatencyDistribution.lognormal(median: 5 + Double(index % 7), sigma: 0.1 + 0.5 * generator.nextUnit())
+                .samples(1 + Int(generator.next() % 400), seed: generator.next())
+            try sketch.add(contentsOf: values)
+            if index % 9 == 0 { try sketch.add(0, count: 3) }
+            if index % 13 == 0 { try sketch.add(-2.5) }  // negative values: not the canonical form
+            let bytes = sketch.encoded()
+            try bytes.withUnsafeBufferPointer { (buffer) throws(SketchError) in try accumulator.add(bytes: buffer) }
+            try merged.merge(try QuantileSketch(decoding: bytes))
+        }
+        let result = try #require(try accumulator.sketch())
+        #expect(result.count == merged.count && result.zeroCount == merged.zeroCount && result.binCount == merged.binCount)
+        let answers = try result.quantiles(testQuantiles)
+        #expect(try answers == merged.quantiles(testQuantiles))
+        #expect(result.encoded() == merged.encoded())
+    }
+
+    @Test func malformedBytesThrowAndChangeNothing() throws {
+        var accumulator = EncodedSketchAccumulator()
+        var sketch = try QuantileSketch()
+        try sketch.add(contentsOf: [3, 4, 5])
+        let good = sketch.encoded()
+        try good.withUnsafeBufferPointer { (buffer) throws(SketchError) in try accumulator.add(bytes: buffer) }
+        #expect(throws: SketchError.self) {
+            try Array(good.dropLast(3)).withUnsafeBufferPointer { (buffer) throws(SketchError) in try accumulator.add(bytes: buffer) }
+        }
+        let kept = try accumulator.sketch()
+        #expect(kept?.count == 3)
+    }
+}
