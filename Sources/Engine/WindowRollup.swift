@@ -51,13 +51,20 @@ public struct WindowRollup: Sendable, Equatable {
     public var window: Timestamp
     /// By class, in class order; classes without pairs are left out.
     public var classes: [(pathClass: PathClass, aggregate: PairAggregate)]
-    /// Pairs between endpoints on different nodes, by (source leaf, destination leaf), sorted.
+    /// Pairs between endpoints on different nodes, by (source leaf, destination leaf), sorted;
+    /// empty when `leafPairsOmitted`.
     public var leafPairs: [(leaves: LeafPair, aggregate: PairAggregate)]
     /// Pairs left out: an endpoint the topology does not know, or a sketch that did not decode or merge.
     public var skippedPairs: Int
+    /// True when the fleet has more than `maxLeaves` leaves: no leaf pairs then (a heatmap of
+    /// thousands of leaves is unreadable, and a window of a 100,000-GPU fleet touches a million
+    /// leaf pairs: merging them would cost several times the window's judging).
+    public var leafPairsOmitted = false
+
+    public static let maxLeaves = 512
 
     public static func == (a: WindowRollup, b: WindowRollup) -> Bool {
-        a.window == b.window && a.skippedPairs == b.skippedPairs
+        a.window == b.window && a.skippedPairs == b.skippedPairs && a.leafPairsOmitted == b.leafPairsOmitted
             && a.classes.map(\.pathClass) == b.classes.map(\.pathClass)
             && a.classes.map(\.aggregate) == b.classes.map(\.aggregate)
             && a.leafPairs.map(\.leaves) == b.leafPairs.map(\.leaves)
@@ -74,6 +81,7 @@ public struct WindowRollup: Sendable, Equatable {
         var byClass = [Running](repeating: Running(), count: PathClass.allCases.count)
         var byLeaves: [LeafPair: Running] = [:]
         var skipped = 0
+        let withLeaves = topology.leaves.count <= maxLeaves
         for report in reports {
             for pair in report.pairs {
                 guard let srcRail = topology.rail(pair.src), let dstRail = topology.rail(pair.dst) else {
@@ -84,7 +92,7 @@ public struct WindowRollup: Sendable, Equatable {
                     pair.src == pair.dst
                     ? .loopback
                     : pair.src.node == pair.dst.node ? .intraHost : srcRail.leaf == dstRail.leaf ? .sameLeaf : .crossLeaf
-                let crossesNodes = pair.src.node != pair.dst.node
+                let crossesNodes = withLeaves && pair.src.node != pair.dst.node
                 let leaves = LeafPair(src: srcRail.leaf, dst: dstRail.leaf)
                 if let wire = pair.rttMicros {
                     guard let bytes = wire.decodedBytes else {
@@ -119,7 +127,8 @@ public struct WindowRollup: Sendable, Equatable {
             classes: PathClass.allCases.compactMap {
                 byClass[$0.ordinal].aggregate.pairCount > 0 ? ($0, finished(byClass[$0.ordinal])) : nil
             },
-            leafPairs: byLeaves.keys.sorted().map { ($0, finished(byLeaves[$0]!)) }, skippedPairs: skipped)
+            leafPairs: byLeaves.keys.sorted().map { ($0, finished(byLeaves[$0]!)) }, skippedPairs: skipped,
+            leafPairsOmitted: !withLeaves)
     }
 }
 

@@ -273,7 +273,7 @@ extension WeeklyReport {
             notes.append("The period before (from \(previousFrom)) has no latency data to compare with.")
         }
 
-        let heatmaps = try leafHeatmaps(store: store, from: from, to: to, notes: &notes)
+        let heatmaps = try leafHeatmaps(store: store, from: from, to: to, leafCount: topology?.leaves.count, notes: &notes)
         return WeeklyReport(
             period: Period(from: from, to: to, label: label ?? "\(from) – \(to)"), bucketSeconds: bucket, summary: summary,
             latency: latency, heatmaps: heatmaps, topOffenders: Array(topOffenders),
@@ -339,7 +339,7 @@ extension WeeklyReport {
     /// Leaf × leaf over the period (from whole days: `leaf_days` keeps sketches) and in its worst
     /// hour: the hour whose pairs between leaves (the cross-leaf class) had the highest p99.
     private static func leafHeatmaps(
-        store: Store, from: Timestamp, to: Timestamp, notes: inout [String]
+        store: Store, from: Timestamp, to: Timestamp, leafCount: Int?, notes: inout [String]
     ) throws -> LeafHeatmaps {
         struct Key: Hashable, Comparable {
             var src: String
@@ -350,6 +350,10 @@ extension WeeklyReport {
         var week: [Key: PairAggregate] = [:]
         for row in try store.leafDays(from: Timestamp(secondsSinceEpoch: firstDay), to: to) {
             week[Key(src: row.src.rawValue, dst: row.dst.rawValue), default: PairAggregate()].add(row.aggregate)
+        }
+        if week.isEmpty, let leafCount, leafCount > WindowRollup.maxLeaves {
+            notes.append(
+                "No leaf × leaf maps: the fleet has \(leafCount) leaves, more than the \(WindowRollup.maxLeaves) the service rolls up by leaf pair.")
         }
         if !week.isEmpty, firstDay != from.secondsSinceEpoch || to.secondsSinceEpoch % 86_400 != 0 {
             notes.append("The leaf × leaf figures are of whole days (UTC): the period's first and last days count whole.")

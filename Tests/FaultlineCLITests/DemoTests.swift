@@ -176,6 +176,17 @@ struct DemoTests {
             [faultline, "replay", "--db", bundle, "--from", from, "--to", "2099-01-01T00:00:00Z", "--compare"],
             timeout: .seconds(60))
         #expect(bundled.succeeded, "\(bundled.standardOutput)\(bundled.standardError)")
+        // The whole run as an incident page: its timeline and the lossy link's leaf in the maps.
+        let page = try SubprocessRunner(outputLimit: 64 << 20).run(
+            [faultline, "incident", "html", "--db", directory + "/faultline.db", "--from", "2000-01-01T00:00:00Z",
+             "--to", "2099-01-01T00:00:00Z"], timeout: .seconds(60))
+        #expect(page.succeeded, "\(page.standardError)")
+        #expect(page.standardOutput.hasPrefix("<!DOCTYPE html>"))
+        for node in ["gpu-0002", "gpu-0005", "gpu-0007"] {
+            #expect(page.standardOutput.contains("<td>quarantine (done)</td><td>\(node)</td>"), "\(node) in the incident page")
+        }
+        #expect(page.standardOutput.contains("<td>finding opened</td><td>gpu-0007</td><td>node.unreachable</td>"))
+        #expect(page.standardOutput.contains("leaf-s2-r1"))  // gpu-0005/1's leaf
     }
 
     @Test("Ctrl-C (SIGINT) stops the demo and every process it started")
