@@ -81,9 +81,13 @@ public struct Engine: Sendable {
     public private(set) var captured: [(window: Timestamp, verdicts: [PairVerdict])] = []
 
     /// When set, every window keeps its rollup (latency and loss by path class and by leaf pair) in
-    /// `rollups` as it closes: the service stores them for the weekly report.
+    /// `rollups` as it closes: the service stores them for the weekly report. Made of the pairs
+    /// the window judges, as they are read.
     public var rollUp = false
     public private(set) var rollups: [WindowRollup] = []
+    private let emptyRollup: WindowRollup.Builder
+    /// For an endpoint's component number, its leaf's place in `emptyRollup.leaves`; -1 otherwise.
+    private let leafPlaceOf: [Int32]
 
     /// Hands over the rollups made so far and forgets them.
     public mutating func takeRollups() -> [WindowRollup] {
@@ -102,6 +106,12 @@ public struct Engine: Sendable {
         self.rules = rules
         self.windowSeconds = windowSeconds
         self.table = ComponentTable(topology: topology)
+        emptyRollup = WindowRollup.Builder(topology: topology)
+        let place = Dictionary(uniqueKeysWithValues: (emptyRollup.leaves ?? []).enumerated().map { ($1, Int32($0)) })
+        leafPlaceOf = table.components.map { component in
+            guard case .endpoint(let endpoint) = component, let rail = topology.rail(endpoint) else { return -1 }
+            return place[rail.leaf] ?? -1
+        }
     }
 
     /// Components with an open finding and its class, sorted.
@@ -179,9 +189,7 @@ public struct Engine: Sendable {
         // with where its state keeps them.
         let nodes = reportOfNode.keys.sorted()
         let reports = nodes.map { reportOfNode.removeValue(forKey: $0)! }
-        if rollUp {
-            rollups.append(WindowRollup.make(window: Timestamp(secondsSinceEpoch: start), reports: reports, topology: topology))
-        }
+        var rollup = rollUp ? emptyRollup : nil
         var states = nodes.map { nodePairs.removeValue(forKey: $0) ?? NodePairs() }
         var window = WindowBuffers()
         swap(&window, &buffers)  // uniquely referenced while in use: no copy on write
@@ -190,8 +198,9 @@ public struct Engine: Sendable {
             swap(&window, &buffers)
         }
         for n in nodes.indices {
-            observe(reports[n], state: &states[n], into: &window, node: Int32(n))
+            observe(reports[n], state: &states[n], into: &window, node: Int32(n), rollup: &rollup)
         }
+        if let rollup { rollups.append(rollup.finish(window: Timestamp(secondsSinceEpoch: start))) }
         let classBaselines = baselines(
             window.observations, rules: rules, p50s: &window.classP50s, p99s: &window.classP99s)
         window.judged.reserveCapacity(window.observations.count)
@@ -279,7 +288,8 @@ public struct Engine: Sendable {
     /// A report's pairs as observations, appended with their places in the node's state; pairs the
     /// engine cannot use are counted and dropped.
     private mutating func observe(
-        _ report: Report, state: inout NodePairs, into window: inout WindowBuffers, node: Int32
+        _ report: Report, state: inout NodePairs, into window: inout WindowBuffers, node: Int32,
+        rollup: inout WindowRollup.Builder?
     ) {
         let pairs = report.pairs
         if !state.matches(pairs) { state.rebuild(for: pairs, topology: topology, table: table) }
@@ -306,13 +316,25 @@ public struct Engine: Sendable {
             case nil: break
             }
             var quantiles: (p50: Double, p99: Double)?
+            let srcLeaf = Int(leafPlaceOf[Int(resolved.srcNumber)])
+            let dstLeaf = Int(leafPlaceOf[Int(resolved.dstNumber)])
             if sent > lost {
-                guard let sketch = pairs[entry].rttMicros, read(sketch), sketchReader.count == UInt64(sent - lost)
+                guard let bytes = pairs[entry].rttMicros?.decodedBytes,
+                    bytes.withUnsafeBufferPointer({ buffer in
+                        guard (try? sketchReader.read(bytes: buffer)) != nil, sketchReader.count == UInt64(sent - lost) else {
+                            return false
+                        }
+                        rollup?.add(
+                            pathClass: resolved.pathClass, srcLeaf: srcLeaf, dstLeaf: dstLeaf, sent: sent, lost: lost, sketch: buffer)
+                        return true
+                    })
                 else {
                     counters.pairsInvalidSketch += 1
                     continue
                 }
                 quantiles = (sketchReader.answer(0), sketchReader.answer(1))
+            } else {
+                rollup?.add(pathClass: resolved.pathClass, srcLeaf: srcLeaf, dstLeaf: dstLeaf, sent: sent, lost: lost, sketch: nil)
             }
             let routeStart = Int32(routeBase + resolved.components.lowerBound)
             window.observations.append(
@@ -324,12 +346,6 @@ public struct Engine: Sendable {
                     p50: quantiles?.p50, p99: quantiles?.p99))
             window.owners.append((node, Int32(entry)))
         }
-    }
-
-    /// Reads a pair's sketch into `sketchReader`; false when it does not decode.
-    private mutating func read(_ sketch: WireSketch) -> Bool {
-        guard let bytes = sketch.decodedBytes else { return false }
-        return bytes.withUnsafeBufferPointer { (try? sketchReader.read(bytes: $0)) != nil }
     }
 
     /// The finding a blame would make: its class, confidence and evidence.

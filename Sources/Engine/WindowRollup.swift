@@ -71,72 +71,101 @@ public struct WindowRollup: Sendable, Equatable {
             && a.leafPairs.map(\.aggregate) == b.leafPairs.map(\.aggregate)
     }
 
-    /// The rollup of one window's reports (any order: the result is sorted). Sketches are merged
-    /// from their bytes (`EncodedSketchAccumulator`), not decoded one by one.
-    public static func make(window: Timestamp, reports: [Report], topology: Topology) -> WindowRollup {
-        struct Running {
+    /// Gathers one window's pairs; the engine feeds it from the pairs it judges (no lookup twice),
+    /// `make` from a window's reports.
+    public struct Builder: Sendable {
+        struct Running: Sendable {
             var aggregate = PairAggregate()
             var sketches = EncodedSketchAccumulator()
+
+            mutating func add(sent: Int, lost: Int, sketch: UnsafeBufferPointer<UInt8>?) throws(SketchError) {
+                if let sketch { try sketches.add(bytes: sketch) }
+                aggregate.pairCount += 1
+                aggregate.sent += sent
+                aggregate.lost += lost
+            }
+
+            func finished() -> PairAggregate {
+                var aggregate = self.aggregate
+                aggregate.sketch = (try? sketches.sketch()) ?? nil
+                return aggregate
+            }
         }
-        var byClass = [Running](repeating: Running(), count: PathClass.allCases.count)
-        var byLeaves: [LeafPair: Running] = [:]
-        var skipped = 0
-        let withLeaves = topology.leaves.count <= maxLeaves
+
+        /// The fleet's leaves, sorted, and each endpoint's place among them; nil past `maxLeaves`.
+        public let leaves: [SwitchName]?
+        private var classes = [Running](repeating: Running(), count: PathClass.allCases.count)
+        /// By source leaf × leaf count + destination leaf.
+        private var leafPairs: [Int: Running] = [:]
+        public private(set) var skipped = 0
+
+        public init(topology: Topology) {
+            let leaves = topology.leaves.sorted()
+            self.leaves = leaves.count <= maxLeaves ? leaves : nil
+        }
+
+        /// Adds a pair of `pathClass` whose endpoints sit on leaves `srcLeaf` and `dstLeaf` (places
+        /// in `leaves`; ignored for pairs within a node). A sketch that does not merge skips the pair.
+        public mutating func add(
+            pathClass: PathClass, srcLeaf: Int, dstLeaf: Int, sent: Int, lost: Int, sketch: UnsafeBufferPointer<UInt8>?
+        ) {
+            do {
+                try classes[pathClass.ordinal].add(sent: sent, lost: lost, sketch: sketch)
+            } catch {
+                skipped += 1
+                return
+            }
+            guard let leaves, pathClass == .sameLeaf || pathClass == .crossLeaf else { return }
+            try? leafPairs[srcLeaf * leaves.count + dstLeaf, default: Running()].add(sent: sent, lost: lost, sketch: sketch)
+        }
+
+        public mutating func skip() { skipped += 1 }
+
+        public func finish(window: Timestamp) -> WindowRollup {
+            let count = leaves?.count ?? 1
+            return WindowRollup(
+                window: window,
+                classes: PathClass.allCases.compactMap {
+                    classes[$0.ordinal].aggregate.pairCount > 0 ? ($0, classes[$0.ordinal].finished()) : nil
+                },
+                leafPairs: leafPairs.keys.sorted().map {
+                    (LeafPair(src: leaves![$0 / count], dst: leaves![$0 % count]), leafPairs[$0]!.finished())
+                },
+                skippedPairs: skipped, leafPairsOmitted: leaves == nil)
+        }
+    }
+
+    /// The rollup of one window's reports (any order: the result is sorted), as the engine makes it
+    /// of the pairs it judges: the class from the topology, sketches merged from their bytes.
+    /// Pairs toward an unknown endpoint, or whose sketch does not decode, are skipped.
+    public static func make(window: Timestamp, reports: [Report], topology: Topology) -> WindowRollup {
+        var builder = Builder(topology: topology)
+        let place = Dictionary(uniqueKeysWithValues: (builder.leaves ?? []).enumerated().map { ($1, $0) })
         for report in reports {
             for pair in report.pairs {
                 guard let srcRail = topology.rail(pair.src), let dstRail = topology.rail(pair.dst) else {
-                    skipped += 1
+                    builder.skip()
                     continue
                 }
                 let pathClass: PathClass =
                     pair.src == pair.dst
                     ? .loopback
                     : pair.src.node == pair.dst.node ? .intraHost : srcRail.leaf == dstRail.leaf ? .sameLeaf : .crossLeaf
-                let crossesNodes = withLeaves && pair.src.node != pair.dst.node
-                let leaves = LeafPair(src: srcRail.leaf, dst: dstRail.leaf)
-                if let wire = pair.rttMicros {
-                    guard let bytes = wire.decodedBytes else {
-                        skipped += 1
-                        continue
-                    }
-                    let added = bytes.withUnsafeBufferPointer { (buffer) -> Bool in
-                        do {
-                            try byClass[pathClass.ordinal].sketches.add(bytes: buffer)
-                            if crossesNodes { try byLeaves[leaves, default: Running()].sketches.add(bytes: buffer) }
-                            return true
-                        } catch {
-                            return false
-                        }
-                    }
-                    guard added else {
-                        skipped += 1
-                        continue
-                    }
+                let srcLeaf = place[srcRail.leaf] ?? 0
+                let dstLeaf = place[dstRail.leaf] ?? 0
+                guard let wire = pair.rttMicros else {
+                    builder.add(pathClass: pathClass, srcLeaf: srcLeaf, dstLeaf: dstLeaf, sent: pair.sent, lost: pair.lost, sketch: nil)
+                    continue
                 }
-                byClass[pathClass.ordinal].aggregate.count(pair)
-                if crossesNodes { byLeaves[leaves, default: Running()].aggregate.count(pair) }
+                guard let bytes = wire.decodedBytes else {
+                    builder.skip()
+                    continue
+                }
+                bytes.withUnsafeBufferPointer {
+                    builder.add(pathClass: pathClass, srcLeaf: srcLeaf, dstLeaf: dstLeaf, sent: pair.sent, lost: pair.lost, sketch: $0)
+                }
             }
         }
-        func finished(_ running: Running) -> PairAggregate {
-            var aggregate = running.aggregate
-            aggregate.sketch = (try? running.sketches.sketch()) ?? nil
-            return aggregate
-        }
-        return WindowRollup(
-            window: window,
-            classes: PathClass.allCases.compactMap {
-                byClass[$0.ordinal].aggregate.pairCount > 0 ? ($0, finished(byClass[$0.ordinal])) : nil
-            },
-            leafPairs: byLeaves.keys.sorted().map { ($0, finished(byLeaves[$0]!)) }, skippedPairs: skipped,
-            leafPairsOmitted: !withLeaves)
-    }
-}
-
-extension PairAggregate {
-    /// Counts one pair's probes (its sketch is merged apart).
-    fileprivate mutating func count(_ pair: Report.Pair) {
-        pairCount += 1
-        sent += pair.sent
-        lost += pair.lost
+        return builder.finish(window: window)
     }
 }

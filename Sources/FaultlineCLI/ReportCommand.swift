@@ -74,7 +74,7 @@ struct ReportCommand: Command {
             try writeOutput(Data((report.json.jsonText + "\n").utf8), to: output, io: io)
         case "md":
             guard let output, output != "-" else {
-                try writeOutput(Data(report.markdown(chartPrefix: "").utf8), to: nil, io: io)
+                try writeOutput(Data(report.markdown(chartPrefix: nil).utf8), to: nil, io: io)
                 return
             }
             let url = URL(fileURLWithPath: output)

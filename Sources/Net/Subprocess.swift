@@ -98,7 +98,10 @@ public struct SubprocessRunner: CommandRunner {
             _ = fcntl(stdin.read, F_SETFL, fcntl(stdin.read, F_GETFL) & ~O_NONBLOCK)
             let written = input.withUnsafeBytes { write(stdin.write, $0.baseAddress, $0.count) }
             guard written == input.count else {
-                throw SystemCallError("write standard input for \(arguments[0])", Errno(rawValue: errno))
+                // A short write: the pipe holds less than usual (a user past pipe-user-pages-soft).
+                throw SystemCallError(
+                    "write standard input for \(arguments[0]) (\(max(0, written)) of \(input.count) bytes)",
+                    Errno(rawValue: written < 0 ? errno : EAGAIN))
             }
             posix_spawn_file_actions_adddup2(&actions, stdin.read, 0)
         }

@@ -134,6 +134,9 @@ public struct KubernetesCredentials: Sendable, Equatable {
             clientCertificate: try file(user, "client-certificate", "client.crt"),
             clientKey: try file(user, "client-key", "client.key"))
         if let token = user["token"]?.text, !token.isEmpty {
+            guard !token.contains(where: { $0.isNewline || $0 == "\"" || $0.asciiValue.map { $0 < 0x20 } == true }) else {
+                throw fail(user["token"], "user '\(userName)' has a token with a line break or a quote in it")
+            }
             credentials.token = .inline(token)
         } else if let tokenFile = user["tokenFile"]?.text, !tokenFile.isEmpty {
             credentials.token = .file(tokenFile.hasPrefix("/") || base.isEmpty ? tokenFile : "\(base)/\(tokenFile)")
@@ -213,8 +216,10 @@ struct YAMLNode: Equatable {
 
     static func parse(_ text: String) throws(ParseError) -> YAMLNode {
         var lines: [Line] = []
-        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = raw.hasSuffix("\r") ? raw.dropLast() : raw
+        // "\r\n" is one Character: split on it as on "\n" (kubeconfigs written on Windows).
+        for (index, line) in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
+            .enumerated()
+        {
             let body = line.drop { $0 == " " }
             if body.hasPrefix("\t") { throw ParseError(line: index + 1, message: "a tab in the indentation") }
             let content = stripComment(body)
@@ -232,16 +237,25 @@ struct YAMLNode: Equatable {
     }
 
     /// The line without a trailing `# comment` (a `#` after a space, outside quotes) and spaces.
+    /// A quote opens a quoted scalar only where a scalar starts (after a space or a colon, or at
+    /// the line's start: `o'brien` holds no quote); `\` escapes inside double quotes.
     private static func stripComment(_ body: Substring) -> Substring {
         var quote: Character?
+        var escaped = false
         var previous: Character = " "
         for index in body.indices {
             let character = body[index]
             if let open = quote {
-                if character == open { quote = nil }
-            } else if character == "\"" || character == "'" {
+                if escaped {
+                    escaped = false
+                } else if open == "\"" && character == "\\" {
+                    escaped = true
+                } else if character == open {
+                    quote = nil
+                }
+            } else if (character == "\"" || character == "'") && (previous == " " || previous == ":" || previous == "-") {
                 quote = character
-            } else if character == "#" && (previous == " " || index == body.startIndex) {
+            } else if character == "#" && previous == " " {
                 return trimmed(body[..<index])
             }
             previous = character
@@ -305,7 +319,13 @@ struct YAMLNode: Equatable {
                 }
                 position += 1
                 if !rest.isEmpty {
-                    entries.append((key, try YAMLNode.scalar(rest, line: line.number)))
+                    // A plain scalar may go on over more-indented lines, folded with spaces.
+                    var text = String(rest)
+                    while position < lines.count, lines[position].indent > indent, !rest.hasPrefix("\""), !rest.hasPrefix("'") {
+                        text += " " + lines[position].content
+                        position += 1
+                    }
+                    entries.append((key, try YAMLNode.scalar(Substring(text), line: line.number)))
                 } else if position < lines.count, lines[position].indent > indent
                     || (lines[position].indent == indent && isItem(lines[position].content))
                 {
@@ -352,7 +372,12 @@ struct YAMLNode: Equatable {
             guard text.count >= 2, text.last == "\"" else { throw ParseError(line: line, message: "an unclosed \" string") }
             var result = ""
             var escaped = false
-            for character in text.dropFirst().dropLast() {
+            let inner = text.dropFirst().dropLast()
+            // An odd run of backslashes before the closing quote escapes it: the string never closed.
+            guard inner.reversed().prefix { $0 == "\\" }.count % 2 == 0 else {
+                throw ParseError(line: line, message: "an unclosed \" string")
+            }
+            for character in inner {
                 if escaped {
                     switch character {
                     case "n": result.append("\n")

@@ -72,8 +72,12 @@ public struct IncidentReport: Sendable {
         try store.forEachReport(from: from, to: to) { byWindow[$0.windowStart, default: []].append($0) }
         var merged: [WindowRollup.LeafPair: PairAggregate] = [:]
         for window in byWindow.keys.sorted() {
-            for (leaves, aggregate) in WindowRollup.make(window: window, reports: byWindow[window]!, topology: topology).leafPairs
-            where touched.contains(leaves.src) || touched.contains(leaves.dst) {
+            let rollup = WindowRollup.make(window: window, reports: byWindow[window]!, topology: topology)
+            if rollup.leafPairsOmitted {
+                notes.append("No leaf × leaf maps: the fleet has more than \(WindowRollup.maxLeaves) leaves.")
+                break
+            }
+            for (leaves, aggregate) in rollup.leafPairs where touched.contains(leaves.src) || touched.contains(leaves.dst) {
                 merged[leaves, default: PairAggregate()].add(aggregate)
             }
         }

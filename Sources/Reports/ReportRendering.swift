@@ -165,8 +165,8 @@ extension WeeklyReport {
     // MARK: Markdown
 
     /// Markdown for wikis and tickets; the charts are referenced as `prefix` + their file names,
-    /// written beside it by the caller (`charts`).
-    public func markdown(chartPrefix: String) -> String {
+    /// written beside it by the caller (`charts`); nil: no charts.
+    public func markdown(chartPrefix: String?) -> String {
         func cell(_ text: String) -> String {
             text.replacingOccurrences(of: "|", with: "\\|").replacingOccurrences(of: "\n", with: " ")
         }
@@ -181,7 +181,7 @@ extension WeeklyReport {
             if table.rows.isEmpty { out += "| none |" + String(repeating: " |", count: table.header.count - 1) + "\n" }
             for row in table.rows { out += "| " + row.map(cell).joined(separator: " | ") + " |\n" }
             out += "\n"
-            if table.id == "latency" {
+            if table.id == "latency", let chartPrefix {
                 for chart in charts where chart.name.hasPrefix("latency") {
                     out += "![\(chart.title)](\(chartPrefix)\(chart.name))\n\n"
                 }

@@ -184,7 +184,7 @@ extension WeeklyReport {
         let spans = try store.findingSpans(from: from, to: to)
         let opened = spans.filter { $0.opened >= from }
         func clipped(_ span: FindingSpan) -> (Int64, Int64) {
-            let start = max(span.opened.secondsSinceEpoch, from.secondsSinceEpoch)
+            let start = max(span.opened.secondsSinceEpoch, from.secondsSinceEpoch, (covered?.from ?? from).secondsSinceEpoch)
             let end = min((span.closed ?? to).secondsSinceEpoch, (covered?.to ?? to).secondsSinceEpoch, to.secondsSinceEpoch)
             return (start, max(start, end))
         }
@@ -405,7 +405,8 @@ extension WeeklyReport {
         func decision(_ intent: IntentRecord) -> [String: Any] {
             (try? JSONSerialization.jsonObject(with: Data(intent.decision.utf8))) as? [String: Any] ?? [:]
         }
-        let releases = intents.filter { $0.kind == .release && $0.state == .done }
+        // Releases within the period: a past period's report stays what it was.
+        let releases = intents.filter { $0.kind == .release && $0.state == .done && $0.decidedAt < to }
         // Operator commands from the audit: (time, actor, command text).
         let commands: [(at: Timestamp, actor: String, command: String)] = audit.compactMap { entry in
             guard entry.actor != "executor",
@@ -421,12 +422,13 @@ extension WeeklyReport {
                 let decisionID = fields["id"] as? String ?? intent.id
                 let faultClass = fields["class"] as? String ?? ""
                 let release = releases.first { decision($0)["id"] as? String == decisionID }
-                let approvedBy = commands.first { $0.command.hasPrefix("approve") && $0.command.contains(decisionID) }?.actor
+                // The audit holds commands as the policy's OperatorCommand prints them.
+                let approve = "\(OperatorCommandText.approve(decisionID))"
+                let releaseCommand = OperatorCommandText.release(intent.node)
+                let approvedBy = commands.first { $0.command == approve }?.actor
                 let releasedBy: String? = release.map { release in
-                    commands.last {
-                        $0.command.hasPrefix("release") && $0.command.contains(intent.node) && $0.at <= release.decidedAt
-                            && $0.at >= intent.decidedAt
-                    }?.actor ?? "faultline (\(decision(release)["reason"] as? String ?? "policy"))"
+                    commands.last { $0.command == releaseCommand && $0.at <= release.decidedAt && $0.at >= intent.decidedAt }?
+                        .actor ?? "faultline (\(decision(release)["reason"] as? String ?? "policy"))"
                 }
                 return QuarantineEntry(
                     node: intent.node, decided: intent.decidedAt, component: fields["component"] as? String ?? "",
@@ -437,6 +439,13 @@ extension WeeklyReport {
                     approvedBy: approvedBy, releasedBy: releasedBy)
             }
     }
+}
+
+/// Operator commands as the service writes them into the audit log (`"\(OperatorCommand)"`:
+/// `approve(id: "ID")`, `release(NODE)`); the Reports module does not depend on Policy.
+enum OperatorCommandText {
+    static func approve(_ id: String) -> String { "approve(id: \(String(reflecting: id)))" }
+    static func release(_ node: String) -> String { "release(\(node))" }
 }
 
 /// The endpoints a finding takes out of service: an endpoint itself, its access link, a node's

@@ -72,8 +72,7 @@ extension ServiceConfiguration {
             let credentials =
                 if let kubernetesKubeconfig {
                     try KubernetesCredentials.kubeconfig(
-                        kubernetesKubeconfig, context: kubernetesContext,
-                        privateDirectory: NSTemporaryDirectory() + "faultline-kubernetes-\(getuid())-\(getpid())")
+                        kubernetesKubeconfig, context: kubernetesContext, privateDirectory: try Self.privateDirectory())
                 } else {
                     try KubernetesCredentials.inCluster()
                 }
@@ -81,6 +80,16 @@ extension ServiceConfiguration {
         } catch {
             throw ConfigurationError(location: nil, message: error.description)
         }
+    }
+
+    /// A new directory only this process's user can enter (mkdtemp: made 0700 atomically, so no
+    /// one can have made it, or a link in its place, first), for a kubeconfig's decoded certificates.
+    private static func privateDirectory() throws(ActionError) -> String {
+        var template = Array((NSTemporaryDirectory() + "faultline-kubernetes-XXXXXX").utf8CString)
+        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+            throw ActionError(.failed, "kubernetes: cannot make a private directory: \(String(cString: strerror(errno)))")
+        }
+        return String(cString: made)
     }
 
     /// A bearer token: the first line of a file.

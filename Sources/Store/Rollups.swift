@@ -55,43 +55,51 @@ extension Store {
                 let window = rollup.window.secondsSinceEpoch
                 let hour = window - window % 3_600
                 let day = window - window % 86_400
+                let newest = try database.singleInt("SELECT max(hour_start) FROM leaf_hours")
+                // An hour before the newest is sealed: a late window adds its counts only.
+                let sealed = newest.map { hour < $0 } ?? false
                 for (leaves, aggregate) in rollup.leafPairs {
-                    try merge(aggregate, into: "leaf_hours", key: "hour_start", start: hour, leaves: leaves, quantiles: true)
-                    try merge(aggregate, into: "leaf_days", key: "day_start", start: day, leaves: leaves, quantiles: false)
+                    try merge(aggregate, into: "leaf_hours", key: "hour_start", start: hour, leaves: leaves, sealed: sealed)
+                    try merge(aggregate, into: "leaf_days", key: "day_start", start: day, leaves: leaves, sealed: nil)
                 }
-                try database.run(
-                    "UPDATE leaf_hours SET sketch = NULL WHERE hour_start < ? AND sketch IS NOT NULL", [.integer(hour)])
+                if let newest, newest < hour, !rollup.leafPairs.isEmpty {
+                    // A new hour: the hours since the last one sealed give up their sketches.
+                    try database.run(
+                        "UPDATE leaf_hours SET sketch = NULL WHERE hour_start >= ? AND hour_start < ? AND sketch IS NOT NULL",
+                        [.integer(newest), .integer(hour)])
+                }
             }
         }
     }
 
-    /// Adds `aggregate` to the row of `leaves` starting at `start` in `table`. An hour whose sketch
-    /// is gone (sealed: a window arriving an hour late) keeps its numbers; the day still merges.
+    /// Adds `aggregate` to the row of `leaves` starting at `start` in `table`. `sealed`: nil for a
+    /// day (sketches always kept); for an hour, whether a later hour has started (then only its
+    /// counts change: its sketch is gone, its p50/p99 stay what they were).
     private func merge(
         _ aggregate: PairAggregate, into table: String, key: String, start: Int64, leaves: WindowRollup.LeafPair,
-        quantiles: Bool
+        sealed: Bool?
     ) throws {
+        let quantiles = sealed != nil
         let keys: [SQLValue] = [.integer(start), .text(leaves.src.rawValue), .text(leaves.dst.rawValue)]
         let read = try database.cachedStatement(
             "SELECT pair_count, sent, lost, sketch FROM \(table) WHERE \(key) = ? AND src_leaf = ? AND dst_leaf = ?")
         try read.bind(keys)
         var merged = aggregate
-        var sealed = false
+        var found = false
         if try read.step() {
+            found = true
             var stored = PairAggregate(pairCount: read.int(0), sent: read.int(1), lost: read.int(2))
             if let bytes = read.bytes(3) {
                 do { stored.sketch = try QuantileSketch(decoding: bytes) } catch {
                     read.reset()
                     throw StoreError.corruptRow(path: path, table: table, rowID: start, reason: "sketch: \(error)")
                 }
-            } else {
-                sealed = quantiles
             }
             stored.add(aggregate)
             merged = stored
         }
         read.reset()
-        if sealed {
+        if found, sealed == true {
             try database.run(
                 "UPDATE \(table) SET pair_count = ?, sent = ?, lost = ? WHERE \(key) = ? AND src_leaf = ? AND dst_leaf = ?",
                 [.int(merged.pairCount), .int(merged.sent), .int(merged.lost)] + keys)

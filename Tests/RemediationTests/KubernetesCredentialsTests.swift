@@ -80,6 +80,34 @@ struct KubeconfigTests {
         #expect(staging.token == .file("\(directory)/token"))
     }
 
+    @Test func windowsLineEndingsFoldedValuesAndQuotesInWords() throws {
+        let directory = try scratchDirectory("kubeconfig")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = "\(directory)/config"
+        // A merged ~/.kube/config: a GKE user whose exec block holds a value folded over two lines
+        // (not the context used), CRLF line endings, a quote inside a word before a comment.
+        let text = kindConfig + """
+
+            - name: gke-user
+              user:
+                exec:
+                  command: gke-gcloud-auth-plugin
+                  installHint: Install gke-gcloud-auth-plugin for use with kubectl by following
+                    https://cloud.google.com/blog/products/containers-kubernetes/kubectl-auth-changes-in-gke
+                  provideClusterInfo: true
+            """
+        try text.replacingOccurrences(of: "\n", with: "\r\n").replacingOccurrences(of: "namespace: default", with: "namespace: o'brien  # team")
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        let staging = try KubernetesCredentials.kubeconfig(path, context: "staging", privateDirectory: "\(directory)/private")
+        #expect(staging.server == "https://staging.example:443" && staging.token == .file("\(directory)/token"))
+        let root = try YAMLNode.parse(text.replacingOccurrences(of: "namespace: default", with: "namespace: o'brien  # team"))
+        #expect(root["contexts"]?.items.last?["context"]?["namespace"]?.text == "o'brien")
+        let hint = root["users"]?.items.last?["user"]?["exec"]?["installHint"]?.text
+        #expect(hint?.hasSuffix("by following https://cloud.google.com/blog/products/containers-kubernetes/kubectl-auth-changes-in-gke") == true)
+        #expect(throws: YAMLNode.ParseError.self) { try YAMLNode.parse("token: \"abc\\\"\n") }
+        #expect(try YAMLNode.parse("token: \"a\\\"b # c\"  # note\n")["token"]?.text == "a\"b # c")
+    }
+
     @Test func whatCannotBeUsedIsRefusedWithItsLine() throws {
         let directory = try scratchDirectory("kubeconfig")
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -104,6 +132,8 @@ struct KubeconfigTests {
         #expect(try error("clusters:\n- cluster:\n    server: |\n      https://x\n").contains("config:3: '|'"))
         #expect(try error("clusters:\n  - a\n - b\n").contains("config:3: unexpected indentation"))
         #expect(try error("apiVersion: v1\nkind: Config\n").contains("no current-context"))
+        let injected = kindConfig.replacingOccurrences(of: "    tokenFile: token", with: "    token: \"abc\\nX-Injected: 1\"")
+        #expect(try error(injected, context: "staging").contains("config:31: user 'faultline' has a token with a line break"))
     }
 
     @Test func inClusterReadsTheServiceAccountAndItsTokenAgainEachTime() throws {

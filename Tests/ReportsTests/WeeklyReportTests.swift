@@ -83,6 +83,8 @@ private func fixture(_ store: Store) throws {
     // second approved by bob), gpu-0003 once and still out. Mean time to release: 540 s.
     try intent(store, node: "gpu-0001", kind: .quarantine, decided: 620, id: "gpu-0001@a", reason: "confidence 0.9", faultClass: "gpu.slow")
     try intent(store, node: "gpu-0001", kind: .release, decided: 1_300, id: "gpu-0001@a", reason: "4 clean windows", faultClass: "gpu.slow")
+    // Another node's release meanwhile (gpu-00011's name holds gpu-0001's): not gpu-0001's.
+    try store.appendAudit(at: at(1_250), actor: "operator:mallory", entry: "{\"event\": \"command\", \"command\": \"release(gpu-00011)\"}")
     try store.appendAudit(at: at(1_990), actor: "operator:bob", entry: "{\"event\": \"command\", \"command\": \"approve(id: \\\"gpu-0001@b\\\")\"}")
     try intent(store, node: "gpu-0001", kind: .quarantine, decided: 2_000, id: "gpu-0001@b", reason: "approved", faultClass: "link.loss")
     try store.appendAudit(at: at(2_390), actor: "operator:alice", entry: "{\"event\": \"command\", \"command\": \"release(gpu-0001)\"}")

@@ -87,6 +87,19 @@ struct RollupTests {
             #expect(try hours().filter { $0.start.secondsSinceEpoch == start + 3_600 }.allSatisfy { $0.aggregate.sketch != nil })
             let days = try store.leafDays(from: Timestamp(secondsSinceEpoch: start - start % 86_400), to: Timestamp(secondsSinceEpoch: start + 86_400))
             #expect(days.count == 3 && days.last?.aggregate.sent == 120 && days.last?.aggregate.sketch?.count == 60)
+            // A leaf pair whose hour began with every probe lost (no sketch) still gets the later
+            // windows' sketches of that hour.
+            let dark = WindowRollup.make(
+                window: Timestamp(secondsSinceEpoch: start + 3_610),
+                reports: [report("gpu-0003", start: start + 3_610, [try pair("gpu-0003/1", "gpu-0001/1", sent: 20, lost: 20, median: 0, seed: 9)])],
+                topology: topology)
+            let light = WindowRollup.make(
+                window: Timestamp(secondsSinceEpoch: start + 3_620),
+                reports: [report("gpu-0003", start: start + 3_620, [try pair("gpu-0003/1", "gpu-0001/1", sent: 20, lost: 0, median: 30, seed: 10)])],
+                topology: topology)
+            try store.record(rollups: [dark, light])
+            let recovered = try hours().first { $0.src.rawValue == "leaf-s1-r1" && $0.dst.rawValue == "leaf-s0-r1" }
+            #expect(recovered?.aggregate.sent == 40 && recovered?.aggregate.sketch?.count == 20 && recovered?.p99 != nil)
             // A window an hour late: its sealed hour counts it, its p99 stays what it was.
             try store.record(rollups: [moved(20)])
             first = try hours().filter { $0.start.secondsSinceEpoch == start }
