@@ -287,7 +287,7 @@ func runWorkload(_ name: String, repeats: Int) throws -> Int {
 let usage = """
     usage: faultline-bench [--json] [--data DIR]
            faultline-bench --write-data DIR
-           faultline-bench --engine SCENARIO.json
+           faultline-bench --engine SCENARIO.json [--rollup]
            faultline-bench --weekly-report STORE.db   (made once: a week of a 1,000-node fleet's rollups)
            faultline-bench --serve HOST:PORT --admin-token TOKEN [--nodes N] [--threads N] [--seconds S] [--window-seconds S]
            faultline-bench --workload insert|batch-insert|read-probe|parse-report|ingest|merge-narrow|merge-wide|encode-narrow|encode-wide|decode-narrow|decode-wide --repeat N
@@ -309,6 +309,7 @@ while let argument = arguments.first {
     case "--write-data" where !arguments.isEmpty: writeDirectory = arguments.removeFirst()
     case "--workload" where !arguments.isEmpty: workload = arguments.removeFirst()
     case "--engine" where !arguments.isEmpty: engineScenario = arguments.removeFirst()
+    case "--rollup": break  // read by runEngineBench
     case "--weekly-report" where !arguments.isEmpty: weeklyReportStore = arguments.removeFirst()
     case "--serve" where !arguments.isEmpty:
         serveLoad = serveLoad ?? ServeLoadOptions()
