@@ -36,19 +36,16 @@ extension WeeklyReport {
             charts.append(("latency-\(quantile).svg", title, chart.svg))
         }
         let leaves = heatmaps.leaves
-        charts.append(
-            ("leaves-week-p99.svg", "Leaf × leaf p99 over the week (µs)",
-             Heatmap(title: "p99, the week (µs)", unit: "µs", rows: leaves, columns: leaves, values: heatmaps.weekP99).svg))
-        charts.append(
-            ("leaves-week-loss.svg", "Leaf × leaf loss over the week (%)",
-             Heatmap(title: "loss, the week (%)", unit: "%", rows: leaves, columns: leaves, values: percent(heatmaps.weekLoss)).svg))
         let hour = heatmaps.worstHour.map { "\($0)" } ?? "none"
-        charts.append(
-            ("leaves-worst-hour-p99.svg", "Leaf × leaf p99 in the worst hour, \(hour) (µs)",
-             Heatmap(title: "p99, worst hour (µs)", unit: "µs", rows: leaves, columns: leaves, values: heatmaps.worstHourP99).svg))
-        charts.append(
-            ("leaves-worst-hour-loss.svg", "Leaf × leaf loss in the worst hour, \(hour) (%)",
-             Heatmap(title: "loss, worst hour (%)", unit: "%", rows: leaves, columns: leaves, values: percent(heatmaps.worstHourLoss)).svg))
+        for (name, caption, title, unit, values) in [
+            ("leaves-week-p99.svg", "Leaf × leaf p99 over the week (µs)", "p99, the week (µs)", "µs", heatmaps.weekP99),
+            ("leaves-week-loss.svg", "Leaf × leaf loss over the week (%)", "loss, the week (%)", "%", percent(heatmaps.weekLoss)),
+            ("leaves-worst-hour-p99.svg", "Leaf × leaf p99 in the worst hour, \(hour) (µs)", "p99, worst hour (µs)", "µs", heatmaps.worstHourP99),
+            ("leaves-worst-hour-loss.svg", "Leaf × leaf loss in the worst hour, \(hour) (%)", "loss, worst hour (%)", "%",
+             percent(heatmaps.worstHourLoss)),
+        ] {
+            charts.append((name, caption, Heatmap(title: title, unit: unit, rows: leaves, columns: leaves, values: values).svg))
+        }
         return charts
     }
 

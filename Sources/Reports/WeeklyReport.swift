@@ -173,7 +173,10 @@ extension WeeklyReport {
         var expected = 0
         if let covered {
             expected = nodeCount * Int((covered.to.secondsSinceEpoch - covered.from.secondsSinceEpoch) / windowSeconds)
-            if covered.from > from || covered.to < to {
+            // A few windows short at either end is the clock, not a gap (a period up to now ends
+            // where windows are still open).
+            let slack = 3 * windowSeconds
+            if covered.from.secondsSinceEpoch > from.secondsSinceEpoch + slack || covered.to.secondsSinceEpoch < to.secondsSinceEpoch - slack {
                 notes.append("Data covers \(covered.from) to \(covered.to) of the period only.")
             }
         } else {

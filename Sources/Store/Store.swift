@@ -303,18 +303,7 @@ public final class Store {
 
     /// Every window, oldest first.
     public func windows() throws -> [WindowRecord] {
-        let statement = try database.cachedStatement(
-            "SELECT window_start, window_seconds, report_count, closed_at FROM windows ORDER BY window_start")
-        defer { statement.reset() }
-        var windows: [WindowRecord] = []
-        while try statement.step() {
-            windows.append(
-                WindowRecord(
-                    start: Timestamp(secondsSinceEpoch: statement.int64(0)), seconds: statement.int(1),
-                    reportCount: statement.int(2),
-                    closedAt: statement.int64OrNil(3).map { Timestamp(secondsSinceEpoch: $0) }))
-        }
-        return windows
+        try windows(from: Timestamp(secondsSinceEpoch: .min), to: Timestamp(secondsSinceEpoch: .max))
     }
 
     // MARK: Window statistics
