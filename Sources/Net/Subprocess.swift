@@ -5,6 +5,7 @@
 // they are.
 
 @preconcurrency import Glibc
+import Synchronization
 
 /// What a finished (or killed) program left.
 public struct CommandResult: Sendable, Equatable {
@@ -107,7 +108,7 @@ public struct SubprocessRunner: CommandRunner {
         }
         posix_spawn_file_actions_adddup2(&actions, output.write, 1)
         posix_spawn_file_actions_adddup2(&actions, errors.write, 2)
-        for pipe in pipes { posix_spawn_file_actions_addclose(&actions, pipe.read); posix_spawn_file_actions_addclose(&actions, pipe.write) }
+        // The pipes' own descriptors (3 and up, close-on-exec) go at the exec.
         // Its own process group: the timeout kills what it started too.
         let spawned = spawnProcess(arguments, environment: environment, actions: &actions, processGroup: 0)
         // Ours from here: the read ends of output and errors. The rest closes now: the child's
@@ -217,9 +218,12 @@ func spawnProcess(
     let environmentLines = merged.keys.sorted().map { "\($0)=\(merged[$0]!)" }
 
     var pid: pid_t = 0
-    let spawned = withCStrings(arguments) { argv in
-        withCStrings(environmentLines) { envp in
-            posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, envp)
+    // Not while another thread holds a descriptor without close-on-exec (Syscall.pipe, accept).
+    let spawned = descriptorCreation.withLock { _ in
+        withCStrings(arguments) { argv in
+            withCStrings(environmentLines) { envp in
+                posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, envp)
+            }
         }
     }
     guard spawned == 0 else {

@@ -2,6 +2,13 @@
 // one place, with failures thrown as `SystemCallError` (the errno and the C function's name).
 
 @preconcurrency import Glibc
+import Synchronization
+
+/// Held while a descriptor exists without close-on-exec (between `pipe` or `accept` and their
+/// `fcntl`; Glibc's Swift module exports neither pipe2 nor accept4) and while a program is spawned:
+/// a child started on another thread in that instant would inherit the descriptor, and a pipe's
+/// reader would then wait for that child, not only for ours.
+let descriptorCreation = Mutex<Void>(())
 
 /// An `errno` value, as the C library reported it.
 public struct Errno: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
@@ -85,12 +92,17 @@ enum Syscall {
     }
 
     /// `accept`, then close-on-exec set with `fcntl` (Glibc's Swift module does not export
-    /// `accept4`, a GNU extension); the peer address is not asked for. Between the two calls a
-    /// `fork` + `exec` in another thread could inherit the descriptor: Net itself never forks.
+    /// `accept4`, a GNU extension); the peer address is not asked for. The listener is
+    /// non-blocking, so holding `descriptorCreation` meanwhile keeps a spawn out of the gap.
     static func accept(_ fd: Int32) throws(SystemCallError) -> Int32 {
-        let connection = try retryingOnInterrupt("accept") { Glibc.accept(fd, nil, nil) }
-        _ = Glibc.fcntl(connection, F_SETFD, FD_CLOEXEC)
-        return connection
+        let accepted = descriptorCreation.withLock { _ -> Result<Int32, SystemCallError> in
+            Result { () throws(SystemCallError) in
+                let connection = try retryingOnInterrupt("accept") { Glibc.accept(fd, nil, nil) }
+                _ = Glibc.fcntl(connection, F_SETFD, FD_CLOEXEC)
+                return connection
+            }
+        }
+        return try accepted.get()
     }
 
     /// `connect` on a non-blocking socket, waiting with poll until `deadline` (then ETIMEDOUT).
@@ -257,15 +269,36 @@ enum Syscall {
         _ = Glibc.shutdown(fd, how)
     }
 
+    /// A pipe, both ends close-on-exec and non-blocking, and numbered 3 or more: a process started
+    /// with 0, 1 or 2 closed would otherwise get them as pipe ends, and a child's standard streams
+    /// would be laid over them.
     static func pipe() throws(SystemCallError) -> (read: Int32, write: Int32) {
-        var fds: [Int32] = [-1, -1]
-        // pipe2 is a GNU extension Glibc's Swift module does not export: pipe, then fcntl.
-        _ = try retryingOnInterrupt("pipe") { Glibc.pipe(&fds) }
-        for fd in fds {
-            _ = Glibc.fcntl(fd, F_SETFD, FD_CLOEXEC)
-            _ = Glibc.fcntl(fd, F_SETFL, Glibc.fcntl(fd, F_GETFL) | O_NONBLOCK)
+        let made = descriptorCreation.withLock { _ -> Result<(Int32, Int32), SystemCallError> in
+            Result { () throws(SystemCallError) in
+                var fds: [Int32] = [-1, -1]
+                // pipe2 is a GNU extension Glibc's Swift module does not export: pipe, then fcntl.
+                _ = try retryingOnInterrupt("pipe") { Glibc.pipe(&fds) }
+                for index in fds.indices {
+                    if fds[index] < 3 {
+                        let moved = Glibc.fcntl(fds[index], F_DUPFD_CLOEXEC, 3)
+                        _ = Glibc.close(fds[index])
+                        fds[index] = moved
+                    }
+                }
+                guard fds.allSatisfy({ $0 >= 0 }) else {
+                    let error = SystemCallError("fcntl F_DUPFD_CLOEXEC", Errno(rawValue: errno))
+                    for fd in fds where fd >= 0 { _ = Glibc.close(fd) }
+                    throw error
+                }
+                for fd in fds {
+                    _ = Glibc.fcntl(fd, F_SETFD, FD_CLOEXEC)
+                    _ = Glibc.fcntl(fd, F_SETFL, Glibc.fcntl(fd, F_GETFL) | O_NONBLOCK)
+                }
+                return (fds[0], fds[1])
+            }
         }
-        return (fds[0], fds[1])
+        let fds = try made.get()
+        return (fds.0, fds.1)
     }
 
     static func write(_ fd: Int32, _ byte: UInt8) {

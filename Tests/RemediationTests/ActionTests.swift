@@ -285,6 +285,28 @@ struct SubprocessTests {
         #expect(try SubprocessRunner().run(["/bin/sh", "-c", "wc -c"], timeout: .seconds(10)).standardOutput.hasPrefix("0"))
     }
 
+    /// Programs started on several threads at once each see the end of their own input: no child
+    /// inherits another's pipe (descriptors are made close-on-exec before any spawn can run).
+    @Test func concurrentRunsEachGetTheirOwnInputsEnd() async throws {
+        let results = await withTaskGroup(of: Bool.self) { group in
+            for task in 0..<8 {
+                group.addTask {
+                    let input = Array("task \(task)\n".utf8) + Array(repeating: UInt8(ascii: "x"), count: 2_000)
+                    var ok = true
+                    for _ in 0..<15 {
+                        let result = try? SubprocessRunner().run(["/bin/cat"], environment: [:], input: input, timeout: .seconds(20))
+                        ok = ok && result?.succeeded == true && result.map { Array($0.standardOutput.utf8) == input } == true
+                    }
+                    return ok
+                }
+            }
+            return await group.reduce(into: []) { $0.append($1) }
+        }
+        // A child holding another's stdin open would keep that cat waiting until its deadline: a
+        // failed (timed-out) run.
+        #expect(results.count == 8 && results.allSatisfy(\.self))
+    }
+
     @Test func aHungProgramAndWhatItStartedAreKilledAtTheDeadline() throws {
         let start = ContinuousClock.now
         let result = try SubprocessRunner().run(["/bin/sh", "-c", "sleep 30 & sleep 30"], timeout: .milliseconds(300))
