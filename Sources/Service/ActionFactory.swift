@@ -84,12 +84,16 @@ extension ServiceConfiguration {
 
     /// A new directory only this process's user can enter (mkdtemp: made 0700 atomically, so no
     /// one can have made it, or a link in its place, first), for a kubeconfig's decoded certificates.
+    /// It goes when the process exits normally (SIGTERM included: the service exits through main).
     private static func privateDirectory() throws(ActionError) -> String {
         var template = Array((NSTemporaryDirectory() + "faultline-kubernetes-XXXXXX").utf8CString)
         guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
             throw ActionError(.failed, "kubernetes: cannot make a private directory: \(String(cString: strerror(errno)))")
         }
-        return String(cString: made)
+        let path = String(cString: made)
+        _ = removalAtExit
+        directoriesRemovedAtExit.withLock { $0.append(path) }
+        return path
     }
 
     /// A bearer token: the first line of a file.
@@ -121,3 +125,11 @@ extension ServiceConfiguration {
         return built
     }
 }
+
+/// Directories `privateDirectory` made: removed, with what they hold, at exit.
+private let directoriesRemovedAtExit = Locked<[String]>([])
+private let removalAtExit: Void = {
+    atexit {
+        for directory in directoriesRemovedAtExit.withLock({ $0 }) { try? FileManager.default.removeItem(atPath: directory) }
+    }
+}()

@@ -48,6 +48,56 @@ struct ActionCommandTests {
         #expect(noWay.0 == .dataError && noWay.err.contains("exactly one of 'kubernetes-proxy"))
     }
 
+    @Test("a kubeconfig's decoded CA reaches curl as a file, and goes when the process exits")
+    func decodedCertificatesGoAtExit() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("action-\(UUID().uuidString)")
+        let scratch = directory.appendingPathComponent("tmp").path
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // A curl that answers from its configuration: it notes the CA file it was given and that
+        // file's text, and says the node is in service.
+        let seen = directory.appendingPathComponent("seen").path
+        let curl = directory.appendingPathComponent("curl").path
+        try """
+            #!/bin/sh
+            ca=$(sed -n 's/^cacert = "\\(.*\\)"$/\\1/p')
+            { echo "$ca"; cat "$ca"; } > '\(seen)'
+            printf '{"metadata": {"resourceVersion": "1"}, "spec": {}}\\n200'
+            """.write(toFile: curl, atomically: true, encoding: .utf8)
+        chmod(curl, 0o755)
+        let kubeconfig = directory.appendingPathComponent("kubeconfig").path
+        try """
+            clusters:
+            - cluster:
+                certificate-authority-data: \(Data("THE-CA\n".utf8).base64EncodedString())
+                server: https://10.0.0.1:6443
+              name: c
+            contexts:
+            - context:
+                cluster: c
+                user: u
+              name: c
+            current-context: c
+            users:
+            - name: u
+              user:
+                token: t
+            """.write(toFile: kubeconfig, atomically: true, encoding: .utf8)
+        let config = directory.appendingPathComponent("serve.conf").path
+        try "kubernetes-kubeconfig = \(kubeconfig)\nkubernetes-curl = \(curl)\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = try faultlineExecutable()
+        process.arguments = ["action", "run", "kubernetes", "status", "gpu-0001", "--config", config]
+        process.environment = ProcessInfo.processInfo.environment.merging(["TMPDIR": scratch]) { $1 }
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        let lines = try String(contentsOfFile: seen, encoding: .utf8).split(separator: "\n")
+        #expect(lines.first?.hasPrefix(scratch + "/faultline-kubernetes-") == true && lines.dropFirst().first == "THE-CA")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: scratch).isEmpty)
+    }
+
     @Test("the kubernetes action takes exactly one way to the API server")
     func kubernetesWays() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("action-\(UUID().uuidString)")
