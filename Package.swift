@@ -65,7 +65,7 @@ let package = Package(
         .target(name: "Charts"),
         // The weekly fleet health report: its figures from the store's rollups, findings and intent
         // log, rendered as HTML (inline SVG and CSS), Markdown with SVG files, or JSON.
-        .target(name: "Reports", dependencies: ["Charts", "Store", "Engine", "FleetModel", "QuantileSketch"]),
+        .target(name: "Reports", dependencies: ["Charts", "Store", "Engine", "Policy", "FleetModel", "QuantileSketch"]),
         .executableTarget(name: "faultline", dependencies: ["FaultlineCLI"]),
         .executableTarget(
             name: "FaultlineBench",

@@ -44,16 +44,12 @@ public struct CommandResult: Sendable, Equatable {
 /// Runs programs. `SubprocessRunner` for real; tests give a fake that answers from a script.
 public protocol CommandRunner: Sendable {
     /// Runs `arguments[0]` (a path, or a name looked up in PATH) with the rest as its arguments and
-    /// `input` on its standard input (at most `maxInputBytes`; empty: /dev/null). Throws only when
+    /// `input` on its standard input (at most `SubprocessRunner.maxInputBytes`; empty: /dev/null). Throws only when
     /// the program cannot be started; a failing program is a result.
     func run(
         _ arguments: [String], environment: [String: String], input: [UInt8], timeout: Duration
     ) throws(SystemCallError) -> CommandResult
 }
-
-/// Standard input a program is given whole, before it starts: what an empty pipe holds (Linux's
-/// pipes hold 64 KiB), so writing it never waits for the program.
-public let maxInputBytes = 60 << 10
 
 extension CommandRunner {
     public func run(_ arguments: [String], timeout: Duration) throws(SystemCallError) -> CommandResult {
@@ -72,6 +68,10 @@ public struct SubprocessRunner: CommandRunner {
     /// Bytes kept of each stream; the rest is read and dropped (so the program never blocks).
     public let outputLimit: Int
 
+    /// Standard input a program is given whole, before it starts: what an empty pipe holds (Linux's
+    /// pipes hold 64 KiB), so writing it never waits for the program.
+    public static let maxInputBytes = 60 << 10
+
     public init(outputLimit: Int = 1 << 20) { self.outputLimit = outputLimit }
 
     /// `environment` is added to this process's own (a key given here wins).
@@ -79,7 +79,7 @@ public struct SubprocessRunner: CommandRunner {
         _ arguments: [String], environment: [String: String], input: [UInt8], timeout: Duration
     ) throws(SystemCallError) -> CommandResult {
         precondition(!arguments.isEmpty, "a command needs a program")
-        guard input.count <= maxInputBytes else {
+        guard input.count <= Self.maxInputBytes else {
             throw SystemCallError("standard input for \(arguments[0]) (\(input.count) bytes)", Errno(rawValue: E2BIG))
         }
         var pipes: [(read: Int32, write: Int32)] = []

@@ -138,7 +138,7 @@ public struct EncodedSketchAccumulator: Sendable {
         if let sketch = CanonicalSketch(buffer, maxBins: maxBins), let total = sketch.total() {
             guard total <= QuantileSketch.maxCount - count else { throw SketchError.countOverflow }
             for index in 0..<sketch.bins {
-                let binCount = sketch.count(ofBin: index)
+                let binCount = sketch.bin(index)
                 if binCount > 0 { positive.add(key: sketch.firstKey &+ index, count: binCount) }
             }
             zeroCount &+= sketch.zeroCount
@@ -215,10 +215,8 @@ private struct CanonicalSketch {
     }
 
     /// The count of a bin, which `total()` has checked.
-    func count(ofBin index: Int) -> UInt64 { bin(index) }
-
     @inline(__always)
-    private func bin(_ index: Int) -> UInt64 {
+    func bin(_ index: Int) -> UInt64 {
         SmallCount.unchecked(UInt64(littleEndian: base.loadUnaligned(fromByteOffset: countsOffset &+ 8 &* index, as: UInt64.self)))
     }
 

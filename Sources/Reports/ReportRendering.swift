@@ -53,8 +53,6 @@ extension WeeklyReport {
 
     // MARK: Formatting
 
-    static func day(_ time: Timestamp) -> String { String(time.description.prefix(10)) }
-
     static func number(_ value: Double?, digits: Int = 1) -> String {
         guard let value, value.isFinite else { return "–" }
         return String(format: "%.\(digits)f", value)

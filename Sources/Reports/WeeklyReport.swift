@@ -6,6 +6,7 @@
 import Engine
 import FleetModel
 import Foundation
+import Policy
 import QuantileSketch
 import Store
 
@@ -31,7 +32,7 @@ public struct WeeklyReport: Sendable {
         public var label: String
     }
 
-    public struct Summary: Sendable, Equatable {
+    public struct Summary: Sendable {
         public var nodes: Int
         public var endpoints: Int
         /// Endpoint-hours not under a finding that takes the endpoint out, over all endpoint-hours
@@ -54,16 +55,6 @@ public struct WeeklyReport: Sendable {
         public var coverage: Double?
         public var reportsArrived: Int
         public var reportsExpected: Int
-
-        public static func == (a: Summary, b: Summary) -> Bool {
-            a.nodes == b.nodes && a.endpoints == b.endpoints && a.availability == b.availability
-                && a.findingsByKind.map(\.name) == b.findingsByKind.map(\.name)
-                && a.findingsByKind.map(\.count) == b.findingsByKind.map(\.count)
-                && a.findingsByClass.map(\.name) == b.findingsByClass.map(\.name)
-                && a.findingsByClass.map(\.count) == b.findingsByClass.map(\.count)
-                && a.quarantines == b.quarantines && a.meanTimeToDetect == b.meanTimeToDetect
-                && a.meanTimeToRelease == b.meanTimeToRelease && a.coverage == b.coverage
-        }
     }
 
     public struct ClassLatency: Sendable {
@@ -425,9 +416,9 @@ extension WeeklyReport {
                 let decisionID = fields["id"] as? String ?? intent.id
                 let faultClass = fields["class"] as? String ?? ""
                 let release = releases.first { decision($0)["id"] as? String == decisionID }
-                // The audit holds commands as the policy's OperatorCommand prints them.
-                let approve = "\(OperatorCommandText.approve(decisionID))"
-                let releaseCommand = OperatorCommandText.release(intent.node)
+                // The audit holds commands as the service writes them: "\(OperatorCommand)".
+                let approve = "\(OperatorCommand.approve(id: decisionID))"
+                let releaseCommand = NodeName(intent.node).map { "\(OperatorCommand.release($0))" }
                 let approvedBy = commands.first { $0.command == approve }?.actor
                 let releasedBy: String? = release.map { release in
                     commands.last { $0.command == releaseCommand && $0.at <= release.decidedAt && $0.at >= intent.decidedAt }?
@@ -442,13 +433,6 @@ extension WeeklyReport {
                     approvedBy: approvedBy, releasedBy: releasedBy)
             }
     }
-}
-
-/// Operator commands as the service writes them into the audit log (`"\(OperatorCommand)"`:
-/// `approve(id: "ID")`, `release(NODE)`); the Reports module does not depend on Policy.
-enum OperatorCommandText {
-    static func approve(_ id: String) -> String { "approve(id: \(String(reflecting: id)))" }
-    static func release(_ node: String) -> String { "release(\(node))" }
 }
 
 /// The endpoints a finding takes out of service: an endpoint itself, its access link, a node's

@@ -279,7 +279,7 @@ struct SubprocessTests {
         let result = try SubprocessRunner().run(["/bin/sh", "-c", "wc -c; cat >/dev/null"], environment: [:], input: Array(input), timeout: .seconds(10))
         #expect(result.succeeded && result.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines) == "50000")
         #expect(throws: SystemCallError.self) {
-            try SubprocessRunner().run(["/bin/cat"], environment: [:], input: Array(repeating: 0, count: maxInputBytes + 1), timeout: .seconds(10))
+            try SubprocessRunner().run(["/bin/cat"], environment: [:], input: Array(repeating: 0, count: SubprocessRunner.maxInputBytes + 1), timeout: .seconds(10))
         }
         // Without input the program reads an empty /dev/null, never our terminal.
         #expect(try SubprocessRunner().run(["/bin/sh", "-c", "wc -c"], timeout: .seconds(10)).standardOutput.hasPrefix("0"))
