@@ -66,6 +66,8 @@ public struct Engine: Sendable {
     /// Reads every pair's p50 and p99, what pairs are judged on, from its encoded sketch (the
     /// component API shows a pair's p90 and p99.9 too, from the stored report).
     private var sketchReader = try! EncodedSketchReader(quantiles: [0.5, 0.99])
+    /// Where compact sketches are expanded for `sketchReader` (`WireSketch.withProtobufBytes`).
+    private var sketchScratch: [UInt8] = []
     /// The closing window's arrays, kept from one window to the next: a window of a large fleet has
     /// millions of pairs, and fresh arrays every time cost more in page faults than the work does.
     private var buffers = WindowBuffers()
@@ -292,6 +294,11 @@ public struct Engine: Sendable {
         rollup: inout WindowRollup.Builder?
     ) {
         let pairs = report.pairs
+        // Compact sketches (a replay's, from the store) expand into one buffer, swapped out of
+        // `self` while it is lent to them.
+        var scratch: [UInt8] = []
+        swap(&scratch, &sketchScratch)
+        defer { swap(&scratch, &sketchScratch) }
         if !state.matches(pairs) { state.rebuild(for: pairs, topology: topology, table: table) }
         let reporterNumber = table.number(.node(report.node))!  // ingest checked the node
         // The node's routes go into the window's route array in one piece, in entry order: a
@@ -319,16 +326,24 @@ public struct Engine: Sendable {
             let srcLeaf = Int(leafPlaceOf[Int(resolved.srcNumber)])
             let dstLeaf = Int(leafPlaceOf[Int(resolved.dstNumber)])
             if sent > lost {
-                guard let bytes = pairs[entry].rttMicros?.decodedBytes,
-                    bytes.withUnsafeBufferPointer({ buffer in
+                let read: Bool?
+                if rollup == nil, case .compact(let compact)? = pairs[entry].rttMicros {
+                    // Only the quantiles wanted: read in place, not expanded (a replay's millions).
+                    read = compact.withUnsafeBufferPointer { buffer in
+                        (try? sketchReader.read(compact: buffer)) != nil && sketchReader.count == UInt64(sent - lost)
+                    }
+                } else {
+                    read = pairs[entry].rttMicros?.withProtobufBytes(scratch: &scratch) { buffer in
                         guard (try? sketchReader.read(bytes: buffer)) != nil, sketchReader.count == UInt64(sent - lost) else {
                             return false
                         }
                         rollup?.add(
-                            pathClass: resolved.pathClass, srcLeaf: srcLeaf, dstLeaf: dstLeaf, sent: sent, lost: lost, sketch: buffer)
+                            pathClass: resolved.pathClass, srcLeaf: srcLeaf, dstLeaf: dstLeaf, sent: sent, lost: lost,
+                            sketch: buffer)
                         return true
-                    })
-                else {
+                    }
+                }
+                guard read == true else {
                     counters.pairsInvalidSketch += 1
                     continue
                 }

@@ -161,7 +161,7 @@ struct ReplayCommand: Command {
                 let rules = try rules(stored: try store.configuration(.rules, at: until), io: io)
                 return Inputs(
                     topology: topology, rules: rules,
-                    feed: { [to] each in try store.forEachReport(to: to) { each($0) } },
+                    feed: { [to] each in try store.forEachReport(to: to, sketches: .compact) { each($0) } },
                     live: compare || !json ? try LiveRecord(store: store, from: from, to: to) : nil)
             }
         }

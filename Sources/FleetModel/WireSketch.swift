@@ -1,17 +1,23 @@
 // A pair's RTT sketch as a report carries it (wire-v1.md §3, `rttMicros`: base64 of the sketch's
 // protobuf bytes), taken out of its base64 once, when the report is read: the store and the engine
-// both want the bytes, and a window of a large fleet has millions of sketches.
+// both want the bytes, and a window of a large fleet has millions of sketches. Reports read back
+// from the event log for a replay may keep the log's compact form instead, expanded as it is read.
 
 import Foundation
 import QuantileSketch
 
-public enum WireSketch: Sendable, Hashable {
+public enum WireSketch: Sendable {
     /// The bytes of strict base64 text (what agents send). Strict base64 is canonical: encoding
     /// the bytes gives back the very text that came.
     case bytes([UInt8])
     /// Text that is not strict base64, kept as it came: the engine judges it (a sketch that does
     /// not decode invalidates its pair only).
     case text(String)
+    /// Protobuf bytes in the event log's compact form (`SketchCompaction`: counts as varints), a
+    /// slice of the stored row that every pair of the report shares. It is checked only when read
+    /// (the engine counts one that does not expand as an invalid sketch); it stands for the bytes
+    /// it expands to, and equals `.bytes` of them.
+    case compact(ArraySlice<UInt8>)
 
     /// The sketch as a report's text carries it.
     public init(base64 text: String) {
@@ -30,6 +36,7 @@ public enum WireSketch: Sendable, Hashable {
         switch self {
         case .bytes(let bytes): bytes
         case .text(let text): Data(base64Encoded: text).map(Array.init)
+        case .compact(let compact): expanded(compact)
         }
     }
 
@@ -38,14 +45,64 @@ public enum WireSketch: Sendable, Hashable {
         switch self {
         case .bytes(let bytes): (bytes.count + 2) / 3 * 4
         case .text(let text): text.utf8.count
+        case .compact: decodedBytes.map { ($0.count + 2) / 3 * 4 } ?? 0
         }
     }
 
-    /// The sketch as text for a report, exactly as it came.
+    /// The sketch as text for a report, exactly as it came; empty for a compact form that does not
+    /// expand (a damaged row: the report's validation then refuses the pair).
     public var base64: String {
         switch self {
         case .bytes(let bytes): Data(bytes).base64EncodedString()
         case .text(let text): text
+        case .compact(let compact): expanded(compact).map { Data($0).base64EncodedString() } ?? ""
+        }
+    }
+
+    /// Calls `body` with the sketch's protobuf bytes: in place, or expanded into `scratch` (kept by
+    /// the caller from one sketch to the next); nil, without calling it, when there are none (text
+    /// that is not base64, a compact form that does not expand).
+    public func withProtobufBytes<Result>(
+        scratch: inout [UInt8], _ body: (UnsafeBufferPointer<UInt8>) throws -> Result
+    ) rethrows -> Result? {
+        switch self {
+        case .bytes(let bytes): return try bytes.withUnsafeBufferPointer(body)
+        case .compact(let compact):
+            let length = compact.withUnsafeBufferPointer { buffer in
+                try? SketchCompaction.expand(buffer, into: &scratch)
+            }
+            guard let length else { return nil }
+            return try scratch.withUnsafeBufferPointer { try body(UnsafeBufferPointer(rebasing: $0[..<length])) }
+        case .text: return try decodedBytes?.withUnsafeBufferPointer(body)
+        }
+    }
+
+    private func expanded(_ compact: ArraySlice<UInt8>) -> [UInt8]? {
+        compact.withUnsafeBufferPointer { buffer in
+            var bytes: [UInt8] = []
+            guard let length = try? SketchCompaction.expand(buffer, into: &bytes) else { return nil }
+            return Array(bytes[..<length])
+        }
+    }
+}
+
+extension WireSketch: Hashable {
+    /// A compact form equals the bytes it expands to (and another compact form of them); `.text`
+    /// equals only the same text, as it came.
+    public static func == (lhs: WireSketch, rhs: WireSketch) -> Bool {
+        switch (lhs, rhs) {
+        case (.text(let a), .text(let b)): a == b
+        case (.text, _), (_, .text): false
+        case (.bytes(let a), .bytes(let b)): a == b
+        case (.compact(let a), .compact(let b)) where a == b: true
+        default: lhs.decodedBytes.map { $0 == rhs.decodedBytes } ?? false
+        }
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        switch self {
+        case .text(let text): hasher.combine(text)
+        case .bytes, .compact: hasher.combine(decodedBytes)
         }
     }
 }

@@ -23,6 +23,8 @@ public struct EncodedSketchReader: Sendable {
     private let firstTabledKey: Int
     /// The decoded protobuf bytes of the last sketch read in place (with StrictBase64's slack).
     private var bytes: [UInt8] = []
+    /// The counts of the last compact sketch read in place (1,024 once the first is read).
+    private var compactCounts: [Int32] = []
     /// The last sketch's count of values.
     public private(set) var count: UInt64 = 0
     /// The last sketch's answers, in the order of `quantiles`; meaningless when `count` is 0.
@@ -69,6 +71,16 @@ public struct EncodedSketchReader: Sendable {
         try readInFull(Array(bytes))
     }
 
+    /// Reads a sketch in the event log's compact form (`SketchCompaction`): the canonical form's
+    /// counts read from their varints in place; anything else expanded and read as its protobuf
+    /// bytes. Throws what expanding or decoding would throw.
+    public mutating func read(compact buffer: UnsafeBufferPointer<UInt8>) throws(SketchError) {
+        if readCompactCanonical(buffer) { return }
+        var expanded: [UInt8] = []
+        let length = try SketchCompaction.expand(buffer, into: &expanded)
+        try readInFull(Array(expanded[..<length]))
+    }
+
     private mutating func readInFull(_ bytes: [UInt8]) throws(SketchError) {
         let sketch = try QuantileSketch(decoding: bytes, maxBins: maxBins)
         count = sketch.count
@@ -83,8 +95,82 @@ public struct EncodedSketchReader: Sendable {
         guard let sketch = CanonicalSketch(buffer, maxBins: maxBins),
             let total = sketch.total(), total < 1 << 31
         else { return false }
+        answer(total: total, zeroCount: sketch.zeroCount, firstKey: sketch.firstKey, sketch.binsNotExceeding)
+        return true
+    }
+
+    /// `readCanonical` for the canonical form's compact form: the mapping as it is; the positive
+    /// store as its number of fields (1, or 2 with the index offset), then its counts as varints
+    /// (each below 2^28 here: larger ones, which the full path takes, are for sketches of far more
+    /// values than probes), then the index offset; the zero count as it is.
+    private mutating func readCompactCanonical(_ buffer: UnsafeBufferPointer<UInt8>) -> Bool {
+        let end = buffer.count
+        guard end >= 11, buffer[0] == 0x0A, buffer[1] == 9, buffer[2] == 0x09,
+            Double(bitPattern: UInt64(littleEndian: UnsafeRawPointer(buffer.baseAddress!).loadUnaligned(fromByteOffset: 3, as: UInt64.self)))
+                == IndexMapping.defaultGamma
+        else { return false }
+        var position = 11
+        var bins = 0
+        var firstKey = 0
+        var total: UInt64 = 0
+        // The counts' buffer, out of `self` while `answer` reads it.
+        var counts: [Int32] = []
+        swap(&counts, &compactCounts)
+        defer { swap(&counts, &compactCounts) }
+        if counts.isEmpty { counts = [Int32](repeating: 0, count: 1024) }
+        if position < end && buffer[position] == 0x12 {
+            position += 1
+            guard let fields = CanonicalSketch.varint(buffer, &position), fields == 1 || fields == 2,
+                position < end, buffer[position] == 0x12
+            else { return false }
+            position += 1
+            guard let count = CanonicalSketch.varint(buffer, &position), count <= min(maxBins, 1024) else { return false }
+            let valid = counts.withUnsafeMutableBufferPointer { counts -> Bool in
+                for index in 0..<count {
+                    guard let value = CanonicalSketch.varint(buffer, &position) else { return false }
+                    counts[index] = Int32(truncatingIfNeeded: value)
+                    total &+= UInt64(value)
+                }
+                return true
+            }
+            guard valid else { return false }
+            bins = count
+            if fields == 2 {
+                guard position < end, buffer[position] == 0x18 else { return false }
+                position += 1
+                guard let zigzag = CanonicalSketch.varint(buffer, &position) else { return false }
+                let bits = UInt32(zigzag)
+                firstKey = Int(Int32(bitPattern: (bits >> 1) ^ (0 &- (bits & 1))))
+            }
+            guard firstKey + bins - 1 <= Int(Int32.max) else { return false }
+        }
+        var zeroCount: UInt64 = 0
+        if position < end && buffer[position] == 0x21 {
+            guard end - position >= 9 else { return false }
+            let bits = UnsafeRawPointer(buffer.baseAddress!).loadUnaligned(fromByteOffset: position + 1, as: UInt64.self)
+            guard let value = SmallCount.value(UInt64(littleEndian: bits)) else { return false }
+            zeroCount = value
+            position += 9
+        }
+        total &+= zeroCount
+        guard position == end, total < 1 << 31 else { return false }
+        answer(total: total, zeroCount: zeroCount, firstKey: firstKey) { ranks, zeros in
+            counts.withUnsafeBufferPointer { counts in
+                countBinsNotExceeding(ranks, after: zeros, bins: bins) { counts[$0] }
+            }
+        }
+        return true
+    }
+
+    /// Sets `count` and `answers` for a sketch of `total` values (below 2^31), given how many of its
+    /// bins come before each of four ranks is exceeded.
+    @inline(__always)
+    private mutating func answer(
+        total: UInt64, zeroCount: UInt64, firstKey: Int,
+        _ binsNotExceeding: (_ ranks: SIMD4<Int32>, _ zeros: Int32) -> SIMD4<Int32>
+    ) {
         count = total
-        guard total > 0 else { return true }
+        guard total > 0 else { return }
         // The same answers as QuantileSketch.quantiles, whose walk takes the zeros first, then the
         // positive bins by key, and answers a quantile q with the first bin where the values seen
         // so far exceed q·(count − 1). As the values seen are whole, exceeding that rank is
@@ -96,14 +182,13 @@ public struct EncodedSketchReader: Sendable {
         while group < order.count {
             var ranks = SIMD4<Int32>(repeating: .max)
             for lane in 0..<min(4, order.count - group) { ranks[lane] = Int32(ascending[group + lane] * last) }
-            let zeros = Int32(sketch.zeroCount)
-            let binsBefore = sketch.binsNotExceeding(ranks, after: zeros)
+            let zeros = Int32(zeroCount)
+            let binsBefore = binsNotExceeding(ranks, zeros)
             for lane in 0..<min(4, order.count - group) {
-                answers[order[group + lane]] = zeros > ranks[lane] ? 0 : value(ofKey: sketch.firstKey &+ Int(binsBefore[lane]))
+                answers[order[group + lane]] = zeros > ranks[lane] ? 0 : value(ofKey: firstKey &+ Int(binsBefore[lane]))
             }
             group += 4
         }
-        return true
     }
 
     private func value(ofKey key: Int) -> Double {
@@ -233,23 +318,12 @@ private struct CanonicalSketch {
         return valid == 0 || sum > QuantileSketch.maxCount ? nil : sum
     }
 
-    /// For each lane, how many bins there are before the values seen (`zeros`, then each bin's)
-    /// exceed the lane's rank. The total must be below 2^31.
     func binsNotExceeding(_ ranks: SIMD4<Int32>, after zeros: Int32) -> SIMD4<Int32> {
-        var seen = zeros
-        var notExceeding = SIMD4<Int32>.zero
-        for index in 0..<bins {
-            seen &+= Int32(truncatingIfNeeded: bin(index))
-            notExceeding[0] &+= Int32(unsafeBitCast(seen <= ranks[0], to: UInt8.self))
-            notExceeding[1] &+= Int32(unsafeBitCast(seen <= ranks[1], to: UInt8.self))
-            notExceeding[2] &+= Int32(unsafeBitCast(seen <= ranks[2], to: UInt8.self))
-            notExceeding[3] &+= Int32(unsafeBitCast(seen <= ranks[3], to: UInt8.self))
-        }
-        return notExceeding
+        countBinsNotExceeding(ranks, after: zeros, bins: bins) { Int32(truncatingIfNeeded: bin($0)) }
     }
 
-    /// A varint of at most 4 bytes (lengths and keys of a canonical sketch); nil otherwise.
-    private static func varint(_ buffer: UnsafeBufferPointer<UInt8>, _ position: inout Int) -> Int? {
+    /// A varint of at most 4 bytes (lengths, keys and counts of a canonical sketch); nil otherwise.
+    static func varint(_ buffer: UnsafeBufferPointer<UInt8>, _ position: inout Int) -> Int? {
         var result = 0
         var shift = 0
         while position < buffer.count && shift < 28 {
@@ -261,6 +335,24 @@ private struct CanonicalSketch {
         }
         return nil
     }
+}
+
+/// For each lane, how many of `bins` bins there are before the values seen (`zeros`, then each
+/// bin's count) exceed the lane's rank. The total must be below 2^31.
+@inline(__always)
+private func countBinsNotExceeding(
+    _ ranks: SIMD4<Int32>, after zeros: Int32, bins: Int, _ count: (Int) -> Int32
+) -> SIMD4<Int32> {
+    var seen = zeros
+    var notExceeding = SIMD4<Int32>.zero
+    for index in 0..<bins {
+        seen &+= count(index)
+        notExceeding[0] &+= Int32(unsafeBitCast(seen <= ranks[0], to: UInt8.self))
+        notExceeding[1] &+= Int32(unsafeBitCast(seen <= ranks[1], to: UInt8.self))
+        notExceeding[2] &+= Int32(unsafeBitCast(seen <= ranks[2], to: UInt8.self))
+        notExceeding[3] &+= Int32(unsafeBitCast(seen <= ranks[3], to: UInt8.self))
+    }
+    return notExceeding
 }
 
 /// A count carried as a double, converted without the checks of `Int64(_:)` (traps that are never

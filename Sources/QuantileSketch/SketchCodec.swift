@@ -30,7 +30,7 @@ private enum Field {
     }
 }
 
-private enum WireType: UInt64 {
+enum WireType: UInt64 {
     case varint = 0
     case fixed64 = 1
     case lengthDelimited = 2
@@ -183,11 +183,14 @@ extension QuantileSketch {
     }
 }
 
-/// A cursor over one message's bytes.
-private struct ProtobufReader {
+/// A cursor over one message's bytes (the compaction's reader too).
+struct ProtobufReader {
     let buffer: UnsafeBufferPointer<UInt8>
     var position: Int
     let end: Int
+    /// Whether a varint read so far was written otherwise than minimally (with trailing zero
+    /// groups): its value would not re-encode to the same bytes (SketchCompaction refuses those).
+    private(set) var sawNonMinimalVarint = false
 
     init(buffer: UnsafeBufferPointer<UInt8>, start: Int, end: Int) {
         self.buffer = buffer
@@ -211,7 +214,10 @@ private struct ProtobufReader {
             position += 1
             if shift == 63 && byte > 1 { throw malformed(field, start, "varint overflows 64 bits") }
             result |= UInt64(byte & 0x7F) << shift
-            if byte < 0x80 { return result }
+            if byte < 0x80 {
+                if byte == 0 { sawNonMinimalVarint = true }  // past the first byte: a trailing zero group
+                return result
+            }
             shift += 7
         }
     }
@@ -269,7 +275,7 @@ private struct ProtobufReader {
     }
 }
 
-private func malformed(_ field: String, _ offset: Int, _ reason: String) -> SketchError {
+func malformed(_ field: String, _ offset: Int, _ reason: String) -> SketchError {
     SketchError.malformed(field: field, offset: offset, reason: reason)
 }
 

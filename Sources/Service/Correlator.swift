@@ -477,7 +477,7 @@ public final class Correlator: Sendable {
             let span = Int64(settings.rebuildWindows) * Int64(settings.windowSeconds)
             let oldest = now.secondsSinceEpoch - Engine.maxOpenWindows * Int64(settings.windowSeconds)
             let from = Timestamp(secondsSinceEpoch: max(latest.secondsSinceEpoch - span, oldest))
-            try store.forEachReport(from: from) { report in
+            try store.forEachReport(from: from, sketches: .compact) { report in
                 if first == nil { first = report.windowStart }
                 if state.lastReport[report.node].map({ $0 < report.windowStart }) ?? true {
                     state.lastReport[report.node] = report.windowStart

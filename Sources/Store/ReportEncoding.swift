@@ -58,7 +58,11 @@ public enum PairsEncoding {
             var flags: UInt8 = pair.path == nil ? 0 : flagPath
             let flagsAt = body.count
             body.append(0)
-            switch pair.rttMicros {
+            // A compact form (read back for the engine) is stored as the bytes it stands for, so the
+            // encoding stays a function of the report; one that does not expand, as its text ("").
+            var sketch = pair.rttMicros
+            if case .compact? = sketch { sketch = sketch?.decodedBytes.map(WireSketch.bytes) ?? .text("") }
+            switch sketch {
             case .bytes(let raw)?:
                 if appendVarintPrefixed(
                     to: &body, { SketchCompaction.compact(raw, appendingTo: &$0).map(UInt64.init) })
@@ -74,7 +78,7 @@ public enum PairsEncoding {
                 flags |= flagTextSketch
                 appendVarint(UInt64(text.utf8.count), to: &body)
                 body += text.utf8
-            case nil: break
+            case .compact?, nil: break
             }
             body[flagsAt] = flags
             if let path = pair.path {
@@ -92,9 +96,18 @@ public enum PairsEncoding {
         return out + body
     }
 
+    /// How decoded pairs carry their sketches.
+    public enum SketchForm: Sendable {
+        /// Protobuf bytes, every compact sketch expanded and so checked: the reports as they came.
+        case expanded
+        /// Compact sketches as `WireSketch.compact`, slices of the stored bytes, checked when read:
+        /// for the engine, which reads them as they are (a replay reads millions).
+        case compact
+    }
+
     /// The pairs back from `bytes`; throws a reason (for the caller to place) when they are not a
     /// valid encoding.
-    public static func decode(_ bytes: [UInt8]) throws(EncodingError) -> [Report.Pair] {
+    public static func decode(_ bytes: [UInt8], sketches: SketchForm = .expanded) throws(EncodingError) -> [Report.Pair] {
         var reader = ByteReader(bytes)
         guard try reader.byte() == formatVersion else {
             throw EncodingError("unknown pairs format \(bytes[0])")
@@ -106,17 +119,14 @@ public enum PairsEncoding {
             let length = try reader.count(limit: 64)
             names.append(String(decoding: try reader.bytes(length), as: UTF8.self))
         }
-        func name(_ index: Int) throws(EncodingError) -> String {
-            guard index < names.count else {
-                throw EncodingError("name index \(index) out of \(names.count)")
-            }
-            return names[index]
-        }
+        // Each name checked as a node and a switch name once, not once per pair that names it.
+        let nodeNames = names.map(NodeName.init)
+        let switchNames = names.map(SwitchName.init)
         func endpoint() throws(EncodingError) -> EndpointID {
-            let node = try name(try reader.count(limit: names.count))
+            let index = try reader.count(limit: names.count)
             let rail = try reader.count(limit: EndpointID.rails.upperBound + 1)
-            guard let nodeName = NodeName(node), let id = EndpointID(node: nodeName, rail: rail) else {
-                throw EncodingError("'\(node)/\(rail)' is not an endpoint id")
+            guard let nodeName = nodeNames[index], let id = EndpointID(node: nodeName, rail: rail) else {
+                throw EncodingError("'\(names[index])/\(rail)' is not an endpoint id")
             }
             return id
         }
@@ -142,7 +152,14 @@ public enum PairsEncoding {
                 let length = try reader.count(limit: bytes.count)
                 let stored = try reader.bytes(length)
                 switch flags & sketchFlags {
-                case flagCompactSketch: sketch = .bytes(try SketchCompaction.expand(Array(stored)))
+                case flagCompactSketch:
+                    switch sketches {
+                    case .compact: sketch = .compact(stored)
+                    case .expanded:
+                        do { sketch = .bytes(try SketchCompaction.expand(Array(stored))) } catch {
+                            throw EncodingError("sketch: \(error)")
+                        }
+                    }
                 case flagRawSketch: sketch = .bytes(Array(stored))
                 default: sketch = .text(String(decoding: stored, as: UTF8.self))
                 }
@@ -151,10 +168,11 @@ public enum PairsEncoding {
             if flags & flagPath != 0 {
                 let count = try reader.count(limit: 9)
                 var switches: [SwitchName] = []
+                switches.reserveCapacity(count)
                 for _ in 0..<count {
-                    let text = try name(try reader.count(limit: names.count))
-                    guard let switchName = SwitchName(text) else {
-                        throw EncodingError("'\(text)' is not a switch name")
+                    let index = try reader.count(limit: names.count)
+                    guard let switchName = switchNames[index] else {
+                        throw EncodingError("'\(names[index])' is not a switch name")
                     }
                     switches.append(switchName)
                 }
@@ -177,35 +195,6 @@ public struct EncodingError: Error, Sendable, Equatable, CustomStringConvertible
     public let reason: String
     init(_ reason: String) { self.reason = reason }
     public var description: String { reason }
-}
-
-func appendVarint(_ value: UInt64, to bytes: inout [UInt8]) {
-    var rest = value
-    while rest >= 0x80 {
-        bytes.append(UInt8(truncatingIfNeeded: rest) | 0x80)
-        rest >>= 7
-    }
-    bytes.append(UInt8(rest))
-}
-
-/// Appends what `write` appends, preceded by the varint it returns (a length or a count, known only
-/// once written): one byte is kept for it, widened in place when the value is 128 or more. When
-/// `write` returns nil, `out` is left as it was and the answer is false.
-func appendVarintPrefixed(to out: inout [UInt8], _ write: (inout [UInt8]) -> UInt64?) -> Bool {
-    let start = out.count
-    out.append(0)
-    guard let value = write(&out) else {
-        out.removeSubrange(start...)
-        return false
-    }
-    if value < 0x80 {
-        out[start] = UInt8(value)
-    } else {
-        var prefix: [UInt8] = []
-        appendVarint(value, to: &prefix)
-        out.replaceSubrange(start..<start + 1, with: prefix)
-    }
-    return true
 }
 
 func appendZigzag(_ value: Int64, to bytes: inout [UInt8]) {

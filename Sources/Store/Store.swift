@@ -229,9 +229,12 @@ public final class Store {
     }
 
     /// Calls `body` with each stored report in (window start, node) order, optionally only those
-    /// whose window starts in `from..<to`. Reads one row at a time; `body` may use the store.
+    /// whose window starts in `from..<to`. Reads one row at a time; `body` may use the store. With
+    /// `sketches: .compact`, the reports are for the engine: their sketches stay in the log's compact
+    /// form (`PairsEncoding.SketchForm`).
     public func forEachReport(
-        from: Timestamp? = nil, to: Timestamp? = nil, _ body: (Report) throws -> Void
+        from: Timestamp? = nil, to: Timestamp? = nil, sketches: PairsEncoding.SketchForm = .expanded,
+        _ body: (Report) throws -> Void
     ) throws {
         let statement = try database.prepare(
             """
@@ -242,7 +245,7 @@ public final class Store {
             .integer(from?.secondsSinceEpoch ?? Int64.min), .integer(to?.secondsSinceEpoch ?? Int64.max),
         ])
         while try statement.step() {
-            try body(try report(from: statement))
+            try body(try report(from: statement, sketches: sketches))
         }
     }
 
@@ -260,7 +263,7 @@ public final class Store {
         return reports
     }
 
-    func report(from row: Statement) throws -> Report {
+    func report(from row: Statement, sketches: PairsEncoding.SketchForm = .expanded) throws -> Report {
         let id = row.int64(0)
         func corrupt(_ reason: String) -> StoreError {
             .corruptRow(path: path, table: "reports", rowID: id, reason: reason)
@@ -271,7 +274,7 @@ public final class Store {
         }
         let pairs: [Report.Pair]
         do {
-            pairs = try PairsEncoding.decode(row.bytes(6) ?? [])
+            pairs = try PairsEncoding.decode(row.bytes(6) ?? [], sketches: sketches)
         } catch {
             throw corrupt("pairs: \(error)")
         }

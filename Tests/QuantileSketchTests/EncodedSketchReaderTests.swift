@@ -37,6 +37,22 @@ private func expectSameAnswers(
         (try? reader.read(base64: text)) == true ? (reader.count, reader.count == 0 ? [] : reader.answers) : nil
     #expect(expected?.count == viaText?.count, sourceLocation: sourceLocation)
     #expect(expected?.answers == viaText?.answers, sourceLocation: sourceLocation)
+    // And in the event log's compact form, whenever compaction takes the bytes.
+    if let compact = SketchCompaction.compact(bytes) {
+        let viaCompact = compactReaderAnswers(&reader, compact)
+        #expect(expected?.count == viaCompact?.count, sourceLocation: sourceLocation)
+        #expect(expected?.answers == viaCompact?.answers, sourceLocation: sourceLocation)
+    }
+}
+
+/// What the reader says about a compact form, in the same shape.
+private func compactReaderAnswers(_ reader: inout EncodedSketchReader, _ compact: [UInt8]) -> (count: UInt64, answers: [Double])? {
+    do {
+        try compact.withUnsafeBufferPointer { buffer throws(SketchError) in try reader.read(compact: buffer) }
+    } catch {
+        return nil
+    }
+    return (reader.count, reader.count == 0 ? [] : reader.answers)
 }
 
 struct EncodedSketchReaderTests {
@@ -123,6 +139,38 @@ struct EncodedSketchReaderTests {
             expectSameAnswers(bytes, &reader)
         }
         #expect(accepted > 0)
+    }
+
+    /// Mutated compact forms: read in place or not, the answers are those of decoding what they
+    /// expand to, and an error when they do not expand or that does not decode.
+    @Test(arguments: 0..<4)
+    func mutatedCompactFormsAgreeWithTheDecoder(seed: Int) throws {
+        var reader = try EncodedSketchReader(quantiles: [0.5, 0.99])
+        var generator = SeededGenerator(seed: UInt64(seed) &* 7_919)
+        var sketch = try QuantileSketch()
+        try sketch.add(contentsOf: LatencyDistribution.lognormal(median: 8, sigma: 0.4).samples(100, seed: UInt64(seed)))
+        if seed % 2 == 1 { try sketch.add(0, count: 3) }
+        let original = try #require(SketchCompaction.compact(sketch.encoded()))
+        var agreed = 0
+        for _ in 0..<3000 {
+            var compact = original
+            for _ in 0...(generator.next() % 3) {
+                let position = Int(generator.next() % UInt64(compact.count + 1))
+                switch generator.next() % 5 {
+                case 0 where position < compact.count: compact[position] ^= UInt8(1 << (generator.next() % 8))
+                case 1 where position < compact.count: compact[position] = UInt8(truncatingIfNeeded: generator.next())
+                case 2: compact.insert(UInt8(truncatingIfNeeded: generator.next() % 40), at: position)
+                case 3 where position < compact.count: compact.remove(at: position)
+                default: compact = Array(compact.prefix(position))
+                }
+            }
+            let expected = (try? SketchCompaction.expand(compact)).flatMap { decodedAnswers($0, reader.quantiles) }
+            let actual = compactReaderAnswers(&reader, compact)
+            #expect(expected?.count == actual?.count)
+            #expect(expected?.answers == actual?.answers)
+            if expected != nil { agreed += 1 }
+        }
+        #expect(agreed > 100)
     }
 
     /// Text that is not strict base64 is still judged by Foundation's decoder, as before.

@@ -4,10 +4,10 @@
 
 import FleetModel
 import Foundation
-import QuantileSketch
 import Simulation
 import Testing
 
+@testable import QuantileSketch
 @testable import Store
 
 /// The sketches DataDog's ddsketch wrote (QuantileSketchTests' fixtures), as protobuf bytes.
@@ -154,6 +154,6 @@ struct SketchCompactionTests {
         for cut in 0..<compact.count {
             _ = try? SketchCompaction.expand(Array(compact.prefix(cut)))
         }
-        #expect(throws: EncodingError.self) { try SketchCompaction.expand([0x12, 0x01, 0x12, 0x05]) }
+        #expect(throws: SketchError.self) { try SketchCompaction.expand([0x12, 0x01, 0x12, 0x05]) }
     }
 }

@@ -43,6 +43,49 @@ struct StoreTests {
         #expect(try PairsEncoding.decode(encoded) == report.pairs)
     }
 
+    @Test("pairs decoded for the engine keep their sketches compact, sharing the row; they equal the expanded ones")
+    func compactSketchForm() throws {
+        let report = try sampleReport()
+        let encoded = PairsEncoding.encode(report.pairs)
+        let compact = try PairsEncoding.decode(encoded, sketches: .compact)
+        #expect(compact == report.pairs)  // a compact form equals the bytes it expands to
+        #expect(compact.filter { if case .compact? = $0.rttMicros { true } else { false } }.count == 3)
+        for (pair, original) in zip(compact, report.pairs) {
+            #expect(pair.rttMicros?.base64 == original.rttMicros?.base64)
+            #expect(pair.rttMicros.map(\.hashValue) == original.rttMicros.map(\.hashValue))
+            var scratch: [UInt8] = [9, 9, 9]  // reused, and longer or shorter than a sketch
+            #expect(pair.rttMicros?.withProtobufBytes(scratch: &scratch) { Array($0) } == original.rttMicros?.decodedBytes)
+        }
+        // Stored again, a compact form encodes as the bytes it stands for.
+        #expect(PairsEncoding.encode(compact) == encoded)
+        // From the store: the same reports either way.
+        try withStore { store, _ in
+            _ = try store.append(report, receivedAt: report.windowStart)
+            var read: [Report] = []
+            try store.forEachReport(sketches: .compact) { read.append($0) }
+            #expect(read == [report])
+        }
+    }
+
+    @Test("a damaged compact sketch: the expanded form refuses the row, the engine's form leaves it to be counted")
+    func damagedCompactSketch() throws {
+        let report = try sampleReport()
+        var encoded = PairsEncoding.encode(report.pairs)
+        // The first pair's sketch: past the names, counts and flags; its compact bytes follow their length.
+        let sketch = try #require(SketchCompaction.compact(report.pairs[0].rttMicros!.decodedBytes!))
+        let at = try #require(encoded.indices.first { encoded[$0...].starts(with: sketch) })
+        // The positive store's field count (after the mapping's 11 bytes and the store's tag) made
+        // larger than the bytes left.
+        encoded[at + 12] = 0x7F
+        #expect(throws: EncodingError.self) { try PairsEncoding.decode(encoded) }
+        let pairs = try PairsEncoding.decode(encoded, sketches: .compact)
+        #expect(pairs[0].rttMicros?.decodedBytes == nil)
+        var scratch: [UInt8] = []
+        #expect(pairs[0].rttMicros?.withProtobufBytes(scratch: &scratch) { _ in true } == nil)
+        #expect(pairs[0].rttMicros?.base64 == "")
+        #expect(pairs[1...] == report.pairs[1...])
+    }
+
     @Test("a sketch whose base64 is not canonical is kept verbatim; a bad one too")
     func nonCanonicalSketchText() throws {
         var report = try sampleReport()
