@@ -21,7 +21,9 @@ struct ReplayCommand: Command {
         and prints, per window, the findings opened, updated and closed and the policy's decisions
         (quarantine, release, notify, held, awaiting-approval, ...: docs/remediation.md) as the
         executor would take them in dry-run; from a store, also the actions recorded live and their
-        outcomes. With --json: the findings stream (wire-v1.md §5), then the decisions, one JSON
+        outcomes. From a store, the operators' commands in its audit (approve, release, ...) are
+        applied between the window steps they came between live, and the windows the service closed
+        past the last reports close too. With --json: the findings stream (wire-v1.md §5), then the decisions, one JSON
         object per line. The same input gives the same bytes on every run.
 
         options:
@@ -86,6 +88,12 @@ struct ReplayCommand: Command {
         var rules: Rules
         var feed: ((Report) -> Void) throws -> Void
         var live: LiveRecord?
+        /// Operators' commands from the store's audit, and those it recorded without their place
+        /// among the window steps (before this was recorded), which are not applied.
+        var commands: [RecordedCommand] = []
+        var unplacedCommands = 0
+        /// The end of the last window the live service closed (from a store).
+        var liveClosedUntil: Timestamp?
     }
 
     func run(io: some CommandIO) throws(CommandError) {
@@ -94,6 +102,7 @@ struct ReplayCommand: Command {
         var replayer = Replayer(topology: inputs.topology, rules: inputs.rules, runbooks: runbooks ?? [])
         let timeline = !json && !compare
         replayer.capturesUnhealthyPairs = timeline
+        replayer.add(commands: inputs.commands)
         var turned = TurnedUnhealthy()
         try withStoreErrors {
             try inputs.feed { report in
@@ -101,7 +110,8 @@ struct ReplayCommand: Command {
                 if timeline { turned.add(replayer.takeUnhealthy(), keeping: inRange) }
             }
         }
-        replayer.finish()
+        // Windows the service closed past the last reports close here too, up to --to.
+        replayer.finish(through: inputs.liveClosedUntil.map { end in to.map { min($0, end) } ?? end })
         if timeline { turned.add(replayer.takeUnhealthy(), keeping: inRange) }
         var events = replayer.events.filter { inRange($0.window) }
         var decisions = replayer.decisions.filter { inRange($0.time) }
@@ -114,13 +124,30 @@ struct ReplayCommand: Command {
                 live.keep(before: end)
                 io.writeError("faultline replay: compared up to \(end), the end of the last window the service closed\n")
             }
-            try report(ReplayComparison(replayed: (events, decisions), live: live), io: io)
+            var comparison = ReplayComparison(replayed: (events, decisions), live: live)
+            comparison.unplacedCommands = inputs.unplacedCommands
+            try report(comparison, io: io)
         } else if json {
             io.write((events.map(\.jsonLine) + decisions.map(\.jsonLine)).map { $0 + "\n" }.joined())
         } else {
             io.write(self.timeline(events, decisions, turned: turned, actions: inputs.live?.actions ?? []))
         }
         summarizeSkipped(replayer.counters, io: io)
+        for recorded in replayer.unappliedCommands where to.map({ recorded.at < $0 }) ?? true {
+            io.writeError(
+                "faultline replay: the operator's \(recorded.command.verb) \(recorded.command.target) at \(recorded.at) "
+                    + "came after the last window this replay closed: not applied\n")
+        }
+        for (recorded, reason) in replayer.refusedCommands {
+            io.writeError(
+                "faultline replay: the operator's \(recorded.command.verb) \(recorded.command.target) at \(recorded.at) "
+                    + "is refused in this replay: \(reason)\n")
+        }
+        if inputs.unplacedCommands > 0 && !compare {
+            io.writeError(
+                "faultline replay: \(inputs.unplacedCommands) operator command(s) recorded without the window they came "
+                    + "after (by an older service) are not applied\n")
+        }
     }
 
     private func inRange(_ time: Timestamp) -> Bool {
@@ -159,12 +186,30 @@ struct ReplayCommand: Command {
                     }
                 }
                 let rules = try rules(stored: try store.configuration(.rules, at: until), io: io)
+                let (commands, unplaced) = try recordedCommands(store)
+                let closedUntil = try LiveRecord.closedUntil(store)
                 return Inputs(
                     topology: topology, rules: rules,
                     feed: { [to] each in try store.forEachReport(to: to, sketches: .compact) { each($0) } },
-                    live: compare || !json ? try LiveRecord(store: store, from: from, to: to) : nil)
+                    live: compare || !json ? try LiveRecord(store: store, from: from, to: to) : nil,
+                    commands: commands, unplacedCommands: unplaced, liveClosedUntil: closedUntil)
             }
         }
+    }
+
+    /// The operators' commands in the store's audit, in order, with the window each came after;
+    /// and how many were recorded without it (by a service before this was recorded).
+    private func recordedCommands(_ store: Store) throws -> (commands: [RecordedCommand], unplaced: Int) {
+        var commands: [RecordedCommand] = []
+        var unplaced = 0
+        for entry in try store.auditEntries() {
+            switch RecordedCommand.read(auditEntry: entry.entry, at: entry.at) {
+            case .command(let command): commands.append(command)
+            case .unplaced: unplaced += 1
+            case .notACommand: continue
+            }
+        }
+        return (commands, unplaced)
     }
 
     /// --rules; else the rules the store recorded as in force; else the built-in ones.
@@ -217,10 +262,10 @@ struct ReplayCommand: Command {
             output += "decisions that change (id: live -> replay):\n"
             for course in comparison.changedCourses { output += "  " + course + "\n" }
         }
-        if comparison.operatorCommands > 0 {
+        if comparison.unplacedCommands > 0 {
             output +=
-                "note: \(comparison.operatorCommands) operator command(s) in the range (approvals, resets, "
-                + "manual releases): a replay does not apply them, so decisions after them may differ\n"
+                "note: \(comparison.unplacedCommands) operator command(s) recorded without the window they came after "
+                + "(by an older service) are not applied, so decisions after them may differ\n"
         }
         let summary =
             "findings: \(comparison.findings.replayed) replayed, \(comparison.findings.live) recorded live; "
@@ -284,27 +329,18 @@ struct LiveRecord {
     /// Each decision's JSON, canonical (sorted keys), in the order taken.
     var decisions: [(time: Timestamp, json: String)]
     var actions: [Action]
-    var operatorCommands: Int
     /// The end of the last window the service closed; nil when it closed none.
     var closedUntil: Timestamp?
 
     init(store: Store, from: Timestamp?, to: Timestamp?) throws {
         findings = try store.findingEvents(from: from, to: to)
-        closedUntil = try store.database.singleInt(
-            "SELECT MAX(window_start + window_seconds) FROM windows WHERE closed_at IS NOT NULL"
-        ).map { Timestamp(secondsSinceEpoch: $0) }
+        closedUntil = try Self.closedUntil(store)
         decisions = []
         actions = []
-        operatorCommands = 0
         var seen: Set<String> = []
         for entry in try store.auditEntries() {
             guard let object = try? JSONSerialization.jsonObject(with: Data(entry.entry.utf8)) as? [String: Any]
             else { continue }
-            if object["event"] as? String == "command" {
-                // An operator's command (approve, release, reset-breaker): timed by when it was given.
-                if (from.map { entry.at >= $0 } ?? true) && (to.map { entry.at < $0 } ?? true) { operatorCommands += 1 }
-                continue
-            }
             guard let decision = object["decision"] as? [String: Any],
                 let timeText = decision["time"] as? String, let time = Timestamp(rfc3339: timeText),
                 (from.map { time >= $0 } ?? true) && (to.map { time < $0 } ?? true)
@@ -327,6 +363,13 @@ struct LiveRecord {
 }
 
 extension LiveRecord {
+    /// The end of the last window the service closed; nil when it closed none.
+    static func closedUntil(_ store: Store) throws -> Timestamp? {
+        try store.database.singleInt(
+            "SELECT MAX(window_start + window_seconds) FROM windows WHERE closed_at IS NOT NULL"
+        ).map { Timestamp(secondsSinceEpoch: $0) }
+    }
+
     /// Only what concerns windows before `end`.
     mutating func keep(before end: Timestamp) {
         findings = findings.filter { $0.window < end }
@@ -348,12 +391,11 @@ struct ReplayComparison {
     var changedCourses: [String] = []
     var findings: (replayed: Int, live: Int)
     var decisions: (replayed: Int, live: Int)
-    var operatorCommands: Int
+    var unplacedCommands = 0
 
     init(replayed: (events: [Finding], decisions: [Decision]), live: LiveRecord) {
         findings = (replayed.events.count, live.findings.count)
         decisions = (replayed.decisions.count, live.decisions.count)
-        operatorCommands = live.operatorCommands
         differences += Self.differences(
             "finding", replayed: replayed.events.map { ($0.window, $0.jsonLine) },
             live: live.findings.map { ($0.window, $0.jsonLine) })

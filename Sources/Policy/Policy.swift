@@ -395,6 +395,43 @@ public enum OperatorCommand: Sendable, Equatable {
     case unhold(NodeName)
 }
 
+extension OperatorCommand {
+    /// The command's verbs, as the API's paths and the audit name them.
+    public static let verbs = ["approve", "release", "hold", "unhold", "reset-breaker"]
+
+    /// The command a verb and its target (a quarantine id, a node name; none for reset-breaker)
+    /// name; nil when they name none.
+    public init?(verb: String, target: String) {
+        switch verb {
+        case "approve" where !target.isEmpty: self = .approve(id: target)
+        case "reset-breaker" where target.isEmpty: self = .resetBreaker
+        case "release", "hold", "unhold":
+            guard let node = NodeName(target) else { return nil }
+            self = verb == "release" ? .release(node) : verb == "hold" ? .hold(node) : .unhold(node)
+        default: return nil
+        }
+    }
+
+    public var verb: String {
+        switch self {
+        case .approve: "approve"
+        case .resetBreaker: "reset-breaker"
+        case .release: "release"
+        case .hold: "hold"
+        case .unhold: "unhold"
+        }
+    }
+
+    /// The quarantine id or node the command is about; empty for reset-breaker.
+    public var target: String {
+        switch self {
+        case .approve(let id): id
+        case .resetBreaker: ""
+        case .release(let node), .hold(let node), .unhold(let node): node.rawValue
+        }
+    }
+}
+
 /// Why a command was refused.
 public struct PolicyCommandError: Error, Sendable, Equatable, CustomStringConvertible {
     public let message: String

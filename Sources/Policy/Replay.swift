@@ -5,20 +5,73 @@
 
 import Engine
 import FleetModel
+import Foundation
 
 public enum Replay {
     /// The engine and the policy over reports in any order: windows close as the service would
     /// close them, the window length taken from the earliest report; every closed window, with or
-    /// without findings, is a step of the policy.
+    /// without findings, is a step of the policy; operators' commands come between the same steps.
     public static func run(
-        _ reports: [Report], topology: Topology, rules: Rules, runbooks: [RunbookHeader] = []
+        _ reports: [Report], topology: Topology, rules: Rules, runbooks: [RunbookHeader] = [],
+        commands: [RecordedCommand] = []
     ) -> (events: [Finding], decisions: [Decision], counters: EngineCounters) {
         var replayer = Replayer(topology: topology, rules: rules, runbooks: runbooks)
+        replayer.add(commands: commands)
         for report in reports.sorted(by: { ($0.windowStart, $0.node) < ($1.windowStart, $1.node) }) {
             replayer.add(report)
         }
         replayer.finish()
         return (replayer.events, replayer.decisions, replayer.counters)
+    }
+}
+
+/// An operator's command as the service's audit recorded it: when it came, and after which window's
+/// policy step, so that a replay applies it between the same two steps as live.
+public struct RecordedCommand: Sendable, Equatable {
+    public let at: Timestamp
+    /// The last window the policy had stepped when it came; nil before the first.
+    public let afterWindow: Timestamp?
+    public let command: OperatorCommand
+
+    public init(at: Timestamp, afterWindow: Timestamp?, command: OperatorCommand) {
+        self.at = at
+        self.afterWindow = afterWindow
+        self.command = command
+    }
+
+    /// The audit entry the service writes for it (keys sorted): the command as text (what the
+    /// weekly report reads), its verb and target, and the window it came after.
+    public var auditEntry: String {
+        var entry: [String: JSONValue] = [
+            "event": .string("command"), "command": .string("\(command)"), "verb": .string(command.verb),
+            "target": .string(command.target),
+        ]
+        if let afterWindow { entry["afterWindow"] = .string(afterWindow.description) }
+        return JSONValue.object(entry).jsonText
+    }
+
+    /// What an audit entry recorded at `at` says, when it is a command's.
+    public enum Reading: Equatable {
+        case command(RecordedCommand)
+        /// A command's entry without its verb, target or window (written before they were).
+        case unplaced
+        case notACommand
+    }
+
+    public static func read(auditEntry text: String, at: Timestamp) -> Reading {
+        guard case .object(let entry)? = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)),
+            entry["event"] == .string("command")
+        else { return .notACommand }
+        guard case .string(let verb)? = entry["verb"], case .string(let target)? = entry["target"],
+            let command = OperatorCommand(verb: verb, target: target)
+        else { return .unplaced }
+        switch entry["afterWindow"] {
+        case nil: return .command(RecordedCommand(at: at, afterWindow: nil, command: command))
+        case .string(let text)?:
+            guard let window = Timestamp(rfc3339: text) else { return .unplaced }
+            return .command(RecordedCommand(at: at, afterWindow: window, command: command))
+        default: return .unplaced
+        }
     }
 }
 
@@ -34,6 +87,10 @@ public struct Replayer {
 
     /// Keep the unhealthy pairs of every window (for a timeline); read them with `takeUnhealthy`.
     public var capturesUnhealthyPairs = false
+    /// Operators' commands not applied yet, in the order they came.
+    private var commands: [RecordedCommand] = []
+    /// Commands the replayed policy refused (other rules may leave nothing to approve), and why.
+    public private(set) var refusedCommands: [(command: RecordedCommand, reason: String)] = []
 
     public init(topology: Topology, rules: Rules, runbooks: [RunbookHeader] = []) {
         self.topology = topology
@@ -65,22 +122,60 @@ public struct Replayer {
         events += found
     }
 
-    /// Closes every window still open.
-    public mutating func finish() {
+    /// Operators' commands, in the order they came (the audit's): each is applied once the policy
+    /// has stepped the window it came after, before the next, as live.
+    public mutating func add(commands: [RecordedCommand]) {
+        self.commands += commands
+    }
+
+    /// Closes every window still open, then applies the commands that came after the last one.
+    /// `through`: the end of the last window the live service closed, when it closed windows past
+    /// the last reports (silence is evidence): they close here too, as they did live.
+    public mutating func finish(through end: Timestamp? = nil) {
         guard engine != nil else { return }
+        if let end {
+            let before = engine!.nextWindowToClose
+            let grace = Int64(engine!.windowSeconds) * Int64(rules.graceWindows)
+            let found = engine!.advance(to: end.adding(seconds: grace))
+            stepPolicy(closedFrom: before, findings: found)
+            events += found
+        }
         let before = engine!.nextWindowToClose
         let found = engine!.finish()
         stepPolicy(closedFrom: before, findings: found)
         events += found
+        if let last = policy.lastSteppedWindow { applyCommands { $0 <= last } }
     }
 
-    /// One policy step per window closed since `start`.
+    /// Commands not applied: they came after the last window the replay stepped.
+    public var unappliedCommands: [RecordedCommand] { commands }
+
+    /// One policy step per window closed since `start`, each after the commands that came before it.
     private mutating func stepPolicy(closedFrom start: Timestamp?, findings: [Finding]) {
         guard let start, let next = engine!.nextWindowToClose else { return }
         var window = start
         while window < next {
+            applyCommands { $0 < window }
             decisions += policy.step(window: window, findings: findings.filter { $0.window == window })
             window = window.adding(seconds: Int64(engine!.windowSeconds))
         }
+    }
+
+    /// Applies, in order, the commands that came before any step or after a window `cameAfter` holds for.
+    private mutating func applyCommands(cameAfter: (Timestamp) -> Bool) {
+        guard !commands.isEmpty else { return }
+        var kept: [RecordedCommand] = []
+        for recorded in commands {
+            guard recorded.afterWindow.map(cameAfter) ?? true else {
+                kept.append(recorded)
+                continue
+            }
+            do {
+                decisions += try policy.apply(recorded.command, at: recorded.at)
+            } catch {
+                refusedCommands.append((recorded, error.message))
+            }
+        }
+        commands = kept
     }
 }

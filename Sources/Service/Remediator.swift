@@ -89,11 +89,12 @@ public final class Remediator: Sendable {
     public func apply(_ command: OperatorCommand, by actor: String) -> Result<[Decision], PolicyCommandError> {
         queue.sync {
             let now = clock.now()
+            let afterWindow = policy.lastSteppedWindow
             let result = Result { () throws(PolicyCommandError) in try policy.apply(command, at: now) }
             guard case .success(let decisions) = result else { return result }
-            try? executor.store.appendAudit(
-                at: now, actor: actor,
-                entry: "{\"event\": \"command\", \"command\": \(JSONValue.string("\(command)").jsonText)}")
+            // With the last window stepped before it, so that a replay applies it where it came.
+            let recorded = RecordedCommand(at: now, afterWindow: afterWindow, command: command)
+            try? executor.store.appendAudit(at: now, actor: actor, entry: recorded.auditEntry)
             carryOut(decisions)
             return .success(decisions)
         }

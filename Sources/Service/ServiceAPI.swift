@@ -124,19 +124,14 @@ public enum ServiceAPI {
         }
         // Operator commands (docs/api.md): approve a waiting quarantine, reset the breaker, release,
         // hold or unhold a node. Each answers with the decisions it caused.
-        for verb in ["approve", "release", "hold", "unhold", "reset-breaker"] {
+        for verb in OperatorCommand.verbs {
             let pattern = verb == "reset-breaker" ? "/v1/quarantine/reset-breaker" : "/v1/quarantine/\(verb)/{target}"
             router.post(pattern) { request in
                 _ = try authorize(correlator, request, node: nil)
                 guard let remediator = correlator.remediator else { throw HTTPError(404, "remediation is not running") }
                 let target = request.pathParameters["target"] ?? ""
-                let command: OperatorCommand
-                switch verb {
-                case "approve": command = .approve(id: target)
-                case "reset-breaker": command = .resetBreaker
-                default:
-                    guard let node = NodeName(target) else { throw HTTPError(400, "'\(target)' is not a node name", field: "node") }
-                    command = verb == "release" ? .release(node) : verb == "hold" ? .hold(node) : .unhold(node)
+                guard let command = OperatorCommand(verb: verb, target: target) else {
+                    throw HTTPError(400, "'\(target)' is not a node name", field: "node")  // the router matched the rest
                 }
                 switch remediator.apply(command, by: "operator") {
                 case .success(let decisions):

@@ -364,3 +364,29 @@ struct PolicyReleaseTests {
         #expect(first == run())
     }
 }
+
+struct RecordedCommandTests {
+    @Test("every command's audit entry reads back as itself, with its window; older entries are unplaced")
+    func auditEntriesReadBack() throws {
+        let at = Timestamp(secondsSinceEpoch: 1_795_000_123)
+        let gpu = try #require(NodeName("gpu-0007"))
+        let commands: [OperatorCommand] = [.approve(id: "gpu-0007@2026-11-21T10:00:00Z"), .resetBreaker, .release(gpu), .hold(gpu), .unhold(gpu)]
+        for command in commands {
+            for afterWindow in [nil, Timestamp(secondsSinceEpoch: 1_795_000_100)] {
+                let recorded = RecordedCommand(at: at, afterWindow: afterWindow, command: command)
+                #expect(RecordedCommand.read(auditEntry: recorded.auditEntry, at: at) == .command(recorded))
+                #expect(OperatorCommand(verb: command.verb, target: command.target) == command)
+            }
+        }
+        #expect(Set(OperatorCommand.verbs) == Set(commands.map(\.verb)) && OperatorCommand.verbs.count == commands.count)
+        // As services before this wrote them; a window that is no time; not commands at all.
+        #expect(RecordedCommand.read(auditEntry: #"{"event": "command", "command": "release(gpu-0007)"}"#, at: at) == .unplaced)
+        #expect(
+            RecordedCommand.read(
+                auditEntry: #"{"event": "command", "verb": "release", "target": "gpu-0007", "afterWindow": "soon"}"#, at: at)
+                == .unplaced)
+        #expect(RecordedCommand.read(auditEntry: #"{"event": "command", "verb": "release", "target": "no such/node"}"#, at: at) == .unplaced)
+        #expect(RecordedCommand.read(auditEntry: #"{"event": "intent"}"#, at: at) == .notACommand)
+        #expect(RecordedCommand.read(auditEntry: "not json", at: at) == .notACommand)
+    }
+}

@@ -45,6 +45,23 @@ private func expectSameAnswers(
     }
 }
 
+/// `bytes` with one to three seeded mutations: a bit flipped, a byte replaced, inserted or removed,
+/// or the rest cut off.
+private func mutated(_ original: [UInt8], _ generator: inout SeededGenerator) -> [UInt8] {
+    var bytes = original
+    for _ in 0...(generator.next() % 3) {
+        let position = Int(generator.next() % UInt64(bytes.count + 1))
+        switch generator.next() % 5 {
+        case 0 where position < bytes.count: bytes[position] ^= UInt8(1 << (generator.next() % 8))
+        case 1 where position < bytes.count: bytes[position] = UInt8(truncatingIfNeeded: generator.next())
+        case 2: bytes.insert(UInt8(truncatingIfNeeded: generator.next() % 40), at: position)
+        case 3 where position < bytes.count: bytes.remove(at: position)
+        default: bytes = Array(bytes.prefix(position))
+        }
+    }
+    return bytes
+}
+
 /// What the reader says about a compact form, in the same shape.
 private func compactReaderAnswers(_ reader: inout EncodedSketchReader, _ compact: [UInt8]) -> (count: UInt64, answers: [Double])? {
     do {
@@ -124,17 +141,7 @@ struct EncodedSketchReaderTests {
         let originals = [small.encoded()]
         var accepted = 0
         for _ in 0..<3000 {
-            var bytes = originals[0]
-            for _ in 0...(generator.next() % 3) {
-                let position = Int(generator.next() % UInt64(bytes.count + 1))
-                switch generator.next() % 5 {
-                case 0 where position < bytes.count: bytes[position] ^= UInt8(1 << (generator.next() % 8))
-                case 1 where position < bytes.count: bytes[position] = UInt8(truncatingIfNeeded: generator.next())
-                case 2: bytes.insert(UInt8(truncatingIfNeeded: generator.next() % 40), at: position)
-                case 3 where position < bytes.count: bytes.remove(at: position)
-                default: bytes = Array(bytes.prefix(position))
-                }
-            }
+            let bytes = mutated(originals[0], &generator)
             if decodedAnswers(bytes, reader.quantiles) != nil { accepted += 1 }
             expectSameAnswers(bytes, &reader)
         }
@@ -153,17 +160,7 @@ struct EncodedSketchReaderTests {
         let original = try #require(SketchCompaction.compact(sketch.encoded()))
         var agreed = 0
         for _ in 0..<3000 {
-            var compact = original
-            for _ in 0...(generator.next() % 3) {
-                let position = Int(generator.next() % UInt64(compact.count + 1))
-                switch generator.next() % 5 {
-                case 0 where position < compact.count: compact[position] ^= UInt8(1 << (generator.next() % 8))
-                case 1 where position < compact.count: compact[position] = UInt8(truncatingIfNeeded: generator.next())
-                case 2: compact.insert(UInt8(truncatingIfNeeded: generator.next() % 40), at: position)
-                case 3 where position < compact.count: compact.remove(at: position)
-                default: compact = Array(compact.prefix(position))
-                }
-            }
+            let compact = mutated(original, &generator)
             let expected = (try? SketchCompaction.expand(compact)).flatMap { decodedAnswers($0, reader.quantiles) }
             let actual = compactReaderAnswers(&reader, compact)
             #expect(expected?.count == actual?.count)

@@ -62,6 +62,25 @@ struct RemediationServiceTests {
         #expect(dryRun.log.last == "release gpu-0011")
         #expect(fixture.call("POST", "/v1/quarantine/release/gpu-0011", headers: bearer(adminToken)).status == 409)
         #expect(fixture.call("POST", "/v1/quarantine/approve/nothing", headers: bearer(adminToken)).status == 409)
+        // The release is in the audit with the window it came after: a replay applies it there, and
+        // decides what live decided, release included (a refused command is not recorded).
+        let audit = try Store(path: fixture.databasePath).auditEntries()
+        let commands = audit.compactMap { entry -> RecordedCommand? in
+            guard case .command(let command) = RecordedCommand.read(auditEntry: entry.entry, at: entry.at) else { return nil }
+            return command
+        }
+        #expect(commands.map(\.command) == [.release(NodeName("gpu-0011")!)])
+        // The service went on closing windows past the last reports; the replay closes them too.
+        let lastClosed = try #require(try Store(path: fixture.databasePath).windows().last { $0.closedAt != nil })
+        #expect(commands.first?.afterWindow == lastClosed.start)
+        var replayer = Replayer(topology: fixture.simulator.topology, rules: .defaults)
+        replayer.add(commands: commands)
+        for report in reports { replayer.add(report) }
+        replayer.finish(through: lastClosed.start.adding(seconds: Int64(fixture.simulator.scenario.windowSeconds)))
+        let withCommands = replayer
+        #expect(withCommands.unappliedCommands.isEmpty && withCommands.refusedCommands.isEmpty)
+        #expect(withCommands.decisions.map(\.jsonLine) == replayed.decisions.map(\.jsonLine) + [restarted.snapshot.recent.last!.jsonLine])
+        #expect(withCommands.decisions.last?.kind == .release && withCommands.decisions.last?.reason == "released by an operator")
 
         // Everything was written down: intents done, the audit chain intact.
         let store = try Store(path: fixture.databasePath)
