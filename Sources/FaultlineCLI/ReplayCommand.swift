@@ -23,8 +23,8 @@ struct ReplayCommand: Command {
         executor would take them in dry-run; from a store, also the actions recorded live and their
         outcomes. From a store, the operators' commands in its audit (approve, release, ...) are
         applied between the window steps they came between live, and the windows the service closed
-        past the last reports close too. With --json: the findings stream (wire-v1.md §5), then the decisions, one JSON
-        object per line. The same input gives the same bytes on every run.
+        past the last reports close too. With --json: the findings stream (wire-v1.md §5), then the
+        decisions, one JSON object per line. The same input gives the same bytes on every run.
 
         options:
           --db FILE         the service's store: its reports, and the topology and rules it recorded as

@@ -374,7 +374,7 @@ struct YAMLNode: Equatable {
             var escaped = false
             let inner = text.dropFirst().dropLast()
             // An odd run of backslashes before the closing quote escapes it: the string never closed.
-            guard inner.reversed().prefix { $0 == "\\" }.count % 2 == 0 else {
+            guard inner.reversed().prefix(while: { $0 == "\\" }).count % 2 == 0 else {
                 throw ParseError(line: line, message: "an unclosed \" string")
             }
             for character in inner {
