@@ -54,7 +54,7 @@ public struct Engine: Sendable {
     public private(set) var counters = EngineCounters()
 
     /// Reports of windows not yet closed, by window start (seconds) and node.
-    private var pending: [Int64: [NodeName: Report]] = [:]
+    private var pending: [Int64: [NodeName: MeasuredReport]] = [:]
     /// The start of the next window to close once one has closed; before that, windows close from
     /// the earliest one that has reports (reports may arrive in any order until then).
     private var nextToClose: Int64?
@@ -63,10 +63,10 @@ public struct Engine: Sendable {
     private var nodePairs: [NodeName: NodePairs] = [:]
     private let table: ComponentTable
     private var tracker = FindingTracker()
-    /// Reads every pair's p50 and p99, what pairs are judged on, from its encoded sketch (the
-    /// component API shows a pair's p90 and p99.9 too, from the stored report).
-    private var sketchReader = try! EncodedSketchReader(quantiles: [0.5, 0.99])
-    /// Where compact sketches are expanded for `sketchReader` (`WireSketch.withProtobufBytes`).
+    /// Reads the sketches of reports ingested unmeasured: every pair's p50 and p99, what pairs are
+    /// judged on (the component API shows a pair's p90 and p99.9 too, from the stored report).
+    private var sketchReader = PairSketchReader()
+    /// Where compact sketches are expanded for the rollups (`WireSketch.withProtobufBytes`).
     private var sketchScratch: [UInt8] = []
     /// The closing window's arrays, kept from one window to the next: a window of a large fleet has
     /// millions of pairs, and fresh arrays every time cost more in page faults than the work does.
@@ -129,13 +129,27 @@ public struct Engine: Sendable {
     /// window past their grace period arrives, as they would live; then the report is ingested.
     /// `faultline replay` and the service's rebuild from its store both use this.
     public mutating func replay(_ report: Report) -> (findings: [Finding], outcome: IngestOutcome) {
-        let findings = advance(to: report.windowStart)
-        return (findings, ingest(report))
+        replay(MeasuredReport(report, reader: &sketchReader))
+    }
+
+    /// `replay` of a report whose sketches were read already (on another thread).
+    public mutating func replay(_ measured: MeasuredReport) -> (findings: [Finding], outcome: IngestOutcome) {
+        let findings = advance(to: measured.report.windowStart)
+        return (findings, ingest(measured))
     }
 
     /// Takes one validated report into its window.
     @discardableResult
     public mutating func ingest(_ report: Report) -> IngestOutcome {
+        ingest(MeasuredReport(report, reader: &sketchReader))
+    }
+
+    /// Takes one validated report, its sketches read already, into its window. A report whose
+    /// sketches were not kept cannot feed rollups (`rollUp`).
+    @discardableResult
+    public mutating func ingest(_ measured: MeasuredReport) -> IngestOutcome {
+        precondition(!rollUp || measured.keepsSketches, "rollups are made of sketches: keep them in the report")
+        let report = measured.report
         guard report.windowSeconds == windowSeconds else {
             counters.reportsWrongWindowLength += 1
             return .wrongWindowLength
@@ -157,7 +171,7 @@ public struct Engine: Sendable {
             counters.reportsDuplicate += 1
             return .duplicate
         }
-        pending[start, default: [:]][report.node] = report
+        pending[start, default: [:]][report.node] = measured
         counters.reportsAccepted += 1
         return .accepted
     }
@@ -253,7 +267,7 @@ public struct Engine: Sendable {
             blamed[key] = observation(of: blame, baselines: classBaselines)
         }
         for report in reports {
-            for signal in healthSignals(report, topology: topology) {
+            for signal in healthSignals(report.report, topology: topology) {
                 let key = FindingTracker.Key(component: .endpoint(signal.endpoint), symptom: .health)
                 // One health finding per endpoint per window: the first class in sorted order.
                 if blamed[key] == nil {
@@ -290,12 +304,13 @@ public struct Engine: Sendable {
     /// A report's pairs as observations, appended with their places in the node's state; pairs the
     /// engine cannot use are counted and dropped.
     private mutating func observe(
-        _ report: Report, state: inout NodePairs, into window: inout WindowBuffers, node: Int32,
+        _ measured: MeasuredReport, state: inout NodePairs, into window: inout WindowBuffers, node: Int32,
         rollup: inout WindowRollup.Builder?
     ) {
+        let report = measured.report
         let pairs = report.pairs
-        // Compact sketches (a replay's, from the store) expand into one buffer, swapped out of
-        // `self` while it is lent to them.
+        // Compact sketches (a replay's, from the store) expand for the rollup into one buffer,
+        // swapped out of `self` while it is lent to them.
         var scratch: [UInt8] = []
         swap(&scratch, &sketchScratch)
         defer { swap(&scratch, &sketchScratch) }
@@ -326,28 +341,19 @@ public struct Engine: Sendable {
             let srcLeaf = Int(leafPlaceOf[Int(resolved.srcNumber)])
             let dstLeaf = Int(leafPlaceOf[Int(resolved.dstNumber)])
             if sent > lost {
-                let read: Bool?
-                if rollup == nil, case .compact(let compact)? = pairs[entry].rttMicros {
-                    // Only the quantiles wanted: read in place, not expanded (a replay's millions).
-                    read = compact.withUnsafeBufferPointer { buffer in
-                        (try? sketchReader.read(compact: buffer)) != nil && sketchReader.count == UInt64(sent - lost)
-                    }
-                } else {
-                    read = pairs[entry].rttMicros?.withProtobufBytes(scratch: &scratch) { buffer in
-                        guard (try? sketchReader.read(bytes: buffer)) != nil, sketchReader.count == UInt64(sent - lost) else {
-                            return false
-                        }
-                        rollup?.add(
-                            pathClass: resolved.pathClass, srcLeaf: srcLeaf, dstLeaf: dstLeaf, sent: sent, lost: lost,
-                            sketch: buffer)
-                        return true
-                    }
-                }
-                guard read == true else {
+                let reading = measured.readings[entry]
+                guard reading.isValid, reading.count == UInt64(sent - lost) else {
                     counters.pairsInvalidSketch += 1
                     continue
                 }
-                quantiles = (sketchReader.answer(0), sketchReader.answer(1))
+                if rollup != nil {
+                    _ = pairs[entry].rttMicros?.withProtobufBytes(scratch: &scratch) { buffer in
+                        rollup?.add(
+                            pathClass: resolved.pathClass, srcLeaf: srcLeaf, dstLeaf: dstLeaf, sent: sent, lost: lost,
+                            sketch: buffer)
+                    }
+                }
+                quantiles = (reading.p50, reading.p99)
             } else {
                 rollup?.add(pathClass: resolved.pathClass, srcLeaf: srcLeaf, dstLeaf: dstLeaf, sent: sent, lost: lost, sketch: nil)
             }

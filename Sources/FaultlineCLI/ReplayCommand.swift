@@ -82,11 +82,12 @@ struct ReplayCommand: Command {
     }
 
     /// What a replay runs on, and (from a store) what happened live. `feed` hands the reports over
-    /// in (window, node) order: from a store, one row at a time.
+    /// in (window, node) order, their sketches read: from a store, one row at a time, read and
+    /// measured on a second thread while the engine works on this one.
     struct Inputs {
         var topology: Topology
         var rules: Rules
-        var feed: ((Report) -> Void) throws -> Void
+        var feed: ((MeasuredReport) -> Void) throws -> Void
         var live: LiveRecord?
         /// Operators' commands from the store's audit, and those it recorded without their place
         /// among the window steps (before this was recorded), which are not applied.
@@ -168,7 +169,11 @@ struct ReplayCommand: Command {
             reports.sort { ($0.windowStart, $0.node) < ($1.windowStart, $1.node) }
             return Inputs(
                 topology: try loadTopology(topologyPath), rules: try rules(stored: nil, io: io),
-                feed: { [reports] each in reports.forEach(each) }, live: nil)
+                feed: { [reports] each in
+                    var reader = PairSketchReader()
+                    for report in reports { each(MeasuredReport(report, reader: &reader)) }
+                },
+                live: nil)
         case .store(let path, let topologyPath):
             try requireExistingFile(path)
             return try withStoreErrors { () throws -> Inputs in
@@ -190,7 +195,14 @@ struct ReplayCommand: Command {
                 let closedUntil = try LiveRecord.closedUntil(store)
                 return Inputs(
                     topology: topology, rules: rules,
-                    feed: { [to] each in try store.forEachReport(to: to, sketches: .compact) { each($0) } },
+                    feed: { [to] each in
+                        try readingAhead(
+                            produce: { yield in
+                                let rows = try Store(path: path, mode: .readOnly, migrate: false)
+                                var reader = PairSketchReader()
+                                try rows.forEachMeasuredReport(to: to, reader: &reader) { yield($0) }
+                            }, consume: each)
+                    },
                     live: compare || !json ? try LiveRecord(store: store, from: from, to: to) : nil,
                     commands: commands, unplacedCommands: unplaced, liveClosedUntil: closedUntil)
             }

@@ -87,6 +87,8 @@ public struct Replayer {
 
     /// Keep the unhealthy pairs of every window (for a timeline); read them with `takeUnhealthy`.
     public var capturesUnhealthyPairs = false
+    /// Reads the sketches of reports added unmeasured.
+    private var sketchReader = PairSketchReader()
     /// Operators' commands not applied yet, in the order they came.
     private var commands: [RecordedCommand] = []
     /// Commands the replayed policy refused (other rules may leave nothing to approve), and why.
@@ -108,6 +110,12 @@ public struct Replayer {
 
     /// The next report. The first one sets the window length.
     public mutating func add(_ report: Report) {
+        add(MeasuredReport(report, reader: &sketchReader))
+    }
+
+    /// The next report, its sketches read already (on another thread).
+    public mutating func add(_ measured: MeasuredReport) {
+        let report = measured.report
         if engine == nil {
             engine = Engine(topology: topology, rules: rules, windowSeconds: report.windowSeconds)
             if capturesUnhealthyPairs {
@@ -117,7 +125,7 @@ public struct Replayer {
         }
         // A window closes once reports of a window past its grace period arrive, as live.
         let before = engine!.nextWindowToClose
-        let found = engine!.replay(report).findings
+        let found = engine!.replay(measured).findings
         stepPolicy(closedFrom: before, findings: found)
         events += found
     }

@@ -113,6 +113,8 @@ public struct EncodedSketchReader: Sendable {
         var bins = 0
         var firstKey = 0
         var total: UInt64 = 0
+        /// Where the counts are, when each is one byte.
+        var countBytesAt: Int?
         // The counts' buffer, out of `self` while `answer` reads it.
         var counts: [Int32] = []
         swap(&counts, &compactCounts)
@@ -125,15 +127,31 @@ public struct EncodedSketchReader: Sendable {
             else { return false }
             position += 1
             guard let count = CanonicalSketch.varint(buffer, &position), count <= min(maxBins, 1024) else { return false }
-            let valid = counts.withUnsafeMutableBufferPointer { counts -> Bool in
-                for index in 0..<count {
-                    guard let value = CanonicalSketch.varint(buffer, &position) else { return false }
-                    counts[index] = Int32(truncatingIfNeeded: value)
-                    total &+= UInt64(value)
+            // Counts below 128 (probes' sketches: nearly always) are one byte each, their own
+            // varints: read where they are. Others are decoded into `counts`.
+            var smallCounts: UInt8 = 0
+            var sum: UInt64 = 0
+            if count <= end - position {
+                for index in position..<(position + count) {
+                    smallCounts |= buffer[index]
+                    sum &+= UInt64(buffer[index])
                 }
-                return true
             }
-            guard valid else { return false }
+            if count <= end - position && smallCounts < 0x80 {
+                countBytesAt = position
+                total = sum
+                position += count
+            } else {
+                let valid = counts.withUnsafeMutableBufferPointer { counts -> Bool in
+                    for index in 0..<count {
+                        guard let value = CanonicalSketch.varint(buffer, &position) else { return false }
+                        counts[index] = Int32(truncatingIfNeeded: value)
+                        total &+= UInt64(value)
+                    }
+                    return true
+                }
+                guard valid else { return false }
+            }
             bins = count
             if fields == 2 {
                 guard position < end, buffer[position] == 0x18 else { return false }
@@ -155,7 +173,11 @@ public struct EncodedSketchReader: Sendable {
         total &+= zeroCount
         guard position == end, total < 1 << 31 else { return false }
         answer(total: total, zeroCount: zeroCount, firstKey: firstKey) { ranks, zeros in
-            counts.withUnsafeBufferPointer { counts in
+            if let start = countBytesAt {
+                let bytes = UnsafeBufferPointer(rebasing: buffer[start..<(start + bins)])
+                return countBinsNotExceeding(ranks, after: zeros, bins: bins) { Int32(bytes[$0]) }
+            }
+            return counts.withUnsafeBufferPointer { counts in
                 countBinsNotExceeding(ranks, after: zeros, bins: bins) { counts[$0] }
             }
         }

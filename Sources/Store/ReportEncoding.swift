@@ -3,6 +3,7 @@
 // bytes rather than base64, and its bin counts as varints rather than doubles. Decoding validates everything and gives back the very `Report.Pair`s
 // that were encoded, so replay from the store sees what the agent sent.
 
+import Engine
 import FleetModel
 import Foundation
 import QuantileSketch
@@ -108,6 +109,55 @@ public enum PairsEncoding {
     /// The pairs back from `bytes`; throws a reason (for the caller to place) when they are not a
     /// valid encoding.
     public static func decode(_ bytes: [UInt8], sketches: SketchForm = .expanded) throws(EncodingError) -> [Report.Pair] {
+        try decode(bytes) { flags, range, _ throws(EncodingError) in
+            try range.map { range throws(EncodingError) in try sketch(bytes[range], flags: flags, form: sketches) }
+        }
+    }
+
+    /// The pairs back from `bytes` with their sketches read by `reader` instead of kept (their
+    /// `rttMicros` nil), and what each says, in the pairs' order: a replay's engine needs nothing
+    /// more of them. A compact sketch is read where it lies.
+    public static func decode(
+        _ bytes: [UInt8], reading reader: inout PairSketchReader
+    ) throws(EncodingError) -> (pairs: [Report.Pair], readings: [SketchReading]) {
+        var readings: [SketchReading] = []
+        let pairs = try decode(bytes) { flags, range, returned throws(EncodingError) in
+            guard returned, let range else {
+                readings.append(.none)
+                return nil
+            }
+            if flags & sketchFlags == flagCompactSketch {
+                readings.append(bytes.withUnsafeBufferPointer { reader.read(compact: UnsafeBufferPointer(rebasing: $0[range])) })
+            } else {
+                readings.append(reader.read(try sketch(bytes[range], flags: flags, form: .expanded)))
+            }
+            return nil
+        }
+        return (pairs, readings)
+    }
+
+    /// A stored sketch as a pair carries it.
+    private static func sketch(_ stored: ArraySlice<UInt8>, flags: UInt8, form: SketchForm) throws(EncodingError) -> WireSketch {
+        switch flags & sketchFlags {
+        case flagCompactSketch:
+            switch form {
+            case .compact: return .compact(stored)
+            case .expanded:
+                do { return .bytes(try SketchCompaction.expand(Array(stored))) } catch {
+                    throw EncodingError("sketch: \(error)")
+                }
+            }
+        case flagRawSketch: return .bytes(Array(stored))
+        default: return .text(String(decoding: stored, as: UTF8.self))
+        }
+    }
+
+    /// Decodes the pairs, handing each pair's stored sketch (its flags, where its bytes lie, and
+    /// whether any probe returned) to `sketch`, which says what the pair carries.
+    private static func decode(
+        _ bytes: [UInt8],
+        sketch: (_ flags: UInt8, _ stored: Range<Int>?, _ returned: Bool) throws(EncodingError) -> WireSketch?
+    ) throws(EncodingError) -> [Report.Pair] {
         var reader = ByteReader(bytes)
         guard try reader.byte() == formatVersion else {
             throw EncodingError("unknown pairs format \(bytes[0])")
@@ -147,23 +197,12 @@ public enum PairsEncoding {
             guard flags & ~(sketchFlags | flagPath) == 0, (flags & sketchFlags).nonzeroBitCount <= 1 else {
                 throw EncodingError("bad pair flags \(flags)")
             }
-            var sketch: WireSketch?
+            var stored: Range<Int>?
             if flags & sketchFlags != 0 {
                 let length = try reader.count(limit: bytes.count)
-                let stored = try reader.bytes(length)
-                switch flags & sketchFlags {
-                case flagCompactSketch:
-                    switch sketches {
-                    case .compact: sketch = .compact(stored)
-                    case .expanded:
-                        do { sketch = .bytes(try SketchCompaction.expand(Array(stored))) } catch {
-                            throw EncodingError("sketch: \(error)")
-                        }
-                    }
-                case flagRawSketch: sketch = .bytes(Array(stored))
-                default: sketch = .text(String(decoding: stored, as: UTF8.self))
-                }
+                stored = try reader.skip(length)
             }
+            let rttMicros = try sketch(flags, stored, sent > lost)
             var path: [SwitchName]?
             if flags & flagPath != 0 {
                 let count = try reader.count(limit: 9)
@@ -180,7 +219,7 @@ public enum PairsEncoding {
             }
             pairs.append(
                 Report.Pair(
-                    src: src, dst: dst, sent: sent, lost: lost, errors: errors, rttMicros: sketch, path: path)
+                    src: src, dst: dst, sent: sent, lost: lost, errors: errors, rttMicros: rttMicros, path: path)
             )
         }
         guard reader.isAtEnd else {
@@ -228,7 +267,17 @@ struct ByteReader {
         return bytes[offset]
     }
 
+    @inline(__always)
     mutating func varint() throws(EncodingError) -> UInt64 {
+        // One byte: nearly every value the log holds (indexes, rails, counts, flags, lengths).
+        if offset < end, bytes[offset] < 0x80 {
+            offset &+= 1
+            return UInt64(bytes[offset &- 1])
+        }
+        return try longVarint()
+    }
+
+    private mutating func longVarint() throws(EncodingError) -> UInt64 {
         var value: UInt64 = 0
         var shift: UInt64 = 0
         while true {
@@ -244,6 +293,7 @@ struct ByteReader {
     }
 
     /// A varint that must be below `limit`.
+    @inline(__always)
     mutating func count(limit: Int) throws(EncodingError) -> Int {
         let value = try varint()
         guard value < UInt64(limit) else {
@@ -257,6 +307,13 @@ struct ByteReader {
         let value = Int64(bitPattern: (raw >> 1) ^ (0 &- (raw & 1)))
         guard let result = Int(exactly: value) else { throw EncodingError("integer out of range") }
         return result
+    }
+
+    /// Where the next `count` bytes lie, passed over.
+    mutating func skip(_ count: Int) throws(EncodingError) -> Range<Int> {
+        guard count <= end - offset else { throw EncodingError("truncated at byte \(offset)") }
+        defer { offset += count }
+        return offset..<(offset + count)
     }
 
     mutating func bytes(_ count: Int) throws(EncodingError) -> ArraySlice<UInt8> {

@@ -236,6 +236,30 @@ public final class Store {
         from: Timestamp? = nil, to: Timestamp? = nil, sketches: PairsEncoding.SketchForm = .expanded,
         _ body: (Report) throws -> Void
     ) throws {
+        try forEachReportRow(from: from, to: to) { row in
+            try body(try report(from: row) { bytes throws(EncodingError) in try PairsEncoding.decode(bytes, sketches: sketches) })
+        }
+    }
+
+    /// `forEachReport` for a replay's engine: each report's sketches read by `reader` as the row is
+    /// decoded, and not kept (`MeasuredReport(sketchesRead:readings:)`).
+    public func forEachMeasuredReport(
+        from: Timestamp? = nil, to: Timestamp? = nil, reader: inout PairSketchReader,
+        _ body: (MeasuredReport) throws -> Void
+    ) throws {
+        try forEachReportRow(from: from, to: to) { row in
+            var readings: [SketchReading] = []
+            let report = try report(from: row) { bytes throws(EncodingError) in
+                let decoded = try PairsEncoding.decode(bytes, reading: &reader)
+                readings = decoded.readings
+                return decoded.pairs
+            }
+            try body(MeasuredReport(sketchesRead: report, readings: readings))
+        }
+    }
+
+    /// Steps through the report rows `forEachReport` visits.
+    private func forEachReportRow(from: Timestamp?, to: Timestamp?, _ body: (Statement) throws -> Void) throws {
         let statement = try database.prepare(
             """
             SELECT id, window_start, node, window_seconds, agent_version, transport, pairs, health
@@ -244,9 +268,7 @@ public final class Store {
         try statement.bind([
             .integer(from?.secondsSinceEpoch ?? Int64.min), .integer(to?.secondsSinceEpoch ?? Int64.max),
         ])
-        while try statement.step() {
-            try body(try report(from: statement, sketches: sketches))
-        }
+        while try statement.step() { try body(statement) }
     }
 
     /// The reports `forEachReport` visits, as wire-v1 JSON lines (no newline).
@@ -263,7 +285,13 @@ public final class Store {
         return reports
     }
 
-    func report(from row: Statement, sketches: PairsEncoding.SketchForm = .expanded) throws -> Report {
+    /// The report of a row of `reports`, its pairs decoded by `decodePairs` (expanded by default).
+    func report(
+        from row: Statement,
+        decodingPairs decodePairs: ([UInt8]) throws(EncodingError) -> [Report.Pair] = { bytes throws(EncodingError) in
+            try PairsEncoding.decode(bytes)
+        }
+    ) throws -> Report {
         let id = row.int64(0)
         func corrupt(_ reason: String) -> StoreError {
             .corruptRow(path: path, table: "reports", rowID: id, reason: reason)
@@ -274,7 +302,7 @@ public final class Store {
         }
         let pairs: [Report.Pair]
         do {
-            pairs = try PairsEncoding.decode(row.bytes(6) ?? [], sketches: sketches)
+            pairs = try decodePairs(row.bytes(6) ?? [])
         } catch {
             throw corrupt("pairs: \(error)")
         }

@@ -2,7 +2,7 @@
 // order of the input lines; bad lines named by file and line.
 
 import Engine
-import FaultlineCLI
+@testable import FaultlineCLI
 import FleetModel
 import Foundation
 import Policy
@@ -247,5 +247,31 @@ struct ReplayCommandTests {
                     + "gpu-0001/0 -> gpu-0002/0 dead, gpu-0002/0 -> gpu-0000/0 dead, gpu-0002/0 -> gpu-0001/0 dead, "
                     + "gpu-0002/0 -> gpu-0002/0 dead, gpu-0002/0 -> gpu-0003/0 dead, and 1 more\n"
                     + "== 2027-01-15T08:00:30Z\n  opened   gpu.down "), "\(timeline.1)")
+    }
+}
+
+@Suite("reading ahead on a second thread")
+struct ReadAheadTests {
+    private struct Stop: Error, Equatable {}
+
+    @Test("everything the producer yields is consumed in order, in batches or not")
+    func order() throws {
+        for count in [0, 1, 63, 64, 65, 5_000] {
+            var consumed: [Int] = []
+            try readingAhead(batchSize: 64, depth: 2, produce: { yield in for n in 0..<count { yield(n) } }) { consumed.append($0) }
+            #expect(consumed == Array(0..<count))
+        }
+    }
+
+    @Test("what the producer throws reaches the caller after what it yielded before")
+    func failure() throws {
+        var consumed: [Int] = []
+        #expect(throws: Stop.self) {
+            try readingAhead(batchSize: 8, depth: 1, produce: { yield in
+                for n in 0..<20 { yield(n) }
+                throw Stop()
+            }) { consumed.append($0) }
+        }
+        #expect(consumed == Array(0..<20))
     }
 }

@@ -7,6 +7,7 @@ import Engine
 import FleetModel
 import Foundation
 import QuantileSketch
+import Simulation
 import Store
 import Testing
 
@@ -480,6 +481,55 @@ struct BatchAppendTests {
             #expect(try database.singleInt("PRAGMA foreign_keys") == 1)
             #expect(try database.singleInt("PRAGMA journal_size_limit") == Int64(Database.walSizeLimitBytes))
             #expect(try database.singleInt("PRAGMA busy_timeout") == 5000)
+        }
+    }
+}
+
+@Suite("store: reports measured as they are read")
+struct MeasuredReportTests {
+    private static let scenarios = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("scenarios")
+
+    @Test("pairs decoded with their sketches read: the same pairs without sketches, the readings of the sketches")
+    func decodeReading() throws {
+        var report = try sampleReport()
+        report.pairs[0].rttMicros = .text("not base64!")  // reads as nothing
+        let encoded = PairsEncoding.encode(report.pairs)
+        var reader = PairSketchReader()
+        let decoded = try PairsEncoding.decode(encoded, reading: &reader)
+        #expect(decoded.pairs.allSatisfy { $0.rttMicros == nil })
+        #expect(decoded.pairs.map { Report.Pair(src: $0.src, dst: $0.dst, sent: $0.sent, lost: $0.lost, errors: $0.errors, rttMicros: nil, path: $0.path) }
+            == report.pairs.map { Report.Pair(src: $0.src, dst: $0.dst, sent: $0.sent, lost: $0.lost, errors: $0.errors, rttMicros: nil, path: $0.path) })
+        let expected = report.pairs.map { $0.sent > $0.lost ? reader.read($0.rttMicros) : .none }
+        #expect(decoded.readings == expected)
+        #expect(expected.map(\.isValid) == [false, true, true, false])
+        #expect(expected[2].count == 20 && expected[2].p50 > 8 && expected[2].p50 < 10)
+    }
+
+    @Test("a replay from reports measured as they are read finds what one from the reports does, counters and all")
+    func replayFromMeasuredReports() throws {
+        let scenario = try Scenario(json: Data(contentsOf: Self.scenarios.appendingPathComponent("access-link-faults.json")))
+        let topology = try scenario.loadTopology(relativeTo: Self.scenarios)
+        let simulator = try FleetSimulator(scenario: scenario, topology: topology)
+        try withStore { store, _ in
+            for window in 0..<scenario.windows {
+                _ = try store.append(contentsOf: simulator.reports(window: window), receivedAt: simulator.windowStart(window))
+            }
+            var fromReports = Engine(topology: topology, rules: .defaults, windowSeconds: scenario.windowSeconds)
+            var findings: [Finding] = []
+            try store.forEachReport { findings += fromReports.replay($0).findings }
+            findings += fromReports.finish()
+            var fromMeasured = Engine(topology: topology, rules: .defaults, windowSeconds: scenario.windowSeconds)
+            var measuredFindings: [Finding] = []
+            var reader = PairSketchReader()
+            try store.forEachMeasuredReport(reader: &reader) { measured in
+                #expect(!measured.keepsSketches)
+                measuredFindings += fromMeasured.replay(measured).findings
+            }
+            measuredFindings += fromMeasured.finish()
+            #expect(!findings.isEmpty)
+            #expect(measuredFindings == findings)
+            #expect(fromMeasured.counters == fromReports.counters)
         }
     }
 }
