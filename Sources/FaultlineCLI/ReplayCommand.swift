@@ -199,7 +199,7 @@ struct ReplayCommand: Command {
                         try readingAhead(
                             produce: { yield in
                                 let rows = try Store(path: path, mode: .readOnly, migrate: false)
-                                var reader = PairSketchReader()
+                                var reader = StoredReportReader()
                                 try rows.forEachMeasuredReport(to: to, reader: &reader) { yield($0) }
                             }, consume: each)
                     },

@@ -109,27 +109,32 @@ public enum PairsEncoding {
     /// The pairs back from `bytes`; throws a reason (for the caller to place) when they are not a
     /// valid encoding.
     public static func decode(_ bytes: [UInt8], sketches: SketchForm = .expanded) throws(EncodingError) -> [Report.Pair] {
-        try decode(bytes) { flags, range, _ throws(EncodingError) in
+        var noPaths: [[SwitchName]?]? = nil
+        return try decode(bytes, paths: &noPaths) { flags, range, _ throws(EncodingError) in
             try range.map { range throws(EncodingError) in try sketch(bytes[range], flags: flags, form: sketches) }
         }
     }
 
-    /// The pairs back from `bytes` with their sketches read by `reader` instead of kept (their
+    /// The pairs of `node`'s row back from `bytes` with their sketches read instead of kept (their
     /// `rttMicros` nil), and what each says, in the pairs' order: a replay's engine needs nothing
-    /// more of them. A compact sketch is read where it lies.
+    /// more of them. A compact sketch is read where it lies; a path equal to the one the node's
+    /// last row had at the same place is that row's array.
     public static func decode(
-        _ bytes: [UInt8], reading reader: inout PairSketchReader
+        _ bytes: [UInt8], of node: NodeName, reading reader: inout StoredReportReader
     ) throws(EncodingError) -> (pairs: [Report.Pair], readings: [SketchReading]) {
         var readings: [SketchReading] = []
-        let pairs = try decode(bytes) { flags, range, returned throws(EncodingError) in
+        var paths: [[SwitchName]?]? = reader.paths.removeValue(forKey: node) ?? []
+        defer { reader.paths[node] = paths }
+        let pairs = try decode(bytes, paths: &paths) { flags, range, returned throws(EncodingError) in
             guard returned, let range else {
                 readings.append(.none)
                 return nil
             }
             if flags & sketchFlags == flagCompactSketch {
-                readings.append(bytes.withUnsafeBufferPointer { reader.read(compact: UnsafeBufferPointer(rebasing: $0[range])) })
+                readings.append(
+                    bytes.withUnsafeBufferPointer { reader.sketches.read(compact: UnsafeBufferPointer(rebasing: $0[range])) })
             } else {
-                readings.append(reader.read(try sketch(bytes[range], flags: flags, form: .expanded)))
+                readings.append(reader.sketches.read(try sketch(bytes[range], flags: flags, form: .expanded)))
             }
             return nil
         }
@@ -153,9 +158,11 @@ public enum PairsEncoding {
     }
 
     /// Decodes the pairs, handing each pair's stored sketch (its flags, where its bytes lie, and
-    /// whether any probe returned) to `sketch`, which says what the pair carries.
+    /// whether any probe returned) to `sketch`, which says what the pair carries. With `paths`
+    /// (the node's last row's paths, by pair), a path equal to the last one at its place is that
+    /// array; `paths` is then this row's.
     private static func decode(
-        _ bytes: [UInt8],
+        _ bytes: [UInt8], paths: inout [[SwitchName]?]?,
         sketch: (_ flags: UInt8, _ stored: Range<Int>?, _ returned: Bool) throws(EncodingError) -> WireSketch?
     ) throws(EncodingError) -> [Report.Pair] {
         var reader = ByteReader(bytes)
@@ -183,7 +190,11 @@ public enum PairsEncoding {
         let pairCount = try reader.count(limit: Report.maxPairs + 1)
         var pairs: [Report.Pair] = []
         pairs.reserveCapacity(pairCount)
-        for _ in 0..<pairCount {
+        let lastPaths = paths
+        var rowPaths: [[SwitchName]?] = []
+        if paths != nil { rowPaths.reserveCapacity(pairCount) }
+        defer { if paths != nil { paths = rowPaths } }
+        for pairIndex in 0..<pairCount {
             let src = try endpoint()
             let dst = try endpoint()
             let sent = try reader.zigzag()
@@ -206,17 +217,25 @@ public enum PairsEncoding {
             var path: [SwitchName]?
             if flags & flagPath != 0 {
                 let count = try reader.count(limit: 9)
+                let last = lastPaths.flatMap { pairIndex < $0.count ? $0[pairIndex] : nil }
+                var same = last?.count == count
                 var switches: [SwitchName] = []
-                switches.reserveCapacity(count)
-                for _ in 0..<count {
+                for place in 0..<count {
                     let index = try reader.count(limit: names.count)
                     guard let switchName = switchNames[index] else {
                         throw EncodingError("'\(names[index])' is not a switch name")
                     }
+                    if same, let last, last[place] == switchName { continue }
+                    if same, let last {  // differs here: the new array starts with what agreed
+                        same = false
+                        switches = Array(last[..<place])
+                    }
+                    switches.reserveCapacity(count)
                     switches.append(switchName)
                 }
-                path = switches
+                path = same ? last : switches
             }
+            if paths != nil { rowPaths.append(path) }
             pairs.append(
                 Report.Pair(
                     src: src, dst: dst, sent: sent, lost: lost, errors: errors, rttMicros: rttMicros, path: path)
@@ -227,6 +246,17 @@ public enum PairsEncoding {
         }
         return pairs
     }
+}
+
+/// What decoding a replay's rows keeps from one row to the next (one per thread): the sketch
+/// reader, and each node's paths from its last row, which its next row shares where they are equal
+/// (a node reports the same routes every window: no array per path per row, and the engine, which
+/// matches a report's routes against the last one's, finds the very arrays).
+public struct StoredReportReader {
+    public var sketches = PairSketchReader()
+    var paths: [NodeName: [[SwitchName]?]] = [:]
+
+    public init() {}
 }
 
 /// Why stored bytes could not be decoded.

@@ -237,20 +237,20 @@ public final class Store {
         _ body: (Report) throws -> Void
     ) throws {
         try forEachReportRow(from: from, to: to) { row in
-            try body(try report(from: row) { bytes throws(EncodingError) in try PairsEncoding.decode(bytes, sketches: sketches) })
+            try body(try report(from: row) { _, bytes throws(EncodingError) in try PairsEncoding.decode(bytes, sketches: sketches) })
         }
     }
 
     /// `forEachReport` for a replay's engine: each report's sketches read by `reader` as the row is
-    /// decoded, and not kept (`MeasuredReport(sketchesRead:readings:)`).
+    /// decoded, and not kept (`MeasuredReport(sketchesRead:readings:)`); one reader per thread.
     public func forEachMeasuredReport(
-        from: Timestamp? = nil, to: Timestamp? = nil, reader: inout PairSketchReader,
+        from: Timestamp? = nil, to: Timestamp? = nil, reader: inout StoredReportReader,
         _ body: (MeasuredReport) throws -> Void
     ) throws {
         try forEachReportRow(from: from, to: to) { row in
             var readings: [SketchReading] = []
-            let report = try report(from: row) { bytes throws(EncodingError) in
-                let decoded = try PairsEncoding.decode(bytes, reading: &reader)
+            let report = try report(from: row) { node, bytes throws(EncodingError) in
+                let decoded = try PairsEncoding.decode(bytes, of: node, reading: &reader)
                 readings = decoded.readings
                 return decoded.pairs
             }
@@ -288,7 +288,7 @@ public final class Store {
     /// The report of a row of `reports`, its pairs decoded by `decodePairs` (expanded by default).
     func report(
         from row: Statement,
-        decodingPairs decodePairs: ([UInt8]) throws(EncodingError) -> [Report.Pair] = { bytes throws(EncodingError) in
+        decodingPairs decodePairs: (NodeName, [UInt8]) throws(EncodingError) -> [Report.Pair] = { _, bytes throws(EncodingError) in
             try PairsEncoding.decode(bytes)
         }
     ) throws -> Report {
@@ -302,7 +302,7 @@ public final class Store {
         }
         let pairs: [Report.Pair]
         do {
-            pairs = try decodePairs(row.bytes(6) ?? [])
+            pairs = try decodePairs(node, row.bytes(6) ?? [])
         } catch {
             throw corrupt("pairs: \(error)")
         }

@@ -495,8 +495,9 @@ struct MeasuredReportTests {
         var report = try sampleReport()
         report.pairs[0].rttMicros = .text("not base64!")  // reads as nothing
         let encoded = PairsEncoding.encode(report.pairs)
+        var stored = StoredReportReader()
+        let decoded = try PairsEncoding.decode(encoded, of: report.node, reading: &stored)
         var reader = PairSketchReader()
-        let decoded = try PairsEncoding.decode(encoded, reading: &reader)
         #expect(decoded.pairs.allSatisfy { $0.rttMicros == nil })
         #expect(decoded.pairs.map { Report.Pair(src: $0.src, dst: $0.dst, sent: $0.sent, lost: $0.lost, errors: $0.errors, rttMicros: nil, path: $0.path) }
             == report.pairs.map { Report.Pair(src: $0.src, dst: $0.dst, sent: $0.sent, lost: $0.lost, errors: $0.errors, rttMicros: nil, path: $0.path) })
@@ -504,6 +505,19 @@ struct MeasuredReportTests {
         #expect(decoded.readings == expected)
         #expect(expected.map(\.isValid) == [false, true, true, false])
         #expect(expected[2].count == 20 && expected[2].p50 > 8 && expected[2].p50 < 10)
+
+        // The node's next row shares its equal paths with this one's; a changed path is its own.
+        func address(_ path: [SwitchName]?) -> UnsafeRawPointer? { path?.withUnsafeBytes { $0.baseAddress } }
+        let again = try PairsEncoding.decode(encoded, of: report.node, reading: &stored)
+        #expect(again.pairs == decoded.pairs && again.readings == decoded.readings)
+        #expect(address(again.pairs[2].path) != nil && address(again.pairs[2].path) == address(decoded.pairs[2].path))
+        var rerouted = report
+        rerouted.pairs[2].path![1] = SwitchName("spine-05")!
+        let third = try PairsEncoding.decode(PairsEncoding.encode(rerouted.pairs), of: report.node, reading: &stored)
+        #expect(third.pairs[2].path == rerouted.pairs[2].path && third.pairs[2].path != decoded.pairs[2].path)
+        // Another node's row starts with nothing to share.
+        let other = try PairsEncoding.decode(encoded, of: NodeName("gpu-z999")!, reading: &stored)
+        #expect(other.pairs == decoded.pairs && address(other.pairs[2].path) != address(decoded.pairs[2].path))
     }
 
     @Test("a replay from reports measured as they are read finds what one from the reports does, counters and all")
@@ -521,7 +535,7 @@ struct MeasuredReportTests {
             findings += fromReports.finish()
             var fromMeasured = Engine(topology: topology, rules: .defaults, windowSeconds: scenario.windowSeconds)
             var measuredFindings: [Finding] = []
-            var reader = PairSketchReader()
+            var reader = StoredReportReader()
             try store.forEachMeasuredReport(reader: &reader) { measured in
                 #expect(!measured.keepsSketches)
                 measuredFindings += fromMeasured.replay(measured).findings
