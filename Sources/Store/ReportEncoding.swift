@@ -109,23 +109,23 @@ public enum PairsEncoding {
     /// The pairs back from `bytes`; throws a reason (for the caller to place) when they are not a
     /// valid encoding.
     public static func decode(_ bytes: [UInt8], sketches: SketchForm = .expanded) throws(EncodingError) -> [Report.Pair] {
-        var noPaths: [[SwitchName]?]? = nil
-        return try decode(bytes, paths: &noPaths) { flags, range, _ throws(EncodingError) in
+        var noMemory: RowMemory?
+        return try decode(bytes, memory: &noMemory) { flags, range, _ throws(EncodingError) in
             try range.map { range throws(EncodingError) in try sketch(bytes[range], flags: flags, form: sketches) }
         }
     }
 
     /// The pairs of `node`'s row back from `bytes` with their sketches read instead of kept (their
     /// `rttMicros` nil), and what each says, in the pairs' order: a replay's engine needs nothing
-    /// more of them. A compact sketch is read where it lies; a path equal to the one the node's
-    /// last row had at the same place is that row's array.
+    /// more of them. A compact sketch is read where it lies; the names and paths the node's last
+    /// row had are that row's where they are the same (`StoredReportReader`).
     public static func decode(
         _ bytes: [UInt8], of node: NodeName, reading reader: inout StoredReportReader
     ) throws(EncodingError) -> (pairs: [Report.Pair], readings: [SketchReading]) {
         var readings: [SketchReading] = []
-        var paths: [[SwitchName]?]? = reader.paths.removeValue(forKey: node) ?? []
-        defer { reader.paths[node] = paths }
-        let pairs = try decode(bytes, paths: &paths) { flags, range, returned throws(EncodingError) in
+        var memory: RowMemory? = reader.lastRows.removeValue(forKey: node) ?? RowMemory()
+        defer { reader.lastRows[node] = memory }
+        let pairs = try decode(bytes, memory: &memory) { flags, range, returned throws(EncodingError) in
             guard returned, let range else {
                 readings.append(.none)
                 return nil
@@ -158,11 +158,11 @@ public enum PairsEncoding {
     }
 
     /// Decodes the pairs, handing each pair's stored sketch (its flags, where its bytes lie, and
-    /// whether any probe returned) to `sketch`, which says what the pair carries. With `paths`
-    /// (the node's last row's paths, by pair), a path equal to the last one at its place is that
-    /// array; `paths` is then this row's.
+    /// whether any probe returned) to `sketch`, which says what the pair carries. With `memory`
+    /// (the node's last row's), the names are that row's when their table is the same bytes, and a
+    /// path equal to the last one at its place is that array; `memory` is then this row's.
     private static func decode(
-        _ bytes: [UInt8], paths: inout [[SwitchName]?]?,
+        _ bytes: [UInt8], memory: inout RowMemory?,
         sketch: (_ flags: UInt8, _ stored: Range<Int>?, _ returned: Bool) throws(EncodingError) -> WireSketch?
     ) throws(EncodingError) -> [Report.Pair] {
         var reader = ByteReader(bytes)
@@ -170,15 +170,31 @@ public enum PairsEncoding {
             throw EncodingError("unknown pairs format \(bytes[0])")
         }
         let nameCount = try reader.count(limit: bytes.count)
-        var names: [String] = []
-        names.reserveCapacity(nameCount)
-        for _ in 0..<nameCount {
-            let length = try reader.count(limit: 64)
-            names.append(String(decoding: try reader.bytes(length), as: UTF8.self))
+        let namesStart = reader.offset
+        for _ in 0..<nameCount { _ = try reader.skip(try reader.count(limit: 64)) }
+        let namesTable = bytes[namesStart..<reader.offset]
+        let names: [String]
+        let nodeNames: [NodeName?]
+        let switchNames: [SwitchName?]
+        if let memory, memory.namesTable.elementsEqual(namesTable) {
+            (names, nodeNames, switchNames) = (memory.names, memory.nodeNames, memory.switchNames)
+        } else {
+            var table = ByteReader(bytes, in: namesStart..<reader.offset)
+            var read: [String] = []
+            read.reserveCapacity(nameCount)
+            for _ in 0..<nameCount {
+                let length = try table.count(limit: 64)
+                read.append(String(decoding: try table.bytes(length), as: UTF8.self))
+            }
+            names = read
+            // Each name checked as a node and a switch name once, not once per pair that names it.
+            nodeNames = names.map(NodeName.init)
+            switchNames = names.map(SwitchName.init)
+            if memory != nil {
+                memory = RowMemory(
+                    namesTable: Array(namesTable), names: names, nodeNames: nodeNames, switchNames: switchNames, paths: [])
+            }
         }
-        // Each name checked as a node and a switch name once, not once per pair that names it.
-        let nodeNames = names.map(NodeName.init)
-        let switchNames = names.map(SwitchName.init)
         func endpoint() throws(EncodingError) -> EndpointID {
             let index = try reader.count(limit: names.count)
             let rail = try reader.count(limit: EndpointID.rails.upperBound + 1)
@@ -190,10 +206,10 @@ public enum PairsEncoding {
         let pairCount = try reader.count(limit: Report.maxPairs + 1)
         var pairs: [Report.Pair] = []
         pairs.reserveCapacity(pairCount)
-        let lastPaths = paths
+        let lastPaths = memory?.paths
         var rowPaths: [[SwitchName]?] = []
-        if paths != nil { rowPaths.reserveCapacity(pairCount) }
-        defer { if paths != nil { paths = rowPaths } }
+        if memory != nil { rowPaths.reserveCapacity(pairCount) }
+        defer { memory?.paths = rowPaths }
         for pairIndex in 0..<pairCount {
             let src = try endpoint()
             let dst = try endpoint()
@@ -235,7 +251,7 @@ public enum PairsEncoding {
                 }
                 path = same ? last : switches
             }
-            if paths != nil { rowPaths.append(path) }
+            if memory != nil { rowPaths.append(path) }
             pairs.append(
                 Report.Pair(
                     src: src, dst: dst, sent: sent, lost: lost, errors: errors, rttMicros: rttMicros, path: path)
@@ -249,14 +265,26 @@ public enum PairsEncoding {
 }
 
 /// What decoding a replay's rows keeps from one row to the next (one per thread): the sketch
-/// reader, and each node's paths from its last row, which its next row shares where they are equal
-/// (a node reports the same routes every window: no array per path per row, and the engine, which
-/// matches a report's routes against the last one's, finds the very arrays).
+/// reader, and each node's names and paths from its last row, which its next row shares where
+/// they are the same (a node reports the same peers and routes every window: no names read and
+/// checked again, no array per path per row, and the engine, which matches a report's routes
+/// against the last one's, finds the very arrays).
 public struct StoredReportReader {
     public var sketches = PairSketchReader()
-    var paths: [NodeName: [[SwitchName]?]] = [:]
+    /// What each node's last row left.
+    var lastRows: [NodeName: RowMemory] = [:]
 
     public init() {}
+}
+
+/// What a node's last decoded row leaves for its next: its names table (the bytes, and the names
+/// read and checked) and its paths by pair.
+struct RowMemory {
+    var namesTable: [UInt8] = []
+    var names: [String] = []
+    var nodeNames: [NodeName?] = []
+    var switchNames: [SwitchName?] = []
+    var paths: [[SwitchName]?] = []
 }
 
 /// Why stored bytes could not be decoded.
