@@ -1,8 +1,10 @@
 #!/bin/sh
 # Measures `faultline replay --db` (docs/replay.md, "Speed"): simulates 30 windows of a 1,000-node,
-# 8-rail fleet (scenarios/large/replay-1000.json, two faults), imports them into a store, replays the
-# store, and extrapolates to the target: 24 h of that fleet at 10 s windows (8,640 windows) within
-# 5 minutes. Usage: ci/measure-replay.sh [path/to/faultline]   (default: the release build)
+# 8-rail fleet (scenarios/large/replay-1000.json, two faults), imports them into a store and replays
+# it, best of three runs each: the whole store, and its first window only (what a replay costs
+# before its windows: the topology, the first reports' routes). The target is 24 h of that fleet at
+# 10 s windows (8,640 windows) within 5 minutes: the fixed cost once, plus 8,640 times the cost of
+# a window past the first. Usage: ci/measure-replay.sh [path/to/faultline]   (default: release)
 set -eu
 faultline=${1:-.build/release/faultline}
 work=$(mktemp -d)
@@ -12,13 +14,22 @@ trap 'rm -rf "$work"' EXIT
 "$faultline" topology generate --nodes 1000 --rails 8 --nodes-per-leaf 32 --spines 16 -o "$work/topology.json"
 "$faultline" db import --db "$work/store.db" --input "$work/reports.ndjson" >/dev/null
 reports=$(wc -l < "$work/reports.ndjson")
-start=$(date +%s.%N)
-/usr/bin/time -f "%M" -o "$work/rss" "$faultline" replay --db "$work/store.db" --topology "$work/topology.json" --json \
-    > "$work/replayed.ndjson" 2>/dev/null || true
-end=$(date +%s.%N)
+
+# Best wall time in seconds of three runs of a replay; its output to $work/replayed.ndjson.
+best() {
+    : > "$work/times"
+    for _ in 1 2 3; do
+        /usr/bin/time -f "%e %M" -a -o "$work/times" "$faultline" replay --db "$work/store.db" \
+            --topology "$work/topology.json" --json "$@" > "$work/replayed.ndjson" 2>/dev/null || true
+    done
+    sort -n "$work/times" | head -1
+}
+first=$(best --to 2026-11-21T10:00:10Z)
+whole=$(best)
 findings=$(grep -c '"event"' "$work/replayed.ndjson" || true)
-awk -v r="$reports" -v f="$findings" -v t0="$start" -v t1="$end" -v rss="$(cat "$work/rss")" 'BEGIN {
-    t = t1 - t0
-    printf "replayed %d reports (30 windows of 1,000 nodes) in %.1f s: %.0f reports/s, peak RSS %.0f MiB, %d finding events\n", r, t, r / t, rss / 1024, f
-    printf "24 h of 1,000 nodes at 10 s windows (8,640,000 reports): %.1f minutes at this rate (target: 5)\n", 8640000 / (r / t) / 60
+echo "$first $whole" | awk -v r="$reports" -v f="$findings" '{
+    fixed = $1; t = $3; rss = $4; window = (t - fixed) / 29
+    printf "replayed %d reports (30 windows of 1,000 nodes) in %.2f s (best of 3): %.0f reports/s, peak RSS %.0f MiB, %d finding events\n", r, t, r / t, rss / 1024, f
+    printf "the first window alone: %.2f s; each window after it: %.1f ms\n", fixed, window * 1000
+    printf "24 h of 1,000 nodes at 10 s windows (8,640 windows): %.1f minutes (target: 5)\n", (fixed + 8639 * window) / 60
 }'

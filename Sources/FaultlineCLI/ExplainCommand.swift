@@ -162,7 +162,8 @@ struct Explanation {
         // verdicts of the last windows.
         var engine = Engine(topology: topology, rules: rules, windowSeconds: Int(windowSeconds))
         engine.captureFrom = firstWindow
-        try store.forEachReport(to: window.adding(seconds: windowSeconds), sketches: .compact) { _ = engine.replay($0) }
+        var reader = StoredReportReader()
+        try store.forEachMeasuredReport(to: window.adding(seconds: windowSeconds), reader: &reader) { _ = engine.replay($0) }
         _ = engine.finish()
         var tallies: [Tally] = []
         var pairs: [Pair] = []
