@@ -15,16 +15,21 @@ trap 'rm -rf "$work"' EXIT
 "$faultline" db import --db "$work/store.db" --input "$work/reports.ndjson" >/dev/null
 reports=$(wc -l < "$work/reports.ndjson")
 
-# Best wall time in seconds of three runs of a replay; its output to $work/replayed.ndjson.
+# The best wall time in seconds of three runs of a replay, and the largest peak RSS (KiB); its
+# output to $work/replayed.ndjson. A replay that fails stops the measurement.
 best() {
     : > "$work/times"
     for _ in 1 2 3; do
         /usr/bin/time -f "%e %M" -a -o "$work/times" "$faultline" replay --db "$work/store.db" \
-            --topology "$work/topology.json" --json "$@" > "$work/replayed.ndjson" 2>/dev/null || true
+            --topology "$work/topology.json" --json "$@" > "$work/replayed.ndjson" 2>"$work/stderr" \
+            || { cat "$work/stderr" >&2; exit 1; }
     done
-    sort -n "$work/times" | head -1
+    awk 'NR == 1 || $1 < t { t = $1 } $2 > m { m = $2 } END { print t, m }' "$work/times"
 }
-first=$(best --to 2026-11-21T10:00:10Z)
+# The end of the first window: its start, from the first report, plus the window's length.
+start=$(head -1 "$work/reports.ndjson" | sed -n 's/.*"windowStart": *"\([^"]*\)".*/\1/p')
+seconds=$(head -1 "$work/reports.ndjson" | sed -n 's/.*"windowSeconds": *\([0-9]*\).*/\1/p')
+first=$(best --to "$(date -u -d "$start + $seconds seconds" +%Y-%m-%dT%H:%M:%SZ)")
 whole=$(best)
 findings=$(grep -c '"event"' "$work/replayed.ndjson" || true)
 echo "$first $whole" | awk -v r="$reports" -v f="$findings" '{

@@ -146,8 +146,13 @@ struct ReplayCommand: Command {
         }
         if inputs.unplacedCommands > 0 && !compare {
             io.writeError(
-                "faultline replay: \(inputs.unplacedCommands) operator command(s) recorded without the window they came "
-                    + "after (by an older service) are not applied\n")
+                "faultline replay: \(inputs.unplacedCommands) operator command(s) whose audit entry does not say, or does "
+                    + "not read, what and after which window (an older service's) are not applied\n")
+        }
+        if !replayer.commandsBeforeTheReplay.isEmpty {
+            io.writeError(
+                "faultline replay: \(replayer.commandsBeforeTheReplay.count) operator command(s) came after windows whose "
+                    + "reports the store no longer has (pruned): not applied\n")
         }
     }
 
@@ -217,7 +222,7 @@ struct ReplayCommand: Command {
         for entry in try store.auditEntries() {
             switch RecordedCommand.read(auditEntry: entry.entry, at: entry.at) {
             case .command(let command): commands.append(command)
-            case .unplaced: unplaced += 1
+            case .unplaced, .unreadable: unplaced += 1
             case .notACommand: continue
             }
         }
@@ -276,8 +281,8 @@ struct ReplayCommand: Command {
         }
         if comparison.unplacedCommands > 0 {
             output +=
-                "note: \(comparison.unplacedCommands) operator command(s) recorded without the window they came after "
-                + "(by an older service) are not applied, so decisions after them may differ\n"
+                "note: \(comparison.unplacedCommands) operator command(s) whose audit entry does not say, or does not "
+                + "read, what and after which window (an older service's) are not applied, so decisions after them may differ\n"
         }
         let summary =
             "findings: \(comparison.findings.replayed) replayed, \(comparison.findings.live) recorded live; "

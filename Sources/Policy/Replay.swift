@@ -53,8 +53,10 @@ public struct RecordedCommand: Sendable, Equatable {
     /// What an audit entry recorded at `at` says, when it is a command's.
     public enum Reading: Equatable {
         case command(RecordedCommand)
-        /// A command's entry without its verb, target or window (written before they were).
+        /// A command's entry without its verb and target (written before they were).
         case unplaced
+        /// A command's entry whose verb, target or window does not read.
+        case unreadable
         case notACommand
     }
 
@@ -62,15 +64,16 @@ public struct RecordedCommand: Sendable, Equatable {
         guard case .object(let entry)? = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)),
             entry["event"] == .string("command")
         else { return .notACommand }
+        guard entry["verb"] != nil || entry["target"] != nil else { return .unplaced }
         guard case .string(let verb)? = entry["verb"], case .string(let target)? = entry["target"],
             let command = OperatorCommand(verb: verb, target: target)
-        else { return .unplaced }
+        else { return .unreadable }
         switch entry["afterWindow"] {
         case nil: return .command(RecordedCommand(at: at, afterWindow: nil, command: command))
         case .string(let text)?:
-            guard let window = Timestamp(rfc3339: text) else { return .unplaced }
+            guard let window = Timestamp(rfc3339: text) else { return .unreadable }
             return .command(RecordedCommand(at: at, afterWindow: window, command: command))
-        default: return .unplaced
+        default: return .unreadable
         }
     }
 }
@@ -158,11 +161,20 @@ public struct Replayer {
     /// Commands not applied: they came after the last window the replay stepped.
     public var unappliedCommands: [RecordedCommand] { commands }
 
+    /// Commands not applied because they came after a window before the first one the replay
+    /// stepped: their reports are gone (pruned), and what the commands acted on with them.
+    public private(set) var commandsBeforeTheReplay: [RecordedCommand] = []
+
     /// One policy step per window closed since `start`, each after the commands that came before it.
     private mutating func stepPolicy(closedFrom start: Timestamp?, findings: [Finding]) {
         guard let start, let next = engine!.nextWindowToClose else { return }
         var window = start
         while window < next {
+            if policy.lastSteppedWindow == nil {
+                let first = window
+                commandsBeforeTheReplay = commands.filter { $0.afterWindow.map { $0 < first } ?? false }
+                commands.removeAll { $0.afterWindow.map { $0 < first } ?? false }
+            }
             applyCommands { $0 < window }
             decisions += policy.step(window: window, findings: findings.filter { $0.window == window })
             window = window.adding(seconds: Int64(engine!.windowSeconds))

@@ -1,7 +1,8 @@
 // The compact binary form of a report's pairs in the event log (docs/store.md, "Event log
 // encoding"): a table of the names used, then each pair as varints, with its sketch as protobuf
-// bytes rather than base64, and its bin counts as varints rather than doubles. Decoding validates everything and gives back the very `Report.Pair`s
-// that were encoded, so replay from the store sees what the agent sent.
+// bytes rather than base64, and its bin counts as varints rather than doubles. Decoding validates
+// everything and gives back the very `Report.Pair`s that were encoded, so replay from the store sees
+// what the agent sent (a compact sketch kept compact for the engine is checked when it is read).
 
 import Engine
 import FleetModel
@@ -60,9 +61,18 @@ public enum PairsEncoding {
             let flagsAt = body.count
             body.append(0)
             // A compact form (read back for the engine) is stored as the bytes it stands for, so the
-            // encoding stays a function of the report; one that does not expand, as its text ("").
+            // encoding stays a function of the report; one that does not expand, as it is (the
+            // damage it came with, not a guess).
             var sketch = pair.rttMicros
-            if case .compact? = sketch { sketch = sketch?.decodedBytes.map(WireSketch.bytes) ?? .text("") }
+            if case .compact(let compact)? = sketch {
+                if let bytes = sketch?.decodedBytes {
+                    sketch = .bytes(bytes)
+                } else {
+                    flags |= flagCompactSketch
+                    appendVarint(UInt64(compact.count), to: &body)
+                    body += compact
+                }
+            }
             switch sketch {
             case .bytes(let raw)?:
                 if appendVarintPrefixed(
@@ -117,8 +127,10 @@ public enum PairsEncoding {
 
     /// The pairs of `node`'s row back from `bytes` with their sketches read instead of kept (their
     /// `rttMicros` nil), and what each says, in the pairs' order: a replay's engine needs nothing
-    /// more of them. A compact sketch is read where it lies; the names and paths the node's last
-    /// row had are that row's where they are the same (`StoredReportReader`).
+    /// more of them. A compact sketch is read where it lies, and one that does not expand is damage
+    /// (the log holds only what compaction made): it fails the row, as it does when expanded. The
+    /// names and paths the node's last row had are that row's where they are the same
+    /// (`StoredReportReader`).
     public static func decode(
         _ bytes: [UInt8], of node: NodeName, reading reader: inout StoredReportReader
     ) throws(EncodingError) -> (pairs: [Report.Pair], readings: [SketchReading]) {
@@ -126,16 +138,28 @@ public enum PairsEncoding {
         var memory: RowMemory? = reader.lastRows.removeValue(forKey: node) ?? RowMemory()
         defer { reader.lastRows[node] = memory }
         let pairs = try decode(bytes, memory: &memory) { flags, range, returned throws(EncodingError) in
-            guard returned, let range else {
-                readings.append(.none)
-                return nil
+            var reading = SketchReading.none
+            if let range, flags & sketchFlags == flagCompactSketch {
+                if returned {
+                    reading = bytes.withUnsafeBufferPointer {
+                        reader.sketches.read(compact: UnsafeBufferPointer(rebasing: $0[range]))
+                    }
+                }
+                // A sketch that reads is whole; any other (and one no probe needed) must expand.
+                if !reading.isValid {
+                    do {
+                        var scratch: [UInt8] = []
+                        _ = try bytes.withUnsafeBufferPointer { (buffer) throws(SketchError) in
+                            try SketchCompaction.expand(UnsafeBufferPointer(rebasing: buffer[range]), into: &scratch)
+                        }
+                    } catch {
+                        throw EncodingError("sketch: \(error)")
+                    }
+                }
+            } else if let range, returned {
+                reading = reader.sketches.read(try sketch(bytes[range], flags: flags, form: .expanded))
             }
-            if flags & sketchFlags == flagCompactSketch {
-                readings.append(
-                    bytes.withUnsafeBufferPointer { reader.sketches.read(compact: UnsafeBufferPointer(rebasing: $0[range])) })
-            } else {
-                readings.append(reader.sketches.read(try sketch(bytes[range], flags: flags, form: .expanded)))
-            }
+            readings.append(reading)
             return nil
         }
         return (pairs, readings)
@@ -304,9 +328,6 @@ struct ByteReader {
     private(set) var offset: Int
     /// Where reading stops: the end of the bytes, or of the range given.
     private let end: Int
-    /// Whether a varint read so far was written otherwise than `appendVarint` writes it (with
-    /// trailing zero groups, or bits past 64): its value would not re-encode to the same bytes.
-    private(set) var sawNonMinimalVarint = false
 
     init(_ bytes: [UInt8]) { self.init(bytes, in: bytes.indices) }
 
@@ -340,12 +361,9 @@ struct ByteReader {
         var shift: UInt64 = 0
         while true {
             let next = try byte()
-            guard shift < 64 else { throw EncodingError("varint too long at byte \(offset)") }
+            guard shift < 63 || next <= 1 else { throw EncodingError("varint too long at byte \(offset)") }
             value |= UInt64(next & 0x7F) << shift
-            if next & 0x80 == 0 {
-                if (next == 0 && shift > 0) || (shift == 63 && next > 1) { sawNonMinimalVarint = true }
-                return value
-            }
+            if next & 0x80 == 0 { return value }
             shift += 7
         }
     }

@@ -366,7 +366,7 @@ struct PolicyReleaseTests {
 }
 
 struct RecordedCommandTests {
-    @Test("every command's audit entry reads back as itself, with its window; older entries are unplaced")
+    @Test("every command's audit entry reads back as itself, with its window; older entries are unplaced, bad ones unreadable")
     func auditEntriesReadBack() throws {
         let at = Timestamp(secondsSinceEpoch: 1_795_000_123)
         let gpu = try #require(NodeName("gpu-0007"))
@@ -384,8 +384,9 @@ struct RecordedCommandTests {
         #expect(
             RecordedCommand.read(
                 auditEntry: #"{"event": "command", "verb": "release", "target": "gpu-0007", "afterWindow": "soon"}"#, at: at)
-                == .unplaced)
-        #expect(RecordedCommand.read(auditEntry: #"{"event": "command", "verb": "release", "target": "no such/node"}"#, at: at) == .unplaced)
+                == .unreadable)
+        #expect(RecordedCommand.read(auditEntry: #"{"event": "command", "verb": "release", "target": "no such/node"}"#, at: at) == .unreadable)
+        #expect(RecordedCommand.read(auditEntry: #"{"event": "command", "verb": "reboot", "target": ""}"#, at: at) == .unreadable)
         #expect(RecordedCommand.read(auditEntry: #"{"event": "intent"}"#, at: at) == .notACommand)
         #expect(RecordedCommand.read(auditEntry: "not json", at: at) == .notACommand)
     }

@@ -74,11 +74,16 @@ struct RemediationServiceTests {
         let lastClosed = try #require(try Store(path: fixture.databasePath).windows().last { $0.closedAt != nil })
         #expect(commands.first?.afterWindow == lastClosed.start)
         var replayer = Replayer(topology: fixture.simulator.topology, rules: .defaults)
-        replayer.add(commands: commands)
+        // A command after a window long before the first stored report (pruned) is not applied.
+        let early = RecordedCommand(
+            at: fixture.simulator.windowStart(0).adding(seconds: -3_000),
+            afterWindow: fixture.simulator.windowStart(0).adding(seconds: -3_600), command: .hold(NodeName("gpu-0011")!))
+        replayer.add(commands: [early] + commands)
         for report in reports { replayer.add(report) }
         replayer.finish(through: lastClosed.start.adding(seconds: Int64(fixture.simulator.scenario.windowSeconds)))
         let withCommands = replayer
         #expect(withCommands.unappliedCommands.isEmpty && withCommands.refusedCommands.isEmpty)
+        #expect(withCommands.commandsBeforeTheReplay == [early])
         #expect(withCommands.decisions.map(\.jsonLine) == replayed.decisions.map(\.jsonLine) + [restarted.snapshot.recent.last!.jsonLine])
         #expect(withCommands.decisions.last?.kind == .release && withCommands.decisions.last?.reason == "released by an operator")
 

@@ -68,7 +68,7 @@ struct StoreTests {
         }
     }
 
-    @Test("a damaged compact sketch: the expanded form refuses the row, the engine's form leaves it to be counted")
+    @Test("a damaged compact sketch fails its row when expanded or read as decoded; kept compact, the engine counts it")
     func damagedCompactSketch() throws {
         let report = try sampleReport()
         var encoded = PairsEncoding.encode(report.pairs)
@@ -79,12 +79,19 @@ struct StoreTests {
         // larger than the bytes left.
         encoded[at + 12] = 0x7F
         #expect(throws: EncodingError.self) { try PairsEncoding.decode(encoded) }
+        // Read as it is decoded (replay, explain), it fails the row too: the log holds only what
+        // compaction made, so a compact sketch that does not expand is damage.
+        var stored = StoredReportReader()
+        #expect(throws: EncodingError.self) { try PairsEncoding.decode(encoded, of: report.node, reading: &stored) }
+        // Kept compact for the engine (the service's rebuild), it is counted when read, as live.
         let pairs = try PairsEncoding.decode(encoded, sketches: .compact)
         #expect(pairs[0].rttMicros?.decodedBytes == nil)
         var scratch: [UInt8] = []
         #expect(pairs[0].rttMicros?.withProtobufBytes(scratch: &scratch) { _ in true } == nil)
         #expect(pairs[0].rttMicros?.base64 == "")
         #expect(pairs[1...] == report.pairs[1...])
+        // Stored again, it stays the damage it was, not a guess.
+        #expect(PairsEncoding.encode(pairs) == encoded)
     }
 
     @Test("a sketch whose base64 is not canonical is kept verbatim; a bad one too")
