@@ -45,16 +45,19 @@ private func expectSameAnswers(
     }
 }
 
-/// `bytes` with one to three seeded mutations: a bit flipped, a byte replaced, inserted or removed,
-/// or the rest cut off.
-private func mutated(_ original: [UInt8], _ generator: inout SeededGenerator) -> [UInt8] {
+/// `bytes` with one to three seeded mutations: a bit flipped, a byte replaced, one from `inserting`
+/// inserted (a small one unless told otherwise), a byte removed, or the rest cut off.
+func mutated(
+    _ original: [UInt8], _ generator: inout SeededGenerator,
+    inserting: (inout SeededGenerator) -> UInt8 = { UInt8(truncatingIfNeeded: $0.next() % 40) }
+) -> [UInt8] {
     var bytes = original
     for _ in 0...(generator.next() % 3) {
         let position = Int(generator.next() % UInt64(bytes.count + 1))
         switch generator.next() % 5 {
         case 0 where position < bytes.count: bytes[position] ^= UInt8(1 << (generator.next() % 8))
         case 1 where position < bytes.count: bytes[position] = UInt8(truncatingIfNeeded: generator.next())
-        case 2: bytes.insert(UInt8(truncatingIfNeeded: generator.next() % 40), at: position)
+        case 2: bytes.insert(inserting(&generator), at: position)
         case 3 where position < bytes.count: bytes.remove(at: position)
         default: bytes = Array(bytes.prefix(position))
         }

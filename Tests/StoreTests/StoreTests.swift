@@ -94,6 +94,17 @@ struct StoreTests {
         #expect(PairsEncoding.encode(pairs) == encoded)
     }
 
+    @Test("a sketch compaction cannot reproduce is stored as its raw bytes and comes back exactly as sent")
+    func uncompactableSketch() throws {
+        // A Store (field 2) with contiguousBinCounts holding 1.5: not a whole number.
+        let fractional: [UInt8] =
+            [0x12, 0x0A, 0x12, 0x08] + withUnsafeBytes(of: (1.5).bitPattern.littleEndian, Array.init)
+        #expect(SketchCompaction.compact(fractional) == nil)
+        var report = try sampleReport()
+        report.pairs[0].rttMicros = .bytes(fractional)
+        #expect(try PairsEncoding.decode(PairsEncoding.encode(report.pairs)) == report.pairs)
+    }
+
     @Test("a sketch whose base64 is not canonical is kept verbatim; a bad one too")
     func nonCanonicalSketchText() throws {
         var report = try sampleReport()

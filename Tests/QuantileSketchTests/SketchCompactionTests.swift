@@ -2,30 +2,13 @@
 // very same protobuf bytes — for our own sketches over many seeds and sizes, for sketches DataDog's
 // Python ddsketch wrote, and refused (so the raw bytes are kept) for anything it cannot reproduce.
 
-import FleetModel
 import Foundation
 import Simulation
 import Testing
 
 @testable import QuantileSketch
-@testable import Store
 
-/// The sketches DataDog's ddsketch wrote (QuantileSketchTests' fixtures), as protobuf bytes.
-private func ddsketchPythonFixtures() throws -> [(name: String, bytes: [UInt8])] {
-    let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("QuantileSketchTests/Fixtures/ddsketch-python.json")
-    struct File: Decodable {
-        struct Fixture: Decodable {
-            let name: String
-            let base64: String
-        }
-        let fixtures: [Fixture]
-    }
-    let file = try JSONDecoder().decode(File.self, from: Data(contentsOf: url))
-    return file.fixtures.map { ($0.name, [UInt8](Data(base64Encoded: $0.base64)!)) }
-}
-
-@Suite("store: sketch compaction")
+@Suite("sketch compaction")
 struct SketchCompactionTests {
     @Test("our sketches, 0 to 5,000 samples over many seeds, compact and expand to the same bytes")
     func ownSketches() throws {
@@ -50,15 +33,16 @@ struct SketchCompactionTests {
 
     @Test("sketches DataDog's Python ddsketch wrote compact and expand to the same bytes")
     func foreignSketches() throws {
-        let fixtures = try ddsketchPythonFixtures()
+        let fixtures = PythonInteropTests.fixtures
         #expect(!fixtures.isEmpty)
         for fixture in fixtures {
-            let compact = try #require(SketchCompaction.compact(fixture.bytes), "\(fixture.name)")
-            #expect(try SketchCompaction.expand(compact) == fixture.bytes, "\(fixture.name)")
+            let bytes = try #require(Data(base64Encoded: fixture.base64).map(Array.init), "\(fixture.name)")
+            let compact = try #require(SketchCompaction.compact(bytes), "\(fixture.name)")
+            #expect(try SketchCompaction.expand(compact) == bytes, "\(fixture.name)")
         }
     }
 
-    @Test("what compaction cannot reproduce is refused, and the pair keeps its raw bytes")
+    @Test("what compaction cannot reproduce is refused (the event log then keeps the raw bytes)")
     func refusals() throws {
         // A Store (field 2) with contiguousBinCounts holding 1.5: not a whole number.
         let fractional: [UInt8] =
@@ -73,11 +57,6 @@ struct SketchCompactionTests {
         // Truncated and garbage input.
         #expect(SketchCompaction.compact([0x12, 0x05, 0x01]) == nil)
         #expect(SketchCompaction.compact([0x0F]) == nil)
-
-        // Through the pairs encoding: the fractional sketch comes back exactly as sent.
-        var report = try sampleReport()
-        report.pairs[0].rttMicros = .bytes(fractional)
-        #expect(try PairsEncoding.decode(PairsEncoding.encode(report.pairs)) == report.pairs)
     }
 
     /// Compaction no longer expands what it made to compare (it checks as it goes); mutated
@@ -93,17 +72,8 @@ struct SketchCompactionTests {
         let original = sketch.encoded()
         var taken = 0
         for _ in 0..<5000 {
-            var bytes = original
-            for _ in 0...(generator.next() % 3) {
-                let position = Int(generator.next() % UInt64(bytes.count + 1))
-                switch generator.next() % 5 {
-                case 0 where position < bytes.count: bytes[position] ^= UInt8(1 << (generator.next() % 8))
-                case 1 where position < bytes.count: bytes[position] = UInt8(truncatingIfNeeded: generator.next())
-                case 2: bytes.insert(generator.next() % 2 == 0 ? 0x80 : 0x00, at: position)
-                case 3 where position < bytes.count: bytes.remove(at: position)
-                default: bytes = Array(bytes.prefix(position))
-                }
-            }
+            // Inserted bytes 0x80 and 0x00 make varints non-minimal, which compaction must refuse.
+            let bytes = mutated(original, &generator) { $0.next() % 2 == 0 ? 0x80 : 0x00 }
             guard let compact = SketchCompaction.compact(bytes) else { continue }
             taken += 1
             #expect(try SketchCompaction.expand(compact) == bytes)
