@@ -139,19 +139,13 @@ public enum SketchCompaction {
                 // a count is at most 2^53) and appended at once.
                 let raw = UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: packed.buffer[packed.position..<packed.end]))
                 let valid = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: length) { scratch -> Bool in
-                    var written = 0
+                    var writer = Writer(buffer: scratch)
                     for offset in stride(from: 0, to: length, by: 8) {
                         let bits = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
-                        guard var rest = wholeCount(bits: bits) else { return false }
-                        while rest >= 0x80 {
-                            scratch[written] = UInt8(truncatingIfNeeded: rest) | 0x80
-                            written &+= 1
-                            rest >>= 7
-                        }
-                        scratch[written] = UInt8(rest)
-                        written &+= 1
+                        guard let count = wholeCount(bits: bits) else { return false }
+                        writer.putVarint(count)  // room: each count's 8 bytes hold its varint
                     }
-                    out.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[..<written]))
+                    out.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[..<writer.count]))
                     return true
                 }
                 guard valid else { return nil }
@@ -233,8 +227,8 @@ public enum SketchCompaction {
             putVarint(value)
         }
 
-        /// A varint where there is room for it.
-        private mutating func putVarint(_ value: UInt64) {
+        /// A varint where the caller knows there is room for it (at most 10 bytes; 8 for 2^53).
+        mutating func putVarint(_ value: UInt64) {
             var rest = value
             while rest >= 0x80 {
                 buffer[count] = UInt8(truncatingIfNeeded: rest) | 0x80
