@@ -119,7 +119,7 @@ struct ReplayCommand: Command {
         if compare, var live = inputs.live {
             // Windows the service had not closed yet (the last ones of a running service) have no
             // live findings to compare with: both sides stop where live did.
-            if let end = live.closedUntil, to.map({ $0 > end }) ?? true {
+            if let end = inputs.liveClosedUntil, to.map({ $0 > end }) ?? true {
                 events = events.filter { $0.window < end }
                 decisions = decisions.filter { $0.time < end }
                 live.keep(before: end)
@@ -197,7 +197,9 @@ struct ReplayCommand: Command {
                 }
                 let rules = try rules(stored: try store.configuration(.rules, at: until), io: io)
                 let (commands, unplaced) = try recordedCommands(store)
-                let closedUntil = try LiveRecord.closedUntil(store)
+                let closedUntil = try store.database.singleInt(
+                    "SELECT MAX(window_start + window_seconds) FROM windows WHERE closed_at IS NOT NULL"
+                ).map { Timestamp(secondsSinceEpoch: $0) }
                 return Inputs(
                     topology: topology, rules: rules,
                     feed: { [to] each in
@@ -346,12 +348,9 @@ struct LiveRecord {
     /// Each decision's JSON, canonical (sorted keys), in the order taken.
     var decisions: [(time: Timestamp, json: String)]
     var actions: [Action]
-    /// The end of the last window the service closed; nil when it closed none.
-    var closedUntil: Timestamp?
 
     init(store: Store, from: Timestamp?, to: Timestamp?) throws {
         findings = try store.findingEvents(from: from, to: to)
-        closedUntil = try Self.closedUntil(store)
         decisions = []
         actions = []
         var seen: Set<String> = []
@@ -380,13 +379,6 @@ struct LiveRecord {
 }
 
 extension LiveRecord {
-    /// The end of the last window the service closed; nil when it closed none.
-    static func closedUntil(_ store: Store) throws -> Timestamp? {
-        try store.database.singleInt(
-            "SELECT MAX(window_start + window_seconds) FROM windows WHERE closed_at IS NOT NULL"
-        ).map { Timestamp(secondsSinceEpoch: $0) }
-    }
-
     /// Only what concerns windows before `end`.
     mutating func keep(before end: Timestamp) {
         findings = findings.filter { $0.window < end }
