@@ -36,7 +36,7 @@ public enum WireSketch: Sendable {
         switch self {
         case .bytes(let bytes): bytes
         case .text(let text): Data(base64Encoded: text).map(Array.init)
-        case .compact(let compact): expanded(compact)
+        case .compact(let compact): try? SketchCompaction.expand(Array(compact))
         }
     }
 
@@ -55,7 +55,7 @@ public enum WireSketch: Sendable {
         switch self {
         case .bytes(let bytes): Data(bytes).base64EncodedString()
         case .text(let text): text
-        case .compact(let compact): expanded(compact).map { Data($0).base64EncodedString() } ?? ""
+        case .compact: decodedBytes.map { Data($0).base64EncodedString() } ?? ""
         }
     }
 
@@ -77,13 +77,6 @@ public enum WireSketch: Sendable {
         }
     }
 
-    private func expanded(_ compact: ArraySlice<UInt8>) -> [UInt8]? {
-        compact.withUnsafeBufferPointer { buffer in
-            var bytes: [UInt8] = []
-            guard let length = try? SketchCompaction.expand(buffer, into: &bytes) else { return nil }
-            return Array(bytes[..<length])
-        }
-    }
 }
 
 extension WireSketch: Hashable {
