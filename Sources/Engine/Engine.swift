@@ -134,7 +134,7 @@ public struct Engine: Sendable {
 
     /// `replay` of a report whose sketches were read already (on another thread).
     public mutating func replay(_ measured: MeasuredReport) -> (findings: [Finding], outcome: IngestOutcome) {
-        let findings = advance(to: measured.report.windowStart)
+        let findings = advance(to: measured.windowStart)
         return (findings, ingest(measured))
     }
 
@@ -149,16 +149,15 @@ public struct Engine: Sendable {
     @discardableResult
     public mutating func ingest(_ measured: MeasuredReport) -> IngestOutcome {
         precondition(!rollUp || measured.keepsSketches, "rollups are made of sketches: keep them in the report")
-        let report = measured.report
-        guard report.windowSeconds == windowSeconds else {
+        guard measured.windowSeconds == windowSeconds else {
             counters.reportsWrongWindowLength += 1
             return .wrongWindowLength
         }
-        guard topology.node(report.node) != nil else {
+        guard topology.node(measured.node) != nil else {
             counters.reportsUnknownNode += 1
             return .unknownNode
         }
-        let start = report.windowStart.secondsSinceEpoch
+        let start = measured.windowStart.secondsSinceEpoch
         if let next = nextToClose, start < next {
             counters.reportsLate += 1
             return .late
@@ -167,11 +166,11 @@ public struct Engine: Sendable {
             counters.reportsTooFarAhead += 1
             return .tooFarAhead
         }
-        guard pending[start, default: [:]][report.node] == nil else {
+        guard pending[start, default: [:]][measured.node] == nil else {
             counters.reportsDuplicate += 1
             return .duplicate
         }
-        pending[start, default: [:]][report.node] = measured
+        pending[start, default: [:]][measured.node] = measured
         counters.reportsAccepted += 1
         return .accepted
     }
@@ -267,7 +266,7 @@ public struct Engine: Sendable {
             blamed[key] = observation(of: blame, baselines: classBaselines)
         }
         for report in reports {
-            for signal in healthSignals(report.report, topology: topology) {
+            for signal in healthSignals(node: report.node, health: report.health, topology: topology) {
                 let key = FindingTracker.Key(component: .endpoint(signal.endpoint), symptom: .health)
                 // One health finding per endpoint per window: the first class in sorted order.
                 if blamed[key] == nil {
@@ -307,23 +306,21 @@ public struct Engine: Sendable {
         _ measured: MeasuredReport, state: inout NodePairs, into window: inout WindowBuffers, node: Int32,
         rollup: inout WindowRollup.Builder?
     ) {
-        let report = measured.report
-        let pairs = report.pairs
+        let measures = measured.measures
         // Compact sketches (a replay's, from the store) expand for the rollup into one buffer,
         // swapped out of `self` while it is lent to them.
         var scratch: [UInt8] = []
         swap(&scratch, &sketchScratch)
         defer { swap(&scratch, &sketchScratch) }
-        if !state.matches(pairs) { state.rebuild(for: pairs, topology: topology, table: table) }
-        let reporterNumber = table.number(.node(report.node))!  // ingest checked the node
+        if !state.isResolved(for: measured.roster) { state.rebuild(for: measured.roster, topology: topology, table: table) }
+        let reporterNumber = table.number(.node(measured.node))!  // ingest checked the node
         // The node's routes go into the window's route array in one piece, in entry order: a
         // pair's route lies where its entry's does, past `routeBase` (a dropped pair's is unused).
         let routeBase = window.routes.count
         window.routes += state.components
-        for entry in pairs.indices {
-            // Fields read in place: copying a pair would copy (and count references to) its strings.
-            let sent = pairs[entry].sent
-            let lost = pairs[entry].lost
+        for entry in measures.indices {
+            let sent = measures[entry].sent
+            let lost = measures[entry].lost
             let resolved = state.entries[entry]
             switch resolved.problem {
             case .unknownEndpoint?:
@@ -341,13 +338,13 @@ public struct Engine: Sendable {
             let srcLeaf = Int(leafPlaceOf[Int(resolved.srcNumber)])
             let dstLeaf = Int(leafPlaceOf[Int(resolved.dstNumber)])
             if sent > lost {
-                let reading = measured.readings[entry]
+                let reading = measures[entry].sketch
                 guard reading.isValid, reading.count == UInt64(sent - lost) else {
                     counters.pairsInvalidSketch += 1
                     continue
                 }
                 if rollup != nil {
-                    _ = pairs[entry].rttMicros?.withProtobufBytes(scratch: &scratch) { buffer in
+                    _ = measured.sketches?[entry]?.withProtobufBytes(scratch: &scratch) { buffer in
                         rollup?.add(
                             pathClass: resolved.pathClass, srcLeaf: srcLeaf, dstLeaf: dstLeaf, sent: sent, lost: lost,
                             sketch: buffer)

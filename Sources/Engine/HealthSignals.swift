@@ -17,15 +17,15 @@ struct HealthSignal: Sendable {
     let evidence: [String: JSONValue]
 }
 
-/// The decisive signals in one report, in rail order.
-func healthSignals(_ report: Report, topology: Topology) -> [HealthSignal] {
+/// The decisive signals in one node's report (its `health`), in rail order.
+func healthSignals(node: NodeName, health: [String: JSONValue], topology: Topology) -> [HealthSignal] {
     func entries(_ key: String) -> [[String: JSONValue]] {
-        guard case .array(let values)? = report.health[key] else { return [] }
+        guard case .array(let values)? = health[key] else { return [] }
         return values.compactMap { if case .object(let entry) = $0 { entry } else { nil } }
     }
     func endpoint(_ entry: [String: JSONValue]) -> EndpointID? {
         guard case .number(let rail)? = entry["rail"], rail == rail.rounded(),
-            let id = EndpointID(node: report.node, rail: Int(rail)),
+            let id = EndpointID(node: node, rail: Int(rail)),
             topology.rail(id) != nil
         else { return nil }
         return id

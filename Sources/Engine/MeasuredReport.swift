@@ -1,8 +1,8 @@
-// A report with its pairs' sketches already read: each pair's count of round trips and the two
-// quantiles the engine judges on. Reading sketches is most of what a window's close costs per pair,
-// and it needs nothing of the engine's state, so it can happen on any thread before the report
-// reaches the engine (a replay reads the store and the sketches on one thread while the engine
-// closes windows on another). The engine's answers are the same either way.
+// A report as the engine takes it: its pairs' routes apart from their numbers, and each pair's
+// sketch already read (its count of round trips and the two quantiles the engine judges on).
+// Reading sketches is most of what a window's close costs per pair, and it needs nothing of the
+// engine's state, so it can happen on any thread before the report reaches the engine. A node's
+// routes stay the same from window to window: a replay shares them between its reports.
 
 import FleetModel
 import QuantileSketch
@@ -47,26 +47,92 @@ public struct PairSketchReader: Sendable {
     }
 }
 
-/// A report and what its pairs' sketches say, in the pairs' order.
-public struct MeasuredReport: Sendable {
-    public let report: Report
-    public let readings: [SketchReading]
-    /// Whether the pairs still carry their sketches: the rollups need them; the judging does not.
-    public let keepsSketches: Bool
+/// Who a node's pairs probe and over which switches, in its report's order: what stays the same
+/// from one window to the next. A replay from the store gives a node's successive reports the same
+/// roster while its pairs stay the same, so the engine knows them by identity, without comparing
+/// names (`StoredReportReader`).
+public final class PairRoster: Sendable {
+    public struct Route: Sendable, Equatable {
+        public let src: EndpointID
+        public let dst: EndpointID
+        /// The switches crossed, in order, when the agent knows them.
+        public let path: [SwitchName]?
 
-    /// Reads every pair's sketch with `reader` (one per thread).
-    public init(_ report: Report, reader: inout PairSketchReader) {
-        self.report = report
-        readings = report.pairs.map { $0.sent > $0.lost ? reader.read($0.rttMicros) : .none }
-        keepsSketches = true
+        public init(src: EndpointID, dst: EndpointID, path: [SwitchName]?) {
+            self.src = src
+            self.dst = dst
+            self.path = path
+        }
     }
 
-    /// A report whose sketches were read as it was decoded and not kept (`readings` holds one
-    /// reading per pair, in order; a replay from the store).
-    public init(sketchesRead report: Report, readings: [SketchReading]) {
-        precondition(readings.count == report.pairs.count, "one reading per pair")
-        self.report = report
-        self.readings = readings
-        keepsSketches = false
+    public let routes: [Route]
+
+    public init(_ routes: [Route]) { self.routes = routes }
+
+    /// The routes of a report's pairs.
+    public convenience init(pairs: [Report.Pair]) {
+        self.init(pairs.map { Route(src: $0.src, dst: $0.dst, path: $0.path) })
+    }
+}
+
+/// One pair's numbers in one window: probes sent and lost, and what its sketch says.
+public struct PairMeasure: Sendable, Equatable {
+    public let sent: Int
+    public let lost: Int
+    public let sketch: SketchReading
+
+    public init(sent: Int, lost: Int, sketch: SketchReading) {
+        self.sent = sent
+        self.lost = lost
+        self.sketch = sketch
+    }
+}
+
+/// A report as the engine takes it: its pairs' routes (`roster`) apart from their numbers in the
+/// window (`measures`, in the same order, each pair's sketch read already). Reading sketches is
+/// most of what a window's close costs per pair, and it needs nothing of the engine's state, so it
+/// happens on any thread before the report reaches the engine (a replay reads the store and the
+/// sketches on one thread while the engine closes windows on another). The engine's answers are
+/// the same either way.
+public struct MeasuredReport: Sendable {
+    public let node: NodeName
+    public let windowStart: Timestamp
+    public let windowSeconds: Int
+    /// The node health that rode along (HealthSignals).
+    public let health: [String: JSONValue]
+    public let roster: PairRoster
+    public let measures: [PairMeasure]
+    /// The pairs' sketches, by pair, when kept: the rollups are made of them; the judging is not.
+    public let sketches: [WireSketch?]?
+
+    public var keepsSketches: Bool { sketches != nil }
+
+    /// Reads every pair's sketch with `reader` (one per thread), keeping the sketches.
+    public init(_ report: Report, reader: inout PairSketchReader) {
+        node = report.node
+        windowStart = report.windowStart
+        windowSeconds = report.windowSeconds
+        health = report.health
+        roster = PairRoster(pairs: report.pairs)
+        measures = report.pairs.map { pair in
+            PairMeasure(sent: pair.sent, lost: pair.lost, sketch: pair.sent > pair.lost ? reader.read(pair.rttMicros) : .none)
+        }
+        sketches = report.pairs.map(\.rttMicros)
+    }
+
+    /// A report whose sketches were read as it was decoded and not kept (a replay from the store):
+    /// one measure per route, in order.
+    public init(
+        node: NodeName, windowStart: Timestamp, windowSeconds: Int, health: [String: JSONValue], roster: PairRoster,
+        measures: [PairMeasure]
+    ) {
+        precondition(measures.count == roster.routes.count, "one measure per route")
+        self.node = node
+        self.windowStart = windowStart
+        self.windowSeconds = windowSeconds
+        self.health = health
+        self.roster = roster
+        self.measures = measures
+        sketches = nil
     }
 }

@@ -1,9 +1,9 @@
 // What the engine keeps of one node's pairs from window to window, in the order the node reports
 // them: each pair's route resolved against the topology once (recomputing it every window was a
-// quarter of the engine's time) and its recent healthy p50s. A node sends the same list every
-// window, so a report is matched against the list by position; a changed list is resolved anew
-// and keeps the history of the pairs it still has. One entry per pair: memory grows with pairs,
-// not with time.
+// quarter of the engine's time) and its recent healthy p50s. A node sends the same routes every
+// window, so a report's roster is matched against the last one (by identity when the replay shared
+// it, else route by route); a changed roster is resolved anew and keeps the history of the pairs
+// it still has. One entry per pair: memory grows with pairs, not with time.
 
 import FleetModel
 
@@ -33,50 +33,43 @@ struct NodePairs: Sendable {
         let dst: EndpointID
     }
 
-    /// What a report's pair is matched on: its endpoints and the route it reports.
-    private struct Identity: Sendable {
-        let key: PairKey
-        let route: [SwitchName]?
-    }
-
     /// The pairs' p50s a pair's own baseline is the median of.
     static let historyLength = 8
 
     private(set) var entries: [Entry] = []
-    /// The pairs the entries were resolved for, in the same order.
-    private var identities: [Identity] = []
+    /// The routes the entries were resolved for, in the same order.
+    private var roster = PairRoster([])
     /// Every entry's component numbers, ascending per entry, one after the other.
     private(set) var components: [Int32] = []
     /// `historyLength` slots per entry, written round-robin; `historyWrites` counts the writes.
     private var history: [Double] = []
     private var historyWrites: [UInt32] = []
 
-    /// Whether `pairs` are the pairs this state was built for, in the same order.
-    func matches(_ pairs: [Report.Pair]) -> Bool {
-        guard pairs.count == identities.count else { return false }
-        for (pair, identity) in zip(pairs, identities)
-        where pair.src != identity.key.src || pair.dst != identity.key.dst || pair.path != identity.route {
-            return false
-        }
+    /// Whether the entries were resolved for `roster`: the same object, or the same routes in the
+    /// same order (then it is kept instead, so that the node's next report, which a replay gives
+    /// the same object, is known at once).
+    mutating func isResolved(for roster: PairRoster) -> Bool {
+        if roster === self.roster { return true }
+        guard roster.routes == self.roster.routes else { return false }
+        self.roster = roster
         return true
     }
 
-    /// Resolves a new list of pairs, keeping the history of the pairs (source and destination) it
-    /// had before.
-    mutating func rebuild(for pairs: [Report.Pair], topology: Topology, table: ComponentTable) {
+    /// Resolves a new roster, keeping the history of the pairs (source and destination) it had
+    /// before.
+    mutating func rebuild(for roster: PairRoster, topology: Topology, table: ComponentTable) {
         var previous: [PairKey: Int] = [:]
         for (index, entry) in entries.enumerated() where entry.problem == nil {
-            previous[identities[index].key] = index
+            let route = self.roster.routes[index]
+            previous[PairKey(src: route.src, dst: route.dst)] = index
         }
         var seen: Set<PairKey> = []
         var newEntries: [Entry] = []
-        var newIdentities: [Identity] = []
         var newComponents: [Int32] = []
         var newHistory: [Double] = []
         var newWrites: [UInt32] = []
-        newEntries.reserveCapacity(pairs.count)
-        newIdentities.reserveCapacity(pairs.count)
-        for pair in pairs {
+        newEntries.reserveCapacity(roster.routes.count)
+        for pair in roster.routes {
             let key = PairKey(src: pair.src, dst: pair.dst)
             var problem: Problem?
             var pathClass = PathClass.loopback
@@ -101,7 +94,6 @@ struct NodePairs: Sendable {
                     problem: problem, pathClass: pathClass,
                     components: start..<newComponents.count, srcNumber: srcNumber, dstNumber: dstNumber,
                     dstNodeNumber: dstNodeNumber))
-            newIdentities.append(Identity(key: key, route: pair.path))
             if problem == nil, let old = previous[key] {
                 let slots = old * Self.historyLength..<(old + 1) * Self.historyLength
                 newHistory += history[slots]
@@ -112,7 +104,7 @@ struct NodePairs: Sendable {
             }
         }
         entries = newEntries
-        identities = newIdentities
+        self.roster = roster
         components = newComponents
         history = newHistory
         historyWrites = newWrites

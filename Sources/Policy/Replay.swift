@@ -118,11 +118,10 @@ public struct Replayer {
 
     /// The next report, its sketches read already (on another thread).
     public mutating func add(_ measured: MeasuredReport) {
-        let report = measured.report
         if engine == nil {
-            engine = Engine(topology: topology, rules: rules, windowSeconds: report.windowSeconds)
+            engine = Engine(topology: topology, rules: rules, windowSeconds: measured.windowSeconds)
             if capturesUnhealthyPairs {
-                engine!.captureFrom = report.windowStart
+                engine!.captureFrom = measured.windowStart
                 engine!.captureUnhealthyOnly = true
             }
         }

@@ -119,27 +119,38 @@ public enum PairsEncoding {
     /// The pairs back from `bytes`; throws a reason (for the caller to place) when they are not a
     /// valid encoding.
     public static func decode(_ bytes: [UInt8], sketches: SketchForm = .expanded) throws(EncodingError) -> [Report.Pair] {
-        var noMemory: RowMemory?
-        return try decode(bytes, memory: &noMemory) { flags, range, _ throws(EncodingError) in
-            try range.map { range throws(EncodingError) in try sketch(bytes[range], flags: flags, form: sketches) }
+        var layout: [UInt32] = []
+        var numbers: [(sent: Int, lost: Int, errors: Int, sketch: WireSketch?)] = []
+        let table = try scan(bytes, layout: &layout) { stored throws(EncodingError) in
+            var rttMicros: WireSketch?
+            if let range = stored.sketch { rttMicros = try sketch(bytes[range], flags: stored.flags, form: sketches) }
+            numbers.append((stored.sent, stored.lost, stored.errors, rttMicros))
+        }
+        let routes = try routes(layout, names: StoredNames(bytes[table.bytes], count: table.count))
+        return zip(routes, numbers).map { route, numbers in
+            Report.Pair(
+                src: route.src, dst: route.dst, sent: numbers.sent, lost: numbers.lost, errors: numbers.errors,
+                rttMicros: numbers.sketch, path: route.path)
         }
     }
 
-    /// The pairs of `node`'s row back from `bytes` with their sketches read instead of kept (their
-    /// `rttMicros` nil), and what each says, in the pairs' order: a replay's engine needs nothing
-    /// more of them. A compact sketch is read where it lies, and one that does not expand is damage
-    /// (the log holds only what compaction made): it fails the row, as it does when expanded. The
-    /// names and paths the node's last row had are that row's where they are the same
-    /// (`StoredReportReader`).
+    /// The pairs of `node`'s row back from `bytes` as a replay's engine takes them: their routes,
+    /// and their numbers with their sketches read instead of kept. A compact sketch is read where it
+    /// lies, and one that does not expand is damage (the log holds only what compaction made): it
+    /// fails the row, as it does when expanded. While the node's rows name the same pairs and
+    /// routes, they share one roster (`StoredReportReader`).
     public static func decode(
         _ bytes: [UInt8], of node: NodeName, reading reader: inout StoredReportReader
-    ) throws(EncodingError) -> (pairs: [Report.Pair], readings: [SketchReading]) {
-        var readings: [SketchReading] = []
-        var memory: RowMemory? = reader.lastRows.removeValue(forKey: node) ?? RowMemory()
-        defer { reader.lastRows[node] = memory }
-        let pairs = try decode(bytes, memory: &memory) { flags, range, returned throws(EncodingError) in
+    ) throws(EncodingError) -> (roster: PairRoster, measures: [PairMeasure]) {
+        var measures: [PairMeasure] = []
+        var layout: [UInt32] = []
+        swap(&layout, &reader.layout)
+        defer { swap(&layout, &reader.layout) }
+        layout.removeAll(keepingCapacity: true)
+        let table = try scan(bytes, layout: &layout) { stored throws(EncodingError) in
+            let returned = stored.sent > stored.lost
             var reading = SketchReading.none
-            if let range, flags & sketchFlags == flagCompactSketch {
+            if let range = stored.sketch, stored.flags & sketchFlags == flagCompactSketch {
                 if returned {
                     reading = bytes.withUnsafeBufferPointer {
                         reader.sketches.read(compact: UnsafeBufferPointer(rebasing: $0[range]))
@@ -156,13 +167,20 @@ public enum PairsEncoding {
                         throw EncodingError("sketch: \(error)")
                     }
                 }
-            } else if let range, returned {
-                reading = reader.sketches.read(try sketch(bytes[range], flags: flags, form: .expanded))
+            } else if let range = stored.sketch, returned {
+                reading = reader.sketches.read(try sketch(bytes[range], flags: stored.flags, form: .expanded))
             }
-            readings.append(reading)
-            return nil
+            measures.append(PairMeasure(sent: stored.sent, lost: stored.lost, sketch: reading))
         }
-        return (pairs, readings)
+        let namesTable = bytes[table.bytes]
+        let last = reader.lastRows[node]
+        let sameNames = last.map { equalBytes($0.namesTable, namesTable) } ?? false
+        if let last, sameNames, equalBytes(last.layout, layout[...]) { return (last.roster, measures) }
+        let names = sameNames ? last!.names : try StoredNames(namesTable, count: table.count)
+        let roster = PairRoster(try routes(layout, names: names))
+        reader.lastRows[node] = RowMemory(namesTable: Array(namesTable), names: names, layout: layout, roster: roster)
+        layout = []  // now the node's: the next row gets a buffer of its own
+        return (roster, measures)
     }
 
     /// A stored sketch as a pair carries it.
@@ -181,62 +199,37 @@ public enum PairsEncoding {
         }
     }
 
-    /// Decodes the pairs, handing each pair's stored sketch (its flags, where its bytes lie, and
-    /// whether any probe returned) to `sketch`, which says what the pair carries. With `memory`
-    /// (the node's last row's), the names are that row's when their table is the same bytes, and a
-    /// path equal to the last one at its place is that array; `memory` is then this row's.
-    private static func decode(
-        _ bytes: [UInt8], memory: inout RowMemory?,
-        sketch: (_ flags: UInt8, _ stored: Range<Int>?, _ returned: Bool) throws(EncodingError) -> WireSketch?
-    ) throws(EncodingError) -> [Report.Pair] {
+    /// A pair as stored, but for its names: its probe counts, and how and where its sketch is.
+    private struct StoredNumbers {
+        let sent: Int
+        let lost: Int
+        let errors: Int
+        let flags: UInt8
+        let sketch: Range<Int>?
+    }
+
+    /// Walks the encoding and checks it. Each pair's names, as indexes into the names table, and
+    /// its rails go to `layout` (source name and rail, destination name and rail, then its path's
+    /// switch count plus one, 0 for none, and the switches); its numbers go to `body`. Returns
+    /// where the names table lies and how many names it has.
+    private static func scan(
+        _ bytes: [UInt8], layout: inout [UInt32], _ body: (StoredNumbers) throws(EncodingError) -> Void
+    ) throws(EncodingError) -> (bytes: Range<Int>, count: Int) {
         var reader = ByteReader(bytes)
         guard try reader.byte() == formatVersion else {
             throw EncodingError("unknown pairs format \(bytes[0])")
         }
         let nameCount = try reader.count(limit: bytes.count)
         let namesStart = reader.offset
-        for _ in 0..<nameCount { _ = try reader.skip(try reader.count(limit: 64)) }
-        let namesTable = bytes[namesStart..<reader.offset]
-        let names: [String]
-        let nodeNames: [NodeName?]
-        let switchNames: [SwitchName?]
-        if let memory, memory.namesTable.elementsEqual(namesTable) {
-            (names, nodeNames, switchNames) = (memory.names, memory.nodeNames, memory.switchNames)
-        } else {
-            var table = ByteReader(bytes, in: namesStart..<reader.offset)
-            var read: [String] = []
-            read.reserveCapacity(nameCount)
-            for _ in 0..<nameCount {
-                let length = try table.count(limit: 64)
-                read.append(String(decoding: try table.bytes(length), as: UTF8.self))
-            }
-            names = read
-            // Each name checked as a node and a switch name once, not once per pair that names it.
-            nodeNames = names.map(NodeName.init)
-            switchNames = names.map(SwitchName.init)
-            if memory != nil {
-                memory = RowMemory(
-                    namesTable: Array(namesTable), names: names, nodeNames: nodeNames, switchNames: switchNames, paths: [])
-            }
-        }
-        func endpoint() throws(EncodingError) -> EndpointID {
-            let index = try reader.count(limit: names.count)
-            let rail = try reader.count(limit: EndpointID.rails.upperBound + 1)
-            guard let nodeName = nodeNames[index], let id = EndpointID(node: nodeName, rail: rail) else {
-                throw EncodingError("'\(names[index])/\(rail)' is not an endpoint id")
-            }
-            return id
-        }
+        for _ in 0..<nameCount { _ = try reader.skip(try reader.count(limit: StoredNames.maxLength + 1)) }
+        let namesEnd = reader.offset
         let pairCount = try reader.count(limit: Report.maxPairs + 1)
-        var pairs: [Report.Pair] = []
-        pairs.reserveCapacity(pairCount)
-        let lastPaths = memory?.paths
-        var rowPaths: [[SwitchName]?] = []
-        if memory != nil { rowPaths.reserveCapacity(pairCount) }
-        defer { memory?.paths = rowPaths }
-        for pairIndex in 0..<pairCount {
-            let src = try endpoint()
-            let dst = try endpoint()
+        layout.reserveCapacity(layout.count + pairCount * 8)
+        for _ in 0..<pairCount {
+            for _ in 0..<2 {  // source, destination
+                layout.append(UInt32(try reader.count(limit: nameCount)))
+                layout.append(UInt32(try reader.count(limit: EndpointID.rails.upperBound + 1)))
+            }
             let sent = try reader.zigzag()
             let lost = try reader.zigzag()
             let errors = try reader.zigzag()
@@ -248,67 +241,115 @@ public enum PairsEncoding {
             guard flags & ~(sketchFlags | flagPath) == 0, (flags & sketchFlags).nonzeroBitCount <= 1 else {
                 throw EncodingError("bad pair flags \(flags)")
             }
-            var stored: Range<Int>?
+            var sketch: Range<Int>?
             if flags & sketchFlags != 0 {
                 let length = try reader.count(limit: bytes.count)
-                stored = try reader.skip(length)
+                sketch = try reader.skip(length)
             }
-            let rttMicros = try sketch(flags, stored, sent > lost)
-            var path: [SwitchName]?
+            try body(StoredNumbers(sent: sent, lost: lost, errors: errors, flags: flags, sketch: sketch))
             if flags & flagPath != 0 {
-                let count = try reader.count(limit: 9)
-                let last = lastPaths.flatMap { pairIndex < $0.count ? $0[pairIndex] : nil }
-                var same = last?.count == count
-                var switches: [SwitchName] = []
-                for place in 0..<count {
-                    let index = try reader.count(limit: names.count)
-                    guard let switchName = switchNames[index] else {
-                        throw EncodingError("'\(names[index])' is not a switch name")
-                    }
-                    if same, let last, last[place] == switchName { continue }
-                    if same, let last {  // differs here: the new array starts with what agreed
-                        same = false
-                        switches = Array(last[..<place])
-                    }
-                    switches.reserveCapacity(count)
-                    switches.append(switchName)
-                }
-                path = same ? last : switches
+                let count = try reader.count(limit: 9)  // at most 8 switches, as report validation allows
+                layout.append(UInt32(count + 1))
+                for _ in 0..<count { layout.append(UInt32(try reader.count(limit: nameCount))) }
+            } else {
+                layout.append(0)
             }
-            if memory != nil { rowPaths.append(path) }
-            pairs.append(
-                Report.Pair(
-                    src: src, dst: dst, sent: sent, lost: lost, errors: errors, rttMicros: rttMicros, path: path)
-            )
         }
         guard reader.isAtEnd else {
             throw EncodingError("\(bytes.count - reader.offset) bytes after the last pair")
         }
-        return pairs
+        return (namesStart..<namesEnd, nameCount)
+    }
+
+    /// The routes a layout (`scan`) names.
+    private static func routes(_ layout: [UInt32], names: StoredNames) throws(EncodingError) -> [PairRoster.Route] {
+        var routes: [PairRoster.Route] = []
+        var at = 0
+        func endpoint() throws(EncodingError) -> EndpointID {
+            let (index, rail) = (Int(layout[at]), Int(layout[at + 1]))
+            at += 2
+            guard let node = names.nodes[index], let id = EndpointID(node: node, rail: rail) else {
+                throw EncodingError("'\(names.texts[index])/\(rail)' is not an endpoint id")
+            }
+            return id
+        }
+        while at < layout.count {
+            let src = try endpoint()
+            let dst = try endpoint()
+            let switchesPlusOne = Int(layout[at])
+            at += 1
+            var path: [SwitchName]?
+            if switchesPlusOne > 0 {
+                var switches: [SwitchName] = []
+                switches.reserveCapacity(switchesPlusOne - 1)
+                for _ in 1..<switchesPlusOne {
+                    let index = Int(layout[at])
+                    at += 1
+                    guard let name = names.switches[index] else {
+                        throw EncodingError("'\(names.texts[index])' is not a switch name")
+                    }
+                    switches.append(name)
+                }
+                path = switches
+            }
+            routes.append(PairRoster.Route(src: src, dst: dst, path: path))
+        }
+        return routes
+    }
+}
+
+/// A row's names table read: each name as text, and checked once as a node and as a switch name
+/// (not once per pair that names it).
+struct StoredNames {
+    static let maxLength = 63
+    let texts: [String]
+    let nodes: [NodeName?]
+    let switches: [SwitchName?]
+
+    /// Reads `count` names from `table` (`scan` checked their lengths).
+    init(_ table: ArraySlice<UInt8>, count: Int) throws(EncodingError) {
+        var reader = ByteReader(Array(table))
+        var texts: [String] = []
+        texts.reserveCapacity(count)
+        for _ in 0..<count {
+            let length = try reader.count(limit: Self.maxLength + 1)
+            texts.append(String(decoding: try reader.bytes(length), as: UTF8.self))
+        }
+        self.texts = texts
+        nodes = texts.map(NodeName.init)
+        switches = texts.map(SwitchName.init)
     }
 }
 
 /// What decoding a replay's rows keeps from one row to the next (one per thread): the sketch
-/// reader, and each node's names and paths from its last row, which its next row shares where
-/// they are the same (a node reports the same peers and routes every window: no names read and
-/// checked again, no array per path per row, and the engine, which matches a report's routes
-/// against the last one's, finds the very arrays).
+/// reader, and each node's names and routes from its last row. A node reports the same peers and
+/// routes every window: its next row that names them alike gets the same roster, with no names
+/// read and checked again, no route built, and the engine, which matches a report's routes
+/// against the last one's, knows it at once.
 public struct StoredReportReader {
     public var sketches = PairSketchReader()
     /// What each node's last row left.
     var lastRows: [NodeName: RowMemory] = [:]
+    /// The layout (`PairsEncoding.scan`) of the row being decoded, its capacity kept between rows.
+    var layout: [UInt32] = []
 
     public init() {}
 }
 
 /// What a node's last decoded row leaves for its next: its names table (the bytes, and the names
-/// read and checked) and its paths by pair.
+/// read), its layout, and the roster they make.
 struct RowMemory {
-    var namesTable: [UInt8] = []
-    var names: [String] = []
-    var nodeNames: [NodeName?] = []
-    var switchNames: [SwitchName?] = []
-    var paths: [[SwitchName]?] = []
+    let namesTable: [UInt8]
+    let names: StoredNames
+    let layout: [UInt32]
+    let roster: PairRoster
+}
+
+/// Whether two runs of plain values hold the same bytes (memcmp: the generic comparison goes
+/// element by element).
+private func equalBytes<T: BitwiseCopyable>(_ a: [T], _ b: ArraySlice<T>) -> Bool {
+    a.count == b.count
+        && a.withUnsafeBytes { a in b.withUnsafeBytes { b in a.count == 0 || memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0 } }
 }
 
 /// Why stored bytes could not be decoded.

@@ -242,19 +242,22 @@ public final class Store {
     }
 
     /// `forEachReport` for a replay's engine: each report's sketches read by `reader` as the row is
-    /// decoded, and not kept (`MeasuredReport(sketchesRead:readings:)`); one reader per thread.
+    /// decoded, and not kept, and each node's routes shared from row to row while they stay the
+    /// same (`PairsEncoding.decode(_:of:reading:)`); one reader per thread.
     public func forEachMeasuredReport(
         from: Timestamp? = nil, to: Timestamp? = nil, reader: inout StoredReportReader,
         _ body: (MeasuredReport) throws -> Void
     ) throws {
         try forEachReportRow(from: from, to: to) { row in
-            var readings: [SketchReading] = []
+            var decoded: (roster: PairRoster, measures: [PairMeasure])?
             let report = try report(from: row) { node, bytes throws(EncodingError) in
-                let decoded = try PairsEncoding.decode(bytes, of: node, reading: &reader)
-                readings = decoded.readings
-                return decoded.pairs
+                decoded = try PairsEncoding.decode(bytes, of: node, reading: &reader)
+                return []
             }
-            try body(MeasuredReport(sketchesRead: report, readings: readings))
+            try body(
+                MeasuredReport(
+                    node: report.node, windowStart: report.windowStart, windowSeconds: report.windowSeconds,
+                    health: report.health, roster: decoded!.roster, measures: decoded!.measures))
         }
     }
 

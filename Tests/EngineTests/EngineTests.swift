@@ -378,3 +378,69 @@ struct PairRecordTests {
         #expect(extreme.samples == Int(Int32.max) && extreme.lossRate == 0)
     }
 }
+
+@Suite("a node's pairs from window to window")
+struct NodePairsTests {
+    /// The first node's pairs of the test fleet, as a roster.
+    private func roster(of fleet: Fleet) -> PairRoster {
+        PairRoster(pairs: fleet.reports(window: 0)[0].pairs)
+    }
+
+    @Test("an entry's median is that of its last eight healthy p50s, sorted, with ties and before eight")
+    func historyMedian() throws {
+        let fleet = try Fleet()
+        var state = NodePairs()
+        let roster = roster(of: fleet)
+        state.rebuild(for: roster, topology: fleet.topology, table: ComponentTable(topology: fleet.topology))
+        var generator = SeededGenerator(seed: 11)
+        for entry in 0..<3 {
+            #expect(state.historyMedian(entry) == nil)
+            var remembered: [Double] = []
+            for write in 0..<40 {
+                // Few distinct values for one entry, so that equal values leave and arrive.
+                let value = entry == 1 ? Double(generator.next() % 3) : Double(generator.next() % 1_000) / 8
+                state.remember(value, entry)
+                remembered.append(value)
+                let sorted = remembered.suffix(NodePairs.historyLength).sorted()
+                let middle = sorted.count / 2
+                let expected = sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+                #expect(state.historyMedian(entry) == expected, "entry \(entry), write \(write)")
+            }
+        }
+    }
+
+    @Test("the same routes are known by identity or by value; changed ones are resolved anew, keeping the history of the pairs still there")
+    func rosterChanges() throws {
+        let fleet = try Fleet()
+        let table = ComponentTable(topology: fleet.topology)
+        var state = NodePairs()
+        func resolved(_ roster: PairRoster) -> Bool { state.isResolved(for: roster) }
+        let first = roster(of: fleet)
+        #expect(!resolved(first))
+        state.rebuild(for: first, topology: fleet.topology, table: table)
+        #expect(resolved(first))
+        #expect(resolved(roster(of: fleet)))  // another object, the same routes
+        state.remember(5, 0)
+        state.remember(7, 1)
+        // The first pair dropped: the second one's history moves with it to the front.
+        let shorter = PairRoster(Array(first.routes.dropFirst()))
+        #expect(!resolved(shorter))
+        state.rebuild(for: shorter, topology: fleet.topology, table: table)
+        #expect(state.entries.count == first.routes.count - 1)
+        #expect(state.historyMedian(0) == 7 && state.historyMedian(1) == nil)
+        // A route through another spine is another pair's route: the same endpoints, so the same history.
+        let index = try #require(shorter.routes.firstIndex { $0.path != nil })
+        var routes = shorter.routes
+        let path = try #require(routes[index].path)
+        let spine = try #require(fleet.topology.spines(of: path[0]).first { $0 != path[1] })
+        routes[index] = PairRoster.Route(src: routes[index].src, dst: routes[index].dst, path: [path[0], spine, path[2]])
+        state.remember(9, index)
+        let median = try #require(state.historyMedian(index))
+        let rerouted = PairRoster(routes)
+        #expect(!resolved(rerouted))
+        state.rebuild(for: rerouted, topology: fleet.topology, table: table)
+        #expect(state.historyMedian(index) == median)
+        #expect(state.entries[index].problem == nil)
+    }
+}
+

@@ -508,7 +508,7 @@ struct MeasuredReportTests {
     private static let scenarios = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("scenarios")
 
-    @Test("pairs decoded with their sketches read: the same pairs without sketches, the readings of the sketches")
+    @Test("pairs decoded with their sketches read: the pairs' routes, their counts and the readings of their sketches")
     func decodeReading() throws {
         var report = try sampleReport()
         report.pairs[0].rttMicros = .text("not base64!")  // reads as nothing
@@ -516,26 +516,34 @@ struct MeasuredReportTests {
         var stored = StoredReportReader()
         let decoded = try PairsEncoding.decode(encoded, of: report.node, reading: &stored)
         var reader = PairSketchReader()
-        #expect(decoded.pairs.allSatisfy { $0.rttMicros == nil })
-        #expect(decoded.pairs.map { Report.Pair(src: $0.src, dst: $0.dst, sent: $0.sent, lost: $0.lost, errors: $0.errors, rttMicros: nil, path: $0.path) }
-            == report.pairs.map { Report.Pair(src: $0.src, dst: $0.dst, sent: $0.sent, lost: $0.lost, errors: $0.errors, rttMicros: nil, path: $0.path) })
+        #expect(decoded.roster.routes == PairRoster(pairs: report.pairs).routes)
+        #expect(decoded.measures.map(\.sent) == report.pairs.map(\.sent))
+        #expect(decoded.measures.map(\.lost) == report.pairs.map(\.lost))
         let expected = report.pairs.map { $0.sent > $0.lost ? reader.read($0.rttMicros) : .none }
-        #expect(decoded.readings == expected)
+        #expect(decoded.measures.map(\.sketch) == expected)
         #expect(expected.map(\.isValid) == [false, true, true, false])
         #expect(expected[2].count == 20 && expected[2].p50 > 8 && expected[2].p50 < 10)
+        // As the engine takes the report itself: the same measures.
+        #expect(MeasuredReport(report, reader: &reader).measures == decoded.measures)
 
-        // The node's next row shares its equal paths with this one's; a changed path is its own.
-        func address(_ path: [SwitchName]?) -> UnsafeRawPointer? { path?.withUnsafeBytes { $0.baseAddress } }
+        // The node's next row with the same routes shares its roster; a changed route is a new one.
         let again = try PairsEncoding.decode(encoded, of: report.node, reading: &stored)
-        #expect(again.pairs == decoded.pairs && again.readings == decoded.readings)
-        #expect(address(again.pairs[2].path) != nil && address(again.pairs[2].path) == address(decoded.pairs[2].path))
+        #expect(again.roster === decoded.roster && again.measures == decoded.measures)
+        // The same layout with another name in the table (a peer renamed) is other routes.
+        var renamed = report
+        renamed.pairs[2].dst = EndpointID(node: NodeName("gpu-z998")!, rail: 3)!
+        let third = try PairsEncoding.decode(PairsEncoding.encode(renamed.pairs), of: report.node, reading: &stored)
+        #expect(third.roster !== decoded.roster && third.roster.routes == PairRoster(pairs: renamed.pairs).routes)
         var rerouted = report
         rerouted.pairs[2].path![1] = SwitchName("spine-05")!
-        let third = try PairsEncoding.decode(PairsEncoding.encode(rerouted.pairs), of: report.node, reading: &stored)
-        #expect(third.pairs[2].path == rerouted.pairs[2].path && third.pairs[2].path != decoded.pairs[2].path)
+        let fourth = try PairsEncoding.decode(PairsEncoding.encode(rerouted.pairs), of: report.node, reading: &stored)
+        #expect(fourth.roster.routes == PairRoster(pairs: rerouted.pairs).routes)
+        // Back to the first routes: a roster of its own again, equal to the first.
+        let fifth = try PairsEncoding.decode(encoded, of: report.node, reading: &stored)
+        #expect(fifth.roster !== decoded.roster && fifth.roster.routes == decoded.roster.routes)
         // Another node's row starts with nothing to share.
         let other = try PairsEncoding.decode(encoded, of: NodeName("gpu-z999")!, reading: &stored)
-        #expect(other.pairs == decoded.pairs && address(other.pairs[2].path) != address(decoded.pairs[2].path))
+        #expect(other.roster !== decoded.roster && other.roster.routes == decoded.roster.routes)
     }
 
     @Test("a replay from reports measured as they are read finds what one from the reports does, counters and all")
