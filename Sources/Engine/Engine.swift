@@ -290,7 +290,8 @@ public struct Engine: Sendable {
             let entry = Int(owner.entry)
             let verdict = judge(
                 observation, baseline: baselines[observation.pathClass.ordinal],
-                classRules: rulesOfClass[observation.pathClass.ordinal], ownP50: { state.historyMedian(entry) },
+                classRules: rulesOfClass[observation.pathClass.ordinal],
+                ownLowestP50: { state.historyMinimum(entry) }, ownP50: { state.historyMedian(entry) },
                 rules: rules)
             judged.append(verdict)
             stalledProbers.add(verdict, rules: rules)

@@ -110,6 +110,16 @@ struct NodePairs: Sendable {
         historyWrites = newWrites
     }
 
+    /// The lowest of an entry's remembered p50s; nil before the first.
+    func historyMinimum(_ entry: Int) -> Double? {
+        let count = min(Int(historyWrites[entry]), Self.historyLength)
+        guard count > 0 else { return nil }
+        let base = entry * Self.historyLength
+        var lowest = history[base]
+        for slot in (base + 1)..<(base + count) where history[slot] < lowest { lowest = history[slot] }
+        return lowest
+    }
+
     /// The median of an entry's remembered p50s; nil before the first.
     func historyMedian(_ entry: Int) -> Double? {
         let count = min(Int(historyWrites[entry]), Self.historyLength)

@@ -192,10 +192,11 @@ func baselines(
 
 /// The verdict on one pair against its class's baseline, its own history and the rules' floors.
 /// `ownP50`: the median of the pair's recent healthy p50s, nil before the first; asked only when
-/// the pair's p50 is above its class's median (sorting the history costs more than the rest).
+/// the pair's p50 is above its class's median and above its own limit at `ownLowestP50`, the
+/// lowest of them (the median costs a sort; the lowest, a glance).
 func judge(
-    _ pair: PairObservation, baseline: ClassBaseline?, classRules: PathClassRules, ownP50: () -> Double?,
-    rules: Rules
+    _ pair: PairObservation, baseline: ClassBaseline?, classRules: PathClassRules, ownLowestP50: () -> Double?,
+    ownP50: () -> Double?, rules: Rules
 ) -> JudgedPair {
     if pair.sent >= rules.minProbesForDead && pair.lost == pair.sent {
         return JudgedPair(observation: pair, verdict: .dead, score: 1)
@@ -218,9 +219,17 @@ func judge(
         tailScore = p99 / p99Limit
     }
     // Its own history catches a pair that is slow for itself though still inside its class's band.
-    if let baseline, p50 > baseline.medianP50, let ownP50 = ownP50() {
-        medianScore = max(
-            medianScore, p50 / max(ownP50 * classRules.slowP50Ratio, ownP50 + classRules.minExcessMicros))
+    // Only a score past 1 can change the verdict (or the score kept, or being slow at the median),
+    // and the limit grows with the p50 it is set from (ratio ≥ 1, excess ≥ 0: the rules' ranges):
+    // a p50 within the limit of the history's lowest is within that of its median, so the median
+    // need not be found.
+    func ownLimit(_ ownP50: Double) -> Double {
+        max(ownP50 * classRules.slowP50Ratio, ownP50 + classRules.minExcessMicros)
+    }
+    if let baseline, p50 > baseline.medianP50, let lowest = ownLowestP50(), p50 > ownLimit(lowest),
+        let ownP50 = ownP50()
+    {
+        medianScore = max(medianScore, p50 / ownLimit(ownP50))
     }
     if classRules.ceilingP50Micros > 0 { medianScore = max(medianScore, p50 / classRules.ceilingP50Micros) }
     if classRules.ceilingP99Micros > 0 { tailScore = max(tailScore, p99 / classRules.ceilingP99Micros) }

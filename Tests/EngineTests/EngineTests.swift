@@ -405,6 +405,7 @@ struct NodePairsTests {
                 let middle = sorted.count / 2
                 let expected = sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
                 #expect(state.historyMedian(entry) == expected, "entry \(entry), write \(write)")
+                #expect(state.historyMinimum(entry) == sorted.first, "entry \(entry), write \(write)")
             }
         }
     }
@@ -444,3 +445,44 @@ struct NodePairsTests {
     }
 }
 
+@Suite("judging a pair")
+struct JudgeTests {
+    @Test("a pair's own median is looked at only where it can matter: the verdicts are those of always looking, for many seeded pairs, histories and rules")
+    func ownHistoryOnlyWhereItMatters() {
+        var generator = SeededGenerator(seed: 5)
+        func unit() -> Double { Double(generator.next() % 1_000_000) / 1_000_000 }
+        var asked = 0
+        var skipped = 0
+        var madeByHistory = 0
+        for round in 0..<5_000 {
+            let classRules = PathClassRules(
+                slowP50Ratio: 1 + 2 * unit(), slowP99Ratio: 1 + 2 * unit(), minExcessMicros: round % 4 == 0 ? 0 : 3 * unit(),
+                ceilingP50Micros: round % 5 == 0 ? 20 * unit() : 0, ceilingP99Micros: 0)
+            let baseline = ClassBaseline(medianP50: 5 + unit(), medianP99: 9 + unit(), pairs: 100)
+            let history = (0..<(1 + Int(generator.next() % 8))).map { _ in 3 + 6 * unit() }
+            let sorted = history.sorted()
+            let middle = sorted.count / 2
+            let median = sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+            let p50 = 3 + 12 * unit()
+            let pair = PairObservation(
+                pathClass: .sameLeaf, routeStart: 0, routeCount: 0, srcNumber: 0, dstNumber: 1, reporterNumber: 2,
+                dstNodeNumber: 3, sent: 20, lost: 0, p50: p50, p99: p50 * (1 + unit()))
+            var looked = false
+            let judged = judge(
+                pair, baseline: baseline, classRules: classRules, ownLowestP50: { sorted.first },
+                ownP50: { looked = true; return median }, rules: .defaults)
+            // Below every possible limit: the median is always looked at.
+            let always = judge(
+                pair, baseline: baseline, classRules: classRules, ownLowestP50: { -.infinity }, ownP50: { median },
+                rules: .defaults)
+            #expect(judged.verdict == always.verdict && judged.score == always.score, "round \(round)")
+            #expect(judged.isSlowAtMedian == always.isSlowAtMedian, "round \(round)")
+            if p50 > baseline.medianP50 { if looked { asked += 1 } else { skipped += 1 } }
+            let withoutHistory = judge(
+                pair, baseline: baseline, classRules: classRules, ownLowestP50: { nil }, ownP50: { nil }, rules: .defaults)
+            if withoutHistory.verdict != always.verdict { madeByHistory += 1 }
+        }
+        // Both ways taken, and some verdicts made by the pair's own history.
+        #expect(asked > 100 && skipped > 100 && madeByHistory > 100)
+    }
+}
