@@ -216,8 +216,7 @@ public struct Engine: Sendable {
             observe(reports[n], state: &states[n], into: &window, node: Int32(n), rollup: &rollup)
         }
         if let rollup { rollups.append(rollup.finish(window: Timestamp(secondsSinceEpoch: start))) }
-        let classBaselines = baselines(
-            window.observations, rules: rules, p50s: &window.classP50s, p99s: &window.classP99s)
+        let classBaselines = baselines(p50s: &window.classP50s, p99s: &window.classP99s)
         window.judged.reserveCapacity(window.observations.count)
         // By class ordinal: a dictionary keyed by class would hash its name for each pair.
         var baselineOfClass = [ClassBaseline?](repeating: nil, count: PathClass.allCases.count)
@@ -265,8 +264,8 @@ public struct Engine: Sendable {
             let key = FindingTracker.Key(component: blame.component, symptom: blame.symptom)
             blamed[key] = observation(of: blame, baselines: classBaselines)
         }
-        for report in reports {
-            for signal in healthSignals(node: report.node, health: report.health, topology: topology) {
+        for n in reports.indices where !reports[n].health.isEmpty {  // by index: no copy of the report
+            for signal in healthSignals(node: reports[n].node, health: reports[n].health, topology: topology) {
                 let key = FindingTracker.Key(component: .endpoint(signal.endpoint), symptom: .health)
                 // One health finding per endpoint per window: the first class in sorted order.
                 if blamed[key] == nil {
@@ -352,6 +351,11 @@ public struct Engine: Sendable {
                     }
                 }
                 quantiles = (reading.p50, reading.p99)
+                // What the class's baselines are the medians of: the pairs with enough samples.
+                if sent - lost >= rules.minSamples {
+                    window.classP50s[resolved.pathClass.ordinal].append(reading.p50)
+                    window.classP99s[resolved.pathClass.ordinal].append(reading.p99)
+                }
             } else {
                 rollup?.add(pathClass: resolved.pathClass, srcLeaf: srcLeaf, dstLeaf: dstLeaf, sent: sent, lost: lost, sketch: nil)
             }

@@ -129,7 +129,13 @@ func selectMedian(_ values: inout [Double]) -> Double? {
 
 /// Hoare's selection: puts the value of rank `rank` (0-based, ascending) at that index, smaller or
 /// equal values before it and larger or equal after; returns it. Deterministic pivots (middle).
-private func select(_ values: inout [Double], rank: Int) -> Double {
+/// Over the array's buffer, its accesses unchecked in release builds (the partition never leaves
+/// `low...high`: the pivot stops both scans; debug builds check every access still).
+private func select(_ array: inout [Double], rank: Int) -> Double {
+    array.withUnsafeMutableBufferPointer { select($0, rank: rank) }
+}
+
+private func select(_ values: UnsafeMutableBufferPointer<Double>, rank: Int) -> Double {
     var low = 0
     var high = values.count - 1
     while low < high {
@@ -169,17 +175,11 @@ extension PathClass {
     }
 }
 
-/// Baselines per path class, from the pairs with enough samples. `p50s` and `p99s` hold one array
-/// per class (by ordinal), empty on entry; they are left with the window's values, so that the
-/// caller can keep their capacity for the next window (millions of values: WindowBuffers).
-func baselines(
-    _ observations: [PairObservation], rules: Rules, p50s: inout [[Double]], p99s: inout [[Double]]
-) -> [PathClass: ClassBaseline] {
-    for observation in observations where observation.samples >= rules.minSamples {
-        guard let p50 = observation.p50, let p99 = observation.p99 else { continue }
-        p50s[observation.pathClass.ordinal].append(p50)
-        p99s[observation.pathClass.ordinal].append(p99)
-    }
+/// Baselines per path class: the medians of the p50s and p99s of the window's pairs with enough
+/// samples, one array per class (by ordinal) in `p50s` and `p99s`. The arrays are reordered and
+/// left with their values, so that the caller can keep their capacity for the next window
+/// (millions of values: WindowBuffers).
+func baselines(p50s: inout [[Double]], p99s: inout [[Double]]) -> [PathClass: ClassBaseline] {
     var result: [PathClass: ClassBaseline] = [:]
     for pathClass in PathClass.allCases {
         let pairs = p50s[pathClass.ordinal].count
