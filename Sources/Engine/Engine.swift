@@ -318,6 +318,8 @@ public struct Engine: Sendable {
         // pair's route lies where its entry's does, past `routeBase` (a dropped pair's is unused).
         let routeBase = window.routes.count
         window.routes += state.components
+        /// An endpoint's leaf's place in the rollup.
+        func leafPlace(_ endpoint: Int32) -> Int { Int(leafPlaceOf[Int(endpoint)]) }
         for entry in measures.indices {
             let sent = measures[entry].sent
             let lost = measures[entry].lost
@@ -335,8 +337,6 @@ public struct Engine: Sendable {
             case nil: break
             }
             var quantiles: (p50: Double, p99: Double)?
-            let srcLeaf = Int(leafPlaceOf[Int(resolved.srcNumber)])
-            let dstLeaf = Int(leafPlaceOf[Int(resolved.dstNumber)])
             if sent > lost {
                 let reading = measures[entry].sketch
                 guard reading.isValid, reading.count == UInt64(sent - lost) else {
@@ -346,8 +346,8 @@ public struct Engine: Sendable {
                 if rollup != nil {
                     _ = measured.sketches?[entry]?.withProtobufBytes(scratch: &scratch) { buffer in
                         rollup?.add(
-                            pathClass: resolved.pathClass, srcLeaf: srcLeaf, dstLeaf: dstLeaf, sent: sent, lost: lost,
-                            sketch: buffer)
+                            pathClass: resolved.pathClass, srcLeaf: leafPlace(resolved.srcNumber),
+                            dstLeaf: leafPlace(resolved.dstNumber), sent: sent, lost: lost, sketch: buffer)
                     }
                 }
                 quantiles = (reading.p50, reading.p99)
@@ -357,7 +357,10 @@ public struct Engine: Sendable {
                     window.classP99s[resolved.pathClass.ordinal].append(reading.p99)
                 }
             } else {
-                rollup?.add(pathClass: resolved.pathClass, srcLeaf: srcLeaf, dstLeaf: dstLeaf, sent: sent, lost: lost, sketch: nil)
+                // (Optional chaining: the leaves are looked up only for a rollup.)
+                rollup?.add(
+                    pathClass: resolved.pathClass, srcLeaf: leafPlace(resolved.srcNumber),
+                    dstLeaf: leafPlace(resolved.dstNumber), sent: sent, lost: lost, sketch: nil)
             }
             let routeStart = Int32(routeBase + resolved.components.lowerBound)
             window.observations.append(
