@@ -126,7 +126,7 @@ public enum PairsEncoding {
             if let range = stored.sketch { rttMicros = try sketch(bytes[range], flags: stored.flags, form: sketches) }
             numbers.append((stored.sent, stored.lost, stored.errors, rttMicros))
         }
-        let routes = try routes(layout, names: StoredNames(bytes[table.bytes], count: table.count))
+        let routes = try routes(layout, names: StoredNames(bytes, table: table.bytes, count: table.count))
         return zip(routes, numbers).map { route, numbers in
             Report.Pair(
                 src: route.src, dst: route.dst, sent: numbers.sent, lost: numbers.lost, errors: numbers.errors,
@@ -176,7 +176,7 @@ public enum PairsEncoding {
         let last = reader.lastRows[node]
         let sameNames = last.map { equalBytes($0.namesTable, namesTable) } ?? false
         if let last, sameNames, equalBytes(last.layout, layout[...]) { return (last.roster, measures) }
-        let names = sameNames ? last!.names : try StoredNames(namesTable, count: table.count)
+        let names = sameNames ? last!.names : try StoredNames(bytes, table: table.bytes, count: table.count)
         let roster = PairRoster(try routes(layout, names: names))
         reader.lastRows[node] = RowMemory(namesTable: Array(namesTable), names: names, layout: layout, roster: roster)
         layout = []  // now the node's: the next row gets a buffer of its own
@@ -306,9 +306,9 @@ struct StoredNames {
     let nodes: [NodeName?]
     let switches: [SwitchName?]
 
-    /// Reads `count` names from `table` (`scan` checked their lengths).
-    init(_ table: ArraySlice<UInt8>, count: Int) throws(EncodingError) {
-        var reader = ByteReader(Array(table))
+    /// Reads `count` names from where `table` lies in `bytes` (`scan` checked their lengths).
+    init(_ bytes: [UInt8], table: Range<Int>, count: Int) throws(EncodingError) {
+        var reader = ByteReader(bytes, in: table)
         var texts: [String] = []
         texts.reserveCapacity(count)
         for _ in 0..<count {
