@@ -217,7 +217,6 @@ public struct Engine: Sendable {
         }
         if let rollup { rollups.append(rollup.finish(window: Timestamp(secondsSinceEpoch: start))) }
         let classBaselines = baselines(p50s: &window.classP50s, p99s: &window.classP99s)
-        window.judged.reserveCapacity(window.observations.count)
         // By class ordinal: a dictionary keyed by class would hash its name for each pair.
         var baselineOfClass = [ClassBaseline?](repeating: nil, count: PathClass.allCases.count)
         var rulesOfClass = [PathClassRules](repeating: rules.pathClasses[.loopback]!, count: PathClass.allCases.count)
@@ -225,15 +224,14 @@ public struct Engine: Sendable {
             baselineOfClass[pathClass.ordinal] = classBaselines[pathClass]
             rulesOfClass[pathClass.ordinal] = rules.pathClasses[pathClass]!  // Rules has every class
         }
-        // Node by node (the observations are in node order), each state borrowed once.
+        // Node by node (the pairs are in node order), each state borrowed once.
         var stalledProbers = StalledProbers(table: table)
         var index = 0
         for node in states.indices {
             let owned = window.owners[index...].prefix { $0.node == Int32(node) }.count
             judgeNode(
-                window.observations[index..<(index + owned)], owners: window.owners[index..<(index + owned)],
-                state: &states[node], baselines: baselineOfClass, rulesOfClass: rulesOfClass, into: &window.judged,
-                stalledProbers: &stalledProbers)
+                &window.judged, index..<(index + owned), owners: window.owners, state: &states[node],
+                baselines: baselineOfClass, rulesOfClass: rulesOfClass, stalledProbers: &stalledProbers)
             index += owned
         }
         for (n, node) in nodes.enumerated() { nodePairs[node] = states[n] }
@@ -278,21 +276,23 @@ public struct Engine: Sendable {
             window: Timestamp(secondsSinceEpoch: start), observations: blamed, rules: rules)
     }
 
-    /// Judges one node's observations against the baselines and their own history, remembers the
-    /// healthy ones' p50s, and tallies the verdicts for the stalled probers.
+    /// Judges one node's pairs (`range` of `pairs`, observed and not yet judged) in place against
+    /// the baselines and their own history, remembers the healthy ones' p50s, and tallies the
+    /// verdicts for the stalled probers.
     private func judgeNode(
-        _ observations: ArraySlice<PairObservation>, owners: ArraySlice<(node: Int32, entry: Int32)>,
+        _ pairs: inout [JudgedPair], _ range: Range<Int>, owners: [(node: Int32, entry: Int32)],
         state: inout NodePairs, baselines: [ClassBaseline?], rulesOfClass: [PathClassRules],
-        into judged: inout [JudgedPair], stalledProbers: inout StalledProbers
+        stalledProbers: inout StalledProbers
     ) {
-        for (observation, owner) in zip(observations, owners) {
-            let entry = Int(owner.entry)
+        for index in range {
+            let observation = pairs[index].observation
+            let entry = Int(owners[index].entry)
             let verdict = judge(
                 observation, baseline: baselines[observation.pathClass.ordinal],
                 classRules: rulesOfClass[observation.pathClass.ordinal],
                 ownLowestP50: { state.historyMinimum(entry) }, ownP50: { state.historyMedian(entry) },
                 rules: rules)
-            judged.append(verdict)
+            pairs[index] = verdict
             stalledProbers.add(verdict, rules: rules)
             if verdict.verdict == .healthy, let p50 = observation.p50, observation.samples >= rules.minSamples {
                 state.remember(p50, entry)
@@ -300,8 +300,8 @@ public struct Engine: Sendable {
         }
     }
 
-    /// A report's pairs as observations, appended with their places in the node's state; pairs the
-    /// engine cannot use are counted and dropped.
+    /// A report's pairs as observations, appended unjudged with their places in the node's state; pairs
+    /// the engine cannot use are counted and dropped.
     private mutating func observe(
         _ measured: MeasuredReport, state: inout NodePairs, into window: inout WindowBuffers, node: Int32,
         rollup: inout WindowRollup.Builder?
@@ -363,13 +363,12 @@ public struct Engine: Sendable {
                     dstLeaf: leafPlace(resolved.dstNumber), sent: sent, lost: lost, sketch: nil)
             }
             let routeStart = Int32(routeBase + resolved.components.lowerBound)
-            window.observations.append(
-                PairObservation(
-                    pathClass: resolved.pathClass, routeStart: routeStart,
-                    routeCount: UInt8(resolved.components.count), srcNumber: resolved.srcNumber,
-                    dstNumber: resolved.dstNumber, reporterNumber: reporterNumber,
-                    dstNodeNumber: resolved.dstNodeNumber, sent: Int32(sent), lost: Int32(lost),
-                    p50: quantiles?.p50, p99: quantiles?.p99))
+            let observation = PairObservation(
+                pathClass: resolved.pathClass, routeStart: routeStart, routeCount: UInt8(resolved.components.count),
+                srcNumber: resolved.srcNumber, dstNumber: resolved.dstNumber, reporterNumber: reporterNumber,
+                dstNodeNumber: resolved.dstNodeNumber, sent: Int32(sent), lost: Int32(lost), p50: quantiles?.p50,
+                p99: quantiles?.p99)
+            window.judged.append(JudgedPair(observation: observation, verdict: .unjudged, score: 0))
             window.owners.append((node, Int32(entry)))
         }
     }
@@ -449,21 +448,22 @@ public struct PairVerdict: Sendable, Equatable {
 
 /// The arrays of the window being closed, in pair order.
 private struct WindowBuffers {
-    var observations: [PairObservation] = []
-    /// Each observation's node (its place in the window's sorted nodes) and entry in that node's state.
+    /// The window's pairs: appended as observed (unjudged), then judged in place once the baselines
+    /// are known (one array, not one of observations and one of their verdicts: each is written
+    /// and read again in the cache lines it already has).
+    var judged: [JudgedPair] = []
+    /// Each pair's node (its place in the window's sorted nodes) and entry in that node's state.
     var owners: [(node: Int32, entry: Int32)] = []
     /// The component numbers of every node's routes, node after node (NodePairs.components).
     var routes: [Int32] = []
-    var judged: [JudgedPair] = []
     /// The p50s and p99s the baselines are the medians of, one array per path class (by ordinal).
     var classP50s = [[Double]](repeating: [], count: PathClass.allCases.count)
     var classP99s = [[Double]](repeating: [], count: PathClass.allCases.count)
 
     mutating func removeAll() {
-        observations.removeAll(keepingCapacity: true)
+        judged.removeAll(keepingCapacity: true)
         owners.removeAll(keepingCapacity: true)
         routes.removeAll(keepingCapacity: true)
-        judged.removeAll(keepingCapacity: true)
         for ordinal in classP50s.indices {
             classP50s[ordinal].removeAll(keepingCapacity: true)
             classP99s[ordinal].removeAll(keepingCapacity: true)

@@ -105,8 +105,9 @@ public struct EncodedSketchReader: Sendable {
     /// values than probes), then the index offset; the zero count as it is.
     private mutating func readCompactCanonical(_ buffer: UnsafeBufferPointer<UInt8>) -> Bool {
         let end = buffer.count
+        let base = UnsafeRawPointer(buffer.baseAddress!)
         guard end >= 11, buffer[0] == 0x0A, buffer[1] == 9, buffer[2] == 0x09,
-            Double(bitPattern: UInt64(littleEndian: UnsafeRawPointer(buffer.baseAddress!).loadUnaligned(fromByteOffset: 3, as: UInt64.self)))
+            Double(bitPattern: UInt64(littleEndian: base.loadUnaligned(fromByteOffset: 3, as: UInt64.self)))
                 == IndexMapping.defaultGamma
         else { return false }
         var position = 11
@@ -115,11 +116,6 @@ public struct EncodedSketchReader: Sendable {
         var total: UInt64 = 0
         /// Where the counts are, when each is one byte.
         var countBytesAt: Int?
-        // The counts' buffer, out of `self` while `answer` reads it.
-        var counts: [Int32] = []
-        swap(&counts, &compactCounts)
-        defer { swap(&counts, &compactCounts) }
-        if counts.isEmpty { counts = [Int32](repeating: 0, count: 1024) }
         if position < end && buffer[position] == 0x12 {
             position += 1
             guard let fields = CanonicalSketch.varint(buffer, &position), fields == 1 || fields == 2,
@@ -128,29 +124,14 @@ public struct EncodedSketchReader: Sendable {
             position += 1
             guard let count = CanonicalSketch.varint(buffer, &position), count <= min(maxBins, 1024) else { return false }
             // Counts below 128 (probes' sketches: nearly always) are one byte each, their own
-            // varints: read where they are. Others are decoded into `counts`.
-            var smallCounts: UInt8 = 0
-            var sum: UInt64 = 0
-            if count <= end - position {
-                for index in position..<(position + count) {
-                    smallCounts |= buffer[index]
-                    sum &+= UInt64(buffer[index])
-                }
-            }
-            if count <= end - position && smallCounts < 0x80 {
+            // varints: read where they are. Others are decoded into `compactCounts`.
+            if count <= end - position, let sum = OneByteCounts.sum(base + position, count) {
                 countBytesAt = position
                 total = sum
                 position += count
             } else {
-                let valid = counts.withUnsafeMutableBufferPointer { counts -> Bool in
-                    for index in 0..<count {
-                        guard let value = CanonicalSketch.varint(buffer, &position) else { return false }
-                        counts[index] = Int32(truncatingIfNeeded: value)
-                        total &+= UInt64(value)
-                    }
-                    return true
-                }
-                guard valid else { return false }
+                guard let sum = readMultiByteCounts(buffer, &position, count) else { return false }
+                total = sum
             }
             bins = count
             if fields == 2 {
@@ -165,23 +146,76 @@ public struct EncodedSketchReader: Sendable {
         var zeroCount: UInt64 = 0
         if position < end && buffer[position] == 0x21 {
             guard end - position >= 9 else { return false }
-            let bits = UnsafeRawPointer(buffer.baseAddress!).loadUnaligned(fromByteOffset: position + 1, as: UInt64.self)
+            let bits = base.loadUnaligned(fromByteOffset: position + 1, as: UInt64.self)
             guard let value = SmallCount.value(UInt64(littleEndian: bits)) else { return false }
             zeroCount = value
             position += 9
         }
         total &+= zeroCount
         guard position == end, total < 1 << 31 else { return false }
+        if let start = countBytesAt {
+            answer(total: total, zeroCount: zeroCount, firstKey: firstKey, oneByteCounts: base + start, bins: bins)
+            return true
+        }
+        let counts = compactCounts
         answer(total: total, zeroCount: zeroCount, firstKey: firstKey) { ranks, zeros in
-            if let start = countBytesAt {
-                let bytes = UnsafeBufferPointer(rebasing: buffer[start..<(start + bins)])
-                return countBinsNotExceeding(ranks, after: zeros, bins: bins) { Int32(bytes[$0]) }
-            }
-            return counts.withUnsafeBufferPointer { counts in
+            counts.withUnsafeBufferPointer { counts in
                 countBinsNotExceeding(ranks, after: zeros, bins: bins) { counts[$0] }
             }
         }
         return true
+    }
+
+    /// Decodes `count` varint counts at `position` into `compactCounts`, moving past them; their sum,
+    /// or nil when one is not a varint of at most 4 bytes.
+    private mutating func readMultiByteCounts(_ buffer: UnsafeBufferPointer<UInt8>, _ position: inout Int, _ count: Int) -> UInt64? {
+        if compactCounts.isEmpty { compactCounts = [Int32](repeating: 0, count: 1024) }
+        var sum: UInt64 = 0
+        let valid = compactCounts.withUnsafeMutableBufferPointer { counts -> Bool in
+            for index in 0..<count {
+                guard let value = CanonicalSketch.varint(buffer, &position) else { return false }
+                counts[index] = Int32(truncatingIfNeeded: value)
+                sum &+= UInt64(value)
+            }
+            return true
+        }
+        return valid ? sum : nil
+    }
+
+    /// Sets `count` and `answers` for a sketch of `total` values (below 2^31) whose `bins` counts are
+    /// one byte each at `counts`: the same answers as `answer(total:zeroCount:firstKey:_:)`, found by
+    /// one walk up the counts for all quantiles in increasing order, eight counts at a time until
+    /// the next would pass a quantile's rank, then one at a time.
+    @inline(__always)
+    private mutating func answer(total: UInt64, zeroCount: UInt64, firstKey: Int, oneByteCounts counts: UnsafeRawPointer, bins: Int) {
+        count = total
+        guard total > 0 else { return }
+        let last = Double(total - 1)
+        var seen = zeroCount  // the values in the zeros and in the bins before `index`
+        var index = 0
+        // Indexed, not zipped: iterators would retain the reader's arrays, for every sketch.
+        for step in 0..<ascending.count {
+            let rank = UInt64(ascending[step] * last)
+            guard zeroCount <= rank else {
+                answers[order[step]] = 0
+                continue
+            }
+            // `seen` does not exceed this rank (nor did it the last, which was no higher); the
+            // answer is the first bin after which it would.
+            while index &+ 8 <= bins {
+                let eight = OneByteCounts.sumOfEight(counts.loadUnaligned(fromByteOffset: index, as: UInt64.self))
+                guard seen &+ eight <= rank else { break }
+                seen &+= eight
+                index &+= 8
+            }
+            while index < bins {
+                let next = UInt64(counts.load(fromByteOffset: index, as: UInt8.self))
+                guard seen &+ next <= rank else { break }
+                seen &+= next
+                index &+= 1
+            }
+            answers[order[step]] = value(ofKey: firstKey &+ index)
+        }
     }
 
     /// Sets `count` and `answers` for a sketch of `total` values (below 2^31), given how many of its
@@ -213,6 +247,7 @@ public struct EncodedSketchReader: Sendable {
         }
     }
 
+    @inline(__always)
     private func value(ofKey key: Int) -> Double {
         let place = key &- firstTabledKey
         return place >= 0 && place < values.count ? values[place] : mapping.value(ofKey: key)
@@ -404,6 +439,40 @@ enum SmallCount {
     @inline(__always)
     static func unchecked(_ bits: UInt64) -> UInt64 {
         (Double(bitPattern: bits) + twoToThe52).bitPattern &- twoToThe52Bits
+    }
+}
+
+/// Counts stored one byte each (the event log's compact sketches, when every count is below 128):
+/// summed eight at a time, within a 64-bit word.
+enum OneByteCounts {
+    /// The sum of `count` bytes at `bytes`, or nil when one of them is 128 or more (a longer varint).
+    @inline(__always)
+    static func sum(_ bytes: UnsafeRawPointer, _ count: Int) -> UInt64? {
+        var sum: UInt64 = 0
+        var highBits: UInt64 = 0
+        var index = 0
+        while index &+ 8 <= count {
+            let eight = bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+            highBits |= eight
+            sum &+= sumOfEight(eight)
+            index &+= 8
+        }
+        while index < count {
+            let byte = UInt64(bytes.load(fromByteOffset: index, as: UInt8.self))
+            highBits |= byte
+            sum &+= byte
+            index &+= 1
+        }
+        return highBits & 0x8080_8080_8080_8080 == 0 ? sum : nil
+    }
+
+    /// The sum of a word's eight bytes: added in pairs into four 16-bit lanes (each at most 510),
+    /// which one multiplication adds into the top lane (at most 2,040).
+    @inline(__always)
+    static func sumOfEight(_ word: UInt64) -> UInt64 {
+        let lanes: UInt64 = 0x00FF_00FF_00FF_00FF
+        let pairs = (word & lanes) &+ (word >> 8 & lanes)
+        return (pairs &* 0x0001_0001_0001_0001) >> 48
     }
 }
 

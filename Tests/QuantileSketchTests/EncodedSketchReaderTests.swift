@@ -92,6 +92,37 @@ struct EncodedSketchReaderTests {
         expectSameAnswers(try QuantileSketch().encoded(), &reader)  // empty: count 0
     }
 
+    /// Runs of bins whose counts are each below 128 (stored one byte each in the compact form, and
+    /// walked eight at a time): runs of every length across the word boundaries, empty bins
+    /// among them, heavy bins at either end, with and without zeros, against the full decoder.
+    @Test(arguments: 0..<4)
+    func oneByteCountsAnswerAsDecoded(seed: Int) throws {
+        var reader = try EncodedSketchReader(quantiles: testQuantiles)
+        var generator = SeededGenerator(seed: UInt64(seed) &* 6_151 &+ 3)
+        let mapping = IndexMapping.default
+        for bins in 1...120 {
+            var sketch = try QuantileSketch()
+            let firstKey = mapping.key(2) + Int(generator.next() % 200)
+            for offset in 0..<bins {
+                let count: UInt64
+                switch generator.next() % 4 {
+                case 0: count = 0
+                case 1: count = 100 + generator.next() % 28  // heavy: 100 to 127
+                default: count = generator.next() % 8
+                }
+                if count > 0 || offset == 0 || offset == bins - 1 {
+                    try sketch.add(mapping.value(ofKey: firstKey + offset), count: max(count, 1))
+                }
+            }
+            if generator.next() % 3 == 0 { try sketch.add(0, count: 1 + generator.next() % 200) }
+            let compact = try #require(SketchCompaction.compact(sketch.encoded()))
+            let expected = decodedAnswers(sketch.encoded(), reader.quantiles)
+            let actual = compactReaderAnswers(&reader, compact)
+            #expect(actual != nil && expected?.count == actual?.count, "\(bins) bins")
+            #expect(expected?.answers == actual?.answers, "\(bins) bins")
+        }
+    }
+
     /// Counts on both sides of 2^31 (where the in-place walk hands over to the full decoder), with
     /// and without zeros, and bins so heavy that a quantile's rank falls in their middle.
     @Test func largeCountsAnswerAsDecoded() throws {
