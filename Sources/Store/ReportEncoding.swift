@@ -381,6 +381,7 @@ struct ByteReader {
 
     var isAtEnd: Bool { offset == end }
 
+    @inline(__always)
     mutating func byte() throws(EncodingError) -> UInt8 {
         guard offset < end else { throw EncodingError("truncated at byte \(offset)") }
         defer { offset += 1 }
@@ -389,10 +390,15 @@ struct ByteReader {
 
     @inline(__always)
     mutating func varint() throws(EncodingError) -> UInt64 {
-        // One byte: nearly every value the log holds (indexes, rails, counts, flags, lengths).
+        // One byte: nearly every value the log holds (indexes, rails, counts, flags, lengths);
+        // two: probes sent in a window past 63 (zigzag), sketches past 127 bytes.
         if offset < end, bytes[offset] < 0x80 {
             offset &+= 1
             return UInt64(bytes[offset &- 1])
+        }
+        if offset &+ 1 < end, bytes[offset &+ 1] < 0x80 {
+            offset &+= 2
+            return UInt64(bytes[offset &- 2] & 0x7F) | UInt64(bytes[offset &- 1]) << 7
         }
         return try longVarint()
     }
@@ -419,6 +425,7 @@ struct ByteReader {
         return Int(value)
     }
 
+    @inline(__always)
     mutating func zigzag() throws(EncodingError) -> Int {
         let raw = try varint()
         let value = Int64(bitPattern: (raw >> 1) ^ (0 &- (raw & 1)))
@@ -427,6 +434,7 @@ struct ByteReader {
     }
 
     /// Where the next `count` bytes lie, passed over.
+    @inline(__always)
     mutating func skip(_ count: Int) throws(EncodingError) -> Range<Int> {
         guard count <= end - offset else { throw EncodingError("truncated at byte \(offset)") }
         defer { offset += count }

@@ -1,0 +1,42 @@
+// The event log's varint reader: values of every length read back as written, one after another,
+// whichever path (one byte, two bytes, longer) reads them; non-minimal forms read as before;
+// truncated and overlong ones refused.
+
+import QuantileSketch
+import Simulation
+import Testing
+
+@testable import Store
+
+@Suite("byte reader")
+struct ByteReaderTests {
+    @Test("varints of one to ten bytes read back in sequence, each from where the last ended")
+    func varintsReadBackInSequence() throws {
+        var values: [UInt64] = [0, 1, 63, 64, 127, 128, 129, 255, 300, 16_383, 16_384, 16_385, 1 << 21, 1 << 35, .max]
+        var generator = SeededGenerator(seed: 2_024)
+        for _ in 0..<200 { values.append(generator.next() >> (generator.next() % 64)) }
+        var bytes: [UInt8] = []
+        for value in values { appendVarint(value, to: &bytes) }
+        var reader = ByteReader(bytes)
+        for value in values { #expect(try reader.varint() == value) }
+        #expect(reader.isAtEnd)
+    }
+
+    @Test("non-minimal varints read as their value; truncated and overlong ones throw")
+    func unusualVarints() throws {
+        var nonMinimal = ByteReader([0x85, 0x00, 0x80, 0x80, 0x00, 0x81, 0x80, 0x00, 0x07])
+        #expect(try nonMinimal.varint() == 5)
+        #expect(try nonMinimal.varint() == 0)
+        #expect(try nonMinimal.varint() == 1)
+        #expect(try nonMinimal.varint() == 7)
+        #expect(nonMinimal.isAtEnd)
+
+        for truncated: [UInt8] in [[], [0x80], [0x80, 0x80], [0xFF, 0xFF, 0xFF]] {
+            var reader = ByteReader(truncated)
+            #expect(throws: EncodingError.self) { try reader.varint() }
+        }
+        // Ten bytes whose last carries more than the 64th bit.
+        var overlong = ByteReader([UInt8](repeating: 0xFF, count: 9) + [0x02])
+        #expect(throws: EncodingError.self) { try overlong.varint() }
+    }
+}
