@@ -342,7 +342,8 @@ struct SelectMedianTests {
         var generator = SeededGenerator(seed: 7)
         #expect({ var empty: [Double] = []; return selectMedian(&empty) }() == nil)
         for round in 0..<500 {
-            let count = 1 + Int(generator.next() % 64)
+            // Mostly short arrays (sorted outright), every fifth long enough for rounds of selection.
+            let count = 1 + Int(generator.next() % (round % 5 == 0 ? 5_000 : 64))
             // Few distinct values in some rounds, so ties and runs of equal pivots are common.
             let distinct = round % 3 == 0 ? 3 : 1_000
             var values = (0..<count).map { _ in Double(generator.next() % UInt64(distinct)) / 7 }
@@ -351,6 +352,22 @@ struct SelectMedianTests {
             let expected = sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
             #expect(selectMedian(&values) == expected, "round \(round): \(sorted)")
             #expect(values.sorted() == sorted, "round \(round): a permutation")
+        }
+    }
+
+    @Test("arrays arranged against the pivots still give the median: sorted, reversed, all equal, organ pipe")
+    func awkwardArrangements() {
+        for count in [17, 100, 4_097, 20_000] {
+            let ascending = (0..<count).map { Double($0) }
+            let pipe = (0..<count).map { Double(min($0, count - $0)) }
+            for arrangement in [ascending, Array(ascending.reversed()), [Double](repeating: 2.5, count: count), pipe] {
+                var values = arrangement
+                let sorted = arrangement.sorted()
+                let middle = count / 2
+                let expected = count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+                #expect(selectMedian(&values) == expected, "\(count) values")
+                #expect(values.sorted() == sorted)
+            }
         }
     }
 }
