@@ -34,55 +34,66 @@ struct Blame: Sendable {
 }
 
 /// What a window's pairs show without a fault, for the gray-fault tests: each value from the pairs
-/// that count for its symptom (not already explained by the share test, not a stalled prober's),
-/// all three in one sweep over the pairs.
+/// that count for its symptom (not already explained by the share test, not a stalled prober's).
+/// Tallied in localization's one sweep over the pairs (`count`), the pairs the share test explains
+/// taken back out (`uncount`): whole numbers, so the same whatever the order.
 struct Background {
+    /// One reporting endpoint's counted pairs: probes sent and lost (loss), judged and slow pairs
+    /// (latency).
+    private struct SourceTally {
+        var sent = 0
+        var lost = 0
+        var judged: Int32 = 0
+        var slow: Int32 = 0
+    }
+    /// By component number (endpoints only).
+    private var sources: [SourceTally]
+    private var judged = 0
+    private var slowAtMedian = 0
+
+    init(table: ComponentTable) {
+        sources = [SourceTally](repeating: SourceTally(), count: table.count)
+    }
+
+    /// Counts a pair for the symptoms it counts for.
+    @inline(__always)
+    mutating func count(_ pair: JudgedPair, forLatency: Bool, forLoss: Bool, rules: Rules) {
+        tally(pair, forLatency: forLatency, forLoss: forLoss, rules: rules, by: 1)
+    }
+
+    /// Takes a counted pair back out of one symptom's values.
+    mutating func uncount(_ pair: JudgedPair, _ symptom: Symptom, rules: Rules) {
+        tally(pair, forLatency: symptom == .latency, forLoss: symptom == .loss, rules: rules, by: -1)
+    }
+
+    @inline(__always)
+    private mutating func tally(_ pair: JudgedPair, forLatency: Bool, forLoss: Bool, rules: Rules, by step: Int) {
+        let observation = pair.observation
+        let source = Int(observation.srcNumber)
+        if forLoss && pair.verdict != .dead && observation.sent > 0 {
+            sources[source].sent += step * Int(observation.sent)
+            sources[source].lost += step * Int(observation.lost)
+        }
+        if forLatency && observation.samples >= rules.minSamples {
+            sources[source].judged += Int32(step)
+            judged += step
+            if pair.verdict == .slow { sources[source].slow += Int32(step) }
+            if pair.isSlowAtMedian { slowAtMedian += step }
+        }
+    }
+
     /// The fleet's background loss rate: the mean loss rate of the reporting endpoints (over their
     /// pairs that are not dead), leaving out the lossiest tenth so that the faults being looked for
     /// do not raise their own bar. At least 1e-5, so that one lost probe in a lossless fleet is not
-    /// significant.
-    let lossRate: Double
-    /// The share of judged pairs that are slow without a fault: the mean over reporting endpoints
-    /// of the slow share of their pairs, leaving out the slowest tenth; at least 1e-3.
-    let slowShare: Double
-    /// The share of judged pairs that are slow at their median, over all of them; at least 1e-3.
-    /// Not trimmed per source like the tail's: a pair slow at its median without a fault is one
-    /// whose path is persistently slower than its class (a longer cable, a busier host), spread
-    /// thinly over the fleet; with a dozen pairs per source, leaving out the sources that have one
-    /// would leave out most of them, and the same pairs would look like a fault every window.
-    let slowAtMedianShare: Double
-
-    /// `countedForLatency`, `countedForLoss`: per pair, whether it counts for that symptom.
-    init(
-        _ pairs: [JudgedPair], countedForLatency: [Bool], countedForLoss: [Bool], rules: Rules,
-        table: ComponentTable
-    ) {
-        /// One reporting endpoint's counted pairs: probes sent and lost (loss), judged and slow
-        /// pairs (latency).
-        struct SourceTally {
-            var sent = 0
-            var lost = 0
-            var judged: Int32 = 0
-            var slow: Int32 = 0
-        }
-        var sources = [SourceTally](repeating: SourceTally(), count: table.count)
-        var judged = 0
-        var slowAtMedian = 0
-        for index in pairs.indices {
-            let pair = pairs[index]
-            let observation = pair.observation
-            let source = Int(observation.srcNumber)
-            if countedForLoss[index] && pair.verdict != .dead && observation.sent > 0 {
-                sources[source].sent += Int(observation.sent)
-                sources[source].lost += Int(observation.lost)
-            }
-            if countedForLatency[index] && observation.samples >= rules.minSamples {
-                sources[source].judged += 1
-                judged += 1
-                if pair.verdict == .slow { sources[source].slow += 1 }
-                if pair.isSlowAtMedian { slowAtMedian += 1 }
-            }
-        }
+    /// significant. Also the share of judged pairs that are slow without a fault: the mean over
+    /// reporting endpoints of the slow share of their pairs, leaving out the slowest tenth; at
+    /// least 1e-3. And the share of judged pairs that are slow at their median, over all of them;
+    /// at least 1e-3. Not trimmed per source like the tail's: a pair slow at its median without a
+    /// fault is one whose path is persistently slower than its class (a longer cable, a busier
+    /// host), spread thinly over the fleet; with a dozen pairs per source, leaving out the sources
+    /// that have one would leave out most of them, and the same pairs would look like a fault
+    /// every window.
+    func rates() -> (lossRate: Double, slowShare: Double, slowAtMedianShare: Double) {
         // Per reporting endpoint (the order does not matter: the trimmed mean sorts).
         var lossRates: [Double] = []
         var slowShares: [Double] = []
@@ -90,9 +101,10 @@ struct Background {
             if tally.sent > 0 { lossRates.append(Double(tally.lost) / Double(tally.sent)) }
             if tally.judged > 0 { slowShares.append(Double(tally.slow) / Double(tally.judged)) }
         }
-        lossRate = max(1e-5, trimmedMean(lossRates))
-        slowShare = max(1e-3, trimmedMean(slowShares))
-        slowAtMedianShare = max(1e-3, judged == 0 ? 0 : Double(slowAtMedian) / Double(judged))
+        return (
+            max(1e-5, trimmedMean(lossRates)), max(1e-3, trimmedMean(slowShares)),
+            max(1e-3, judged == 0 ? 0 : Double(slowAtMedian) / Double(judged))
+        )
     }
 }
 
@@ -184,16 +196,17 @@ func localize(
     var votes = [HealthyVotes](repeating: HealthyVotes(), count: table.count)
     var isStalled = [Bool](repeating: false, count: table.count)
     for number in stalledProbers { isStalled[Int(number)] = true }
-    var countedForLatency = [Bool](repeating: true, count: pairs.count)
-    var countedForLoss = [Bool](repeating: true, count: pairs.count)
+    var background = Background(table: table)
     var badForLatency: [Int] = []
     var badForLoss: [Int] = []
     for index in pairs.indices {
         let pair = pairs[index]
+        let stalled = isStalled[Int(pair.observation.reporterNumber)]
+        background.count(pair, forLatency: !stalled, forLoss: true, rules: rules)
         // 1 for a healthy vote, 0 for none.
         var healthyForLatency: Int32 = 0
-        if isStalled[Int(pair.observation.reporterNumber)] {
-            countedForLatency[index] = false
+        if stalled {
+            // Not counted for latency (above).
         } else if pair.isBad(for: .latency) {
             badForLatency.append(index)
         } else if pair.isHealthy(for: .latency, rules: rules) {
@@ -233,19 +246,24 @@ func localize(
     // The background is what the window's pairs show without a fault: leave out the stalled
     // probers (above), and the bad pairs of every component that the share test alone would blame
     // (its own node or enough reporters, and most of its pairs bad), so that a fully broken link
-    // does not raise the bar that a partly broken one must clear.
-    func leaveOutShareBlamed(_ symptom: Symptom, _ bad: BadPairs, from counted: inout [Bool]) {
+    // does not raise the bar that a partly broken one must clear. A pair bad through several such
+    // components is taken out once.
+    func leaveOutShareBlamed(_ symptom: Symptom, _ bad: BadPairs) {
+        var leftOut = [Bool](repeating: false, count: bad.count)
         for component in bad.candidates {
             let badVotes = bad[component].count
             let share = Double(badVotes) / Double(badVotes + Int(votes[Int(component)].healthy(for: symptom)))
             guard share >= rules.minBadShare, enoughWitnesses(component, bad[component], of: bad) else { continue }
-            for ordinal in bad[component] { counted[bad.indexes[Int(ordinal)]] = false }
+            // (No stalled prober's pair is bad for latency: none was counted for it.)
+            for ordinal in bad[component] where !leftOut[Int(ordinal)] {
+                leftOut[Int(ordinal)] = true
+                background.uncount(pairs[bad.indexes[Int(ordinal)]], symptom, rules: rules)
+            }
         }
     }
-    leaveOutShareBlamed(.latency, latency, from: &countedForLatency)
-    leaveOutShareBlamed(.loss, loss, from: &countedForLoss)
-    let background = Background(
-        pairs, countedForLatency: countedForLatency, countedForLoss: countedForLoss, rules: rules, table: table)
+    leaveOutShareBlamed(.latency, latency)
+    leaveOutShareBlamed(.loss, loss)
+    let backgroundRates = background.rates()
 
     /// Whether the still-unexplained bad pairs (ordinals) through a component justify blaming it:
     /// enough of its votes bad, or (loss) its probes losing far more than background loss could;
@@ -274,7 +292,7 @@ func localize(
             let judged = Double(covered.count + healthyVotes)
             let slowAtMedian = covered.count { bad.facts[Int($0)].isSlowAtMedian }
             let significant = [
-                (covered.count, background.slowShare), (slowAtMedian, background.slowAtMedianShare),
+                (covered.count, backgroundRates.slowShare), (slowAtMedian, backgroundRates.slowAtMedianShare),
             ]
             .contains { count, rate in
                 count >= rules.minLostProbes && poissonTail(atLeast: count, mean: rate * judged) < 1e-6
@@ -289,7 +307,7 @@ func localize(
         let lost = partial.reduce(0) { $0 + Int($1.lost) }
         let sent = partial.reduce(votes[Int(component)].lossSent) { $0 + Int($1.sent) }
         guard sent > 0, lost >= rules.minLostProbes, Double(lost) / Double(sent) >= rules.lossyRate / 2,
-            poissonTail(atLeast: lost, mean: background.lossRate * Double(sent)) < 1e-6
+            poissonTail(atLeast: lost, mean: backgroundRates.lossRate * Double(sent)) < 1e-6
         else { return nil }
         return share
     }
