@@ -16,16 +16,33 @@ struct NodePairs: Sendable {
     }
 
     /// What the engine needs of a pair every window: numbers only, so that reading it costs no
-    /// reference counting.
+    /// reference counting, and no wider than they need (20 bytes: every window reads every pair's).
     struct Entry: Sendable {
         /// Why the pair cannot be used; nil when it can.
         let problem: Problem?
         let pathClass: PathClass
-        /// Where the numbers of the components the pair crosses are in `components`.
-        let components: Range<Int>
+        private let componentCount: UInt8
+        private let componentStart: Int32
         let srcNumber: Int32
         let dstNumber: Int32
         let dstNodeNumber: Int32
+
+        /// Where the numbers of the components the pair crosses are in `components` (at most 9, as
+        /// a route has: ProbePath).
+        var components: Range<Int> { Int(componentStart)..<Int(componentStart) + Int(componentCount) }
+
+        init(
+            problem: Problem?, pathClass: PathClass, components: Range<Int>, srcNumber: Int32, dstNumber: Int32,
+            dstNodeNumber: Int32
+        ) {
+            self.problem = problem
+            self.pathClass = pathClass
+            componentCount = UInt8(components.count)
+            componentStart = Int32(components.lowerBound)
+            self.srcNumber = srcNumber
+            self.dstNumber = dstNumber
+            self.dstNodeNumber = dstNodeNumber
+        }
     }
 
     private struct PairKey: Hashable {

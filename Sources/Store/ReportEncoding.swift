@@ -121,12 +121,15 @@ public enum PairsEncoding {
     public static func decode(_ bytes: [UInt8], sketches: SketchForm = .expanded) throws(EncodingError) -> [Report.Pair] {
         var layout: [UInt32] = []
         var numbers: [(sent: Int, lost: Int, errors: Int, sketch: WireSketch?)] = []
-        let table = try scan(bytes, layout: &layout) { stored throws(EncodingError) in
-            var rttMicros: WireSketch?
-            if let range = stored.sketch { rttMicros = try sketch(bytes[range], flags: stored.flags, form: sketches) }
-            numbers.append((stored.sent, stored.lost, stored.errors, rttMicros))
+        let names = try bytes.withUnsafeBufferPointer { (buffer) throws(EncodingError) -> StoredNames in
+            let table = try scan(buffer, layout: &layout) { stored throws(EncodingError) in
+                var rttMicros: WireSketch?
+                if let range = stored.sketch { rttMicros = try sketch(bytes[range], flags: stored.flags, form: sketches) }
+                numbers.append((stored.sent, stored.lost, stored.errors, rttMicros))
+            }
+            return try StoredNames(buffer, table: table.bytes, count: table.count)
         }
-        let routes = try routes(layout, names: StoredNames(bytes, table: table.bytes, count: table.count))
+        let routes = try routes(layout, names: names)
         return zip(routes, numbers).map { route, numbers in
             Report.Pair(
                 src: route.src, dst: route.dst, sent: numbers.sent, lost: numbers.lost, errors: numbers.errors,
@@ -139,10 +142,14 @@ public enum PairsEncoding {
     /// lies, and one that does not expand is damage (the log holds only what compaction made): it
     /// fails the row, as it does when expanded. While the node's rows name the same pairs and
     /// routes, they share one roster (`StoredReportReader`).
+    /// `bytes` need only last the call: a replay passes SQLite's own buffer, not a copy.
     public static func decode(
-        _ bytes: [UInt8], of node: NodeName, reading reader: inout StoredReportReader
+        _ bytes: UnsafeBufferPointer<UInt8>, of node: NodeName, reading reader: inout StoredReportReader
     ) throws(EncodingError) -> (roster: PairRoster, measures: [PairMeasure]) {
+        let last = reader.lastRows[node]
         var measures: [PairMeasure] = []
+        // As many as the node's last row had, nearly always: one allocation, not one per doubling.
+        measures.reserveCapacity(last?.roster.routes.count ?? 0)
         var layout: [UInt32] = []
         swap(&layout, &reader.layout)
         defer { swap(&layout, &reader.layout) }
@@ -151,36 +158,38 @@ public enum PairsEncoding {
             let returned = stored.sent > stored.lost
             var reading = SketchReading.none
             if let range = stored.sketch, stored.flags & sketchFlags == flagCompactSketch {
-                if returned {
-                    reading = bytes.withUnsafeBufferPointer {
-                        reader.sketches.read(compact: UnsafeBufferPointer(rebasing: $0[range]))
-                    }
-                }
+                if returned { reading = reader.sketches.read(compact: UnsafeBufferPointer(rebasing: bytes[range])) }
                 // A sketch that reads is whole; any other (and one no probe needed) must expand.
                 if !reading.isValid {
                     do {
                         var scratch: [UInt8] = []
-                        _ = try bytes.withUnsafeBufferPointer { (buffer) throws(SketchError) in
-                            try SketchCompaction.expand(UnsafeBufferPointer(rebasing: buffer[range]), into: &scratch)
-                        }
+                        _ = try SketchCompaction.expand(UnsafeBufferPointer(rebasing: bytes[range]), into: &scratch)
                     } catch {
                         throw EncodingError("sketch: \(error)")
                     }
                 }
             } else if let range = stored.sketch, returned {
-                reading = reader.sketches.read(try sketch(bytes[range], flags: stored.flags, form: .expanded))
+                reading = reader.sketches.read(try sketch(Array(bytes[range])[...], flags: stored.flags, form: .expanded))
             }
             measures.append(PairMeasure(sent: stored.sent, lost: stored.lost, sketch: reading))
         }
-        let namesTable = bytes[table.bytes]
-        let last = reader.lastRows[node]
+        let namesTable = UnsafeBufferPointer(rebasing: bytes[table.bytes])
         let sameNames = last.map { equalBytes($0.namesTable, namesTable) } ?? false
-        if let last, sameNames, equalBytes(last.layout, layout[...]) { return (last.roster, measures) }
+        if let last, sameNames, last.layout.withUnsafeBufferPointer({ equalBytes(layout, $0) }) {
+            return (last.roster, measures)
+        }
         let names = sameNames ? last!.names : try StoredNames(bytes, table: table.bytes, count: table.count)
         let roster = PairRoster(try routes(layout, names: names))
         reader.lastRows[node] = RowMemory(namesTable: Array(namesTable), names: names, layout: layout, roster: roster)
         layout = []  // now the node's: the next row gets a buffer of its own
         return (roster, measures)
+    }
+
+    /// `decode(_:of:reading:)` of bytes held in an array.
+    public static func decode(
+        _ bytes: [UInt8], of node: NodeName, reading reader: inout StoredReportReader
+    ) throws(EncodingError) -> (roster: PairRoster, measures: [PairMeasure]) {
+        try bytes.withUnsafeBufferPointer { (buffer) throws(EncodingError) in try decode(buffer, of: node, reading: &reader) }
     }
 
     /// A stored sketch as a pair carries it.
@@ -213,7 +222,7 @@ public enum PairsEncoding {
     /// switch count plus one, 0 for none, and the switches); its numbers go to `body`. Returns
     /// where the names table lies and how many names it has.
     private static func scan(
-        _ bytes: [UInt8], layout: inout [UInt32], _ body: (StoredNumbers) throws(EncodingError) -> Void
+        _ bytes: UnsafeBufferPointer<UInt8>, layout: inout [UInt32], _ body: (StoredNumbers) throws(EncodingError) -> Void
     ) throws(EncodingError) -> (bytes: Range<Int>, count: Int) {
         var reader = ByteReader(bytes)
         guard try reader.byte() == formatVersion else {
@@ -307,7 +316,7 @@ struct StoredNames {
     let switches: [SwitchName?]
 
     /// Reads `count` names from where `table` lies in `bytes` (`scan` checked their lengths).
-    init(_ bytes: [UInt8], table: Range<Int>, count: Int) throws(EncodingError) {
+    init(_ bytes: UnsafeBufferPointer<UInt8>, table: Range<Int>, count: Int) throws(EncodingError) {
         var reader = ByteReader(bytes, in: table)
         var texts: [String] = []
         texts.reserveCapacity(count)
@@ -347,9 +356,9 @@ struct RowMemory {
 
 /// Whether two runs of plain values hold the same bytes (memcmp: the generic comparison goes
 /// element by element).
-private func equalBytes<T: BitwiseCopyable>(_ a: [T], _ b: ArraySlice<T>) -> Bool {
+private func equalBytes<T: BitwiseCopyable>(_ a: [T], _ b: UnsafeBufferPointer<T>) -> Bool {
     a.count == b.count
-        && a.withUnsafeBytes { a in b.withUnsafeBytes { b in a.count == 0 || memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0 } }
+        && a.withUnsafeBytes { a in a.count == 0 || memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0 }
 }
 
 /// Why stored bytes could not be decoded.
@@ -365,15 +374,16 @@ func appendZigzag(_ value: Int64, to bytes: inout [UInt8]) {
 
 /// Reads varints and byte runs from a buffer, failing (not trapping) on truncation.
 struct ByteReader {
-    private let bytes: [UInt8]
+    private let bytes: UnsafeBufferPointer<UInt8>
     private(set) var offset: Int
     /// Where reading stops: the end of the bytes, or of the range given.
     private let end: Int
 
-    init(_ bytes: [UInt8]) { self.init(bytes, in: bytes.indices) }
+    /// `bytes` must outlast the reader.
+    init(_ bytes: UnsafeBufferPointer<UInt8>) { self.init(bytes, in: 0..<bytes.count) }
 
     /// Reads `range` of `bytes` only (a nested message, in place); offsets stay those of `bytes`.
-    init(_ bytes: [UInt8], in range: Range<Int>) {
+    init(_ bytes: UnsafeBufferPointer<UInt8>, in range: Range<Int>) {
         self.bytes = bytes
         offset = range.lowerBound
         end = range.upperBound
@@ -441,7 +451,7 @@ struct ByteReader {
         return offset..<(offset + count)
     }
 
-    mutating func bytes(_ count: Int) throws(EncodingError) -> ArraySlice<UInt8> {
+    mutating func bytes(_ count: Int) throws(EncodingError) -> Slice<UnsafeBufferPointer<UInt8>> {
         guard count <= end - offset else { throw EncodingError("truncated at byte \(offset)") }
         defer { offset += count }
         return bytes[offset..<(offset + count)]

@@ -133,6 +133,16 @@ public final class Statement {
         return [UInt8](UnsafeRawBufferPointer(start: pointer, count: count))
     }
 
+    /// Calls `body` with column `index`'s bytes where SQLite holds them, without a copy: they last
+    /// only for the call (and never past the statement's next step). Empty for NULL.
+    public func withBytes<R, E: Error>(_ index: Int32, _ body: (UnsafeBufferPointer<UInt8>) throws(E) -> R) throws(E) -> R {
+        // The pointer first, then its length (SQLite's order: the length then holds for it).
+        let pointer = sqlite3_column_blob(handle, index)
+        let count = Int(sqlite3_column_bytes(handle, index))
+        guard let pointer, count > 0 else { return try body(UnsafeBufferPointer(start: nil, count: 0)) }
+        return try body(UnsafeBufferPointer(start: pointer.assumingMemoryBound(to: UInt8.self), count: count))
+    }
+
     /// Column `index` as `Data`, nil for NULL.
     public func data(_ index: Int32) -> Data? { bytes(index).map { Data($0) } }
 }

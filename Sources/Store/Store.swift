@@ -237,7 +237,10 @@ public final class Store {
         _ body: (Report) throws -> Void
     ) throws {
         try forEachReportRow(from: from, to: to) { row in
-            try body(try report(from: row) { _, bytes throws(EncodingError) in try PairsEncoding.decode(bytes, sketches: sketches) })
+            try body(
+                try report(from: row) { _, bytes throws(EncodingError) in
+                    try PairsEncoding.decode(Array(bytes), sketches: sketches)
+                })
         }
     }
 
@@ -288,11 +291,12 @@ public final class Store {
         return reports
     }
 
-    /// The report of a row of `reports`, its pairs decoded by `decodePairs` (expanded by default).
+    /// The report of a row of `reports`, its pairs decoded by `decodePairs` (expanded by default)
+    /// from the bytes SQLite holds, which last only for that call.
     func report(
         from row: Statement,
-        decodingPairs decodePairs: (NodeName, [UInt8]) throws(EncodingError) -> [Report.Pair] = { _, bytes throws(EncodingError) in
-            try PairsEncoding.decode(bytes)
+        decodingPairs decodePairs: (NodeName, UnsafeBufferPointer<UInt8>) throws(EncodingError) -> [Report.Pair] = {
+            _, bytes throws(EncodingError) in try PairsEncoding.decode(Array(bytes))
         }
     ) throws -> Report {
         let id = row.int64(0)
@@ -305,7 +309,7 @@ public final class Store {
         }
         let pairs: [Report.Pair]
         do {
-            pairs = try decodePairs(node, row.bytes(6) ?? [])
+            pairs = try row.withBytes(6) { (bytes) throws(EncodingError) in try decodePairs(node, bytes) }
         } catch {
             throw corrupt("pairs: \(error)")
         }

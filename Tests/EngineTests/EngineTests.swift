@@ -381,6 +381,8 @@ struct PairRecordTests {
         // What the reading thread hands the engine per pair.
         #expect(MemoryLayout<SketchReading>.stride == 24)
         #expect(MemoryLayout<PairMeasure>.stride == 32)
+        // What the engine keeps of each pair between windows.
+        #expect(MemoryLayout<NodePairs.Entry>.stride == 20)
     }
 
     @Test("a measure and a reading give back what they were made of; no reading counts nothing")

@@ -17,26 +17,30 @@ struct ByteReaderTests {
         for _ in 0..<200 { values.append(generator.next() >> (generator.next() % 64)) }
         var bytes: [UInt8] = []
         for value in values { appendVarint(value, to: &bytes) }
-        var reader = ByteReader(bytes)
-        for value in values { #expect(try reader.varint() == value) }
-        #expect(reader.isAtEnd)
+        try bytes.withUnsafeBufferPointer { bytes throws in
+            var reader = ByteReader(bytes)
+            for value in values { #expect(try reader.varint() == value) }
+            #expect(reader.isAtEnd)
+        }
     }
 
     @Test("non-minimal varints read as their value; truncated and overlong ones throw")
     func unusualVarints() throws {
-        var nonMinimal = ByteReader([0x85, 0x00, 0x80, 0x80, 0x00, 0x81, 0x80, 0x00, 0x07])
-        #expect(try nonMinimal.varint() == 5)
-        #expect(try nonMinimal.varint() == 0)
-        #expect(try nonMinimal.varint() == 1)
-        #expect(try nonMinimal.varint() == 7)
-        #expect(nonMinimal.isAtEnd)
-
-        for truncated: [UInt8] in [[], [0x80], [0x80, 0x80], [0xFF, 0xFF, 0xFF]] {
-            var reader = ByteReader(truncated)
-            #expect(throws: EncodingError.self) { try reader.varint() }
+        try [UInt8]([0x85, 0x00, 0x80, 0x80, 0x00, 0x81, 0x80, 0x00, 0x07]).withUnsafeBufferPointer { bytes throws in
+            var nonMinimal = ByteReader(bytes)
+            #expect(try nonMinimal.varint() == 5)
+            #expect(try nonMinimal.varint() == 0)
+            #expect(try nonMinimal.varint() == 1)
+            #expect(try nonMinimal.varint() == 7)
+            #expect(nonMinimal.isAtEnd)
         }
-        // Ten bytes whose last carries more than the 64th bit.
-        var overlong = ByteReader([UInt8](repeating: 0xFF, count: 9) + [0x02])
-        #expect(throws: EncodingError.self) { try overlong.varint() }
+        // Truncated; and ten bytes whose last carries more than the 64th bit.
+        let refused: [[UInt8]] = [[], [0x80], [0x80, 0x80], [0xFF, 0xFF, 0xFF], [UInt8](repeating: 0xFF, count: 9) + [0x02]]
+        for bytes in refused {
+            bytes.withUnsafeBufferPointer { bytes in
+                var reader = ByteReader(bytes)
+                #expect(throws: EncodingError.self) { try reader.varint() }
+            }
+        }
     }
 }
