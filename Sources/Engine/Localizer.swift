@@ -82,18 +82,8 @@ struct Background {
         }
     }
 
-    /// The fleet's background loss rate: the mean loss rate of the reporting endpoints (over their
-    /// pairs that are not dead), leaving out the lossiest tenth so that the faults being looked for
-    /// do not raise their own bar. At least 1e-5, so that one lost probe in a lossless fleet is not
-    /// significant. Also the share of judged pairs that are slow without a fault: the mean over
-    /// reporting endpoints of the slow share of their pairs, leaving out the slowest tenth; at
-    /// least 1e-3. And the share of judged pairs that are slow at their median, over all of them;
-    /// at least 1e-3. Not trimmed per source like the tail's: a pair slow at its median without a
-    /// fault is one whose path is persistently slower than its class (a longer cable, a busier
-    /// host), spread thinly over the fleet; with a dozen pairs per source, leaving out the sources
-    /// that have one would leave out most of them, and the same pairs would look like a fault
-    /// every window.
-    func rates() -> (lossRate: Double, slowShare: Double, slowAtMedianShare: Double) {
+    /// The rates the tallies make.
+    func rates() -> BackgroundRates {
         // Per reporting endpoint (the order does not matter: the trimmed mean sorts).
         var lossRates: [Double] = []
         var slowShares: [Double] = []
@@ -101,11 +91,28 @@ struct Background {
             if tally.sent > 0 { lossRates.append(Double(tally.lost) / Double(tally.sent)) }
             if tally.judged > 0 { slowShares.append(Double(tally.slow) / Double(tally.judged)) }
         }
-        return (
-            max(1e-5, trimmedMean(lossRates)), max(1e-3, trimmedMean(slowShares)),
-            max(1e-3, judged == 0 ? 0 : Double(slowAtMedian) / Double(judged))
-        )
+        return BackgroundRates(
+            lossRate: max(1e-5, trimmedMean(lossRates)), slowShare: max(1e-3, trimmedMean(slowShares)),
+            slowAtMedianShare: max(1e-3, judged == 0 ? 0 : Double(slowAtMedian) / Double(judged)))
     }
+}
+
+/// What a window's pairs show without a fault (`Background`).
+struct BackgroundRates {
+    /// The fleet's background loss rate: the mean loss rate of the reporting endpoints (over their
+    /// pairs that are not dead), leaving out the lossiest tenth so that the faults being looked for
+    /// do not raise their own bar. At least 1e-5, so that one lost probe in a lossless fleet is not
+    /// significant.
+    let lossRate: Double
+    /// The share of judged pairs that are slow without a fault: the mean over reporting endpoints
+    /// of the slow share of their pairs, leaving out the slowest tenth; at least 1e-3.
+    let slowShare: Double
+    /// The share of judged pairs that are slow at their median, over all of them; at least 1e-3.
+    /// Not trimmed per source like the tail's: a pair slow at its median without a fault is one
+    /// whose path is persistently slower than its class (a longer cable, a busier host), spread
+    /// thinly over the fleet; with a dozen pairs per source, leaving out the sources that have one
+    /// would leave out most of them, and the same pairs would look like a fault every window.
+    let slowAtMedianShare: Double
 }
 
 /// The mean of the values without their largest tenth; 0 for none.

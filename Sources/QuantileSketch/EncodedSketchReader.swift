@@ -105,8 +105,9 @@ public struct EncodedSketchReader: Sendable {
     /// values than probes), then the index offset; the zero count as it is.
     private mutating func readCompactCanonical(_ buffer: UnsafeBufferPointer<UInt8>) -> Bool {
         let end = buffer.count
-        let base = UnsafeRawPointer(buffer.baseAddress!)
-        guard end >= 11, buffer[0] == 0x0A, buffer[1] == 9, buffer[2] == 0x09,
+        guard end >= 11, let address = buffer.baseAddress else { return false }
+        let base = UnsafeRawPointer(address)
+        guard buffer[0] == 0x0A, buffer[1] == 9, buffer[2] == 0x09,
             Double(bitPattern: UInt64(littleEndian: base.loadUnaligned(fromByteOffset: 3, as: UInt64.self)))
                 == IndexMapping.defaultGamma
         else { return false }

@@ -123,6 +123,22 @@ struct EncodedSketchReaderTests {
         }
     }
 
+    /// An empty compact form with no address at all (an empty blob's, as SQLite gives it) reads as
+    /// decoding empty bytes does, and never traps.
+    @Test func emptyCompactFormReadsAsEmptyBytes() throws {
+        var reader = try EncodedSketchReader(quantiles: [0.5, 0.99])
+        let expected = decodedAnswers([], reader.quantiles)
+        let actual: (count: UInt64, answers: [Double])?
+        do {
+            try reader.read(compact: UnsafeBufferPointer(start: nil, count: 0))
+            actual = (reader.count, reader.count == 0 ? [] : reader.answers)
+        } catch {
+            actual = nil
+        }
+        #expect(expected?.count == actual?.count)
+        #expect(expected?.answers == actual?.answers)
+    }
+
     /// Counts on both sides of 2^31 (where the in-place walk hands over to the full decoder), with
     /// and without zeros, and bins so heavy that a quantile's rank falls in their middle.
     @Test func largeCountsAnswerAsDecoded() throws {
