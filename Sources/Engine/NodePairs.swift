@@ -163,7 +163,10 @@ struct NodePairs: Sendable {
     /// Remembers a healthy p50 of an entry, forgetting its oldest beyond `historyLength`.
     mutating func remember(_ p50: Double, _ entry: Int) {
         let writes = Int(historyWrites[entry])
-        history[entry * Self.historyLength + writes % Self.historyLength] = p50
+        let slot = entry * Self.historyLength + writes % Self.historyLength
+        // A steady pair's p50 is often the very value it replaces (a sketch's bin): left unwritten,
+        // its cache line stays clean and need not go back to memory.
+        if history[slot].bitPattern != p50.bitPattern { history[slot] = p50 }
         // Past 2 × length, one length less: the same slot next time, and no overflow ever.
         let next = writes + 1
         historyWrites[entry] = UInt32(next >= 2 * Self.historyLength ? next - Self.historyLength : next)
