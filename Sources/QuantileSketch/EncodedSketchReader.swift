@@ -23,7 +23,8 @@ public struct EncodedSketchReader: Sendable {
     private let firstTabledKey: Int
     /// The decoded protobuf bytes of the last sketch read in place (with StrictBase64's slack).
     private var bytes: [UInt8] = []
-    /// The counts of the last compact sketch read in place (1,024 once the first is read).
+    /// The counts of the last compact sketch read in place whose counts were not one byte each
+    /// (1,024 once the first is read; one-byte counts are read where they lie).
     private var compactCounts: [Int32] = []
     /// The last sketch's count of values.
     public private(set) var count: UInt64 = 0
@@ -169,7 +170,9 @@ public struct EncodedSketchReader: Sendable {
 
     /// Decodes `count` varint counts at `position` into `compactCounts`, moving past them; their sum,
     /// or nil when one is not a varint of at most 4 bytes.
-    private mutating func readMultiByteCounts(_ buffer: UnsafeBufferPointer<UInt8>, _ position: inout Int, _ count: Int) -> UInt64? {
+    private mutating func readMultiByteCounts(
+        _ buffer: UnsafeBufferPointer<UInt8>, _ position: inout Int, _ count: Int
+    ) -> UInt64? {
         if compactCounts.isEmpty { compactCounts = [Int32](repeating: 0, count: 1024) }
         var sum: UInt64 = 0
         let valid = compactCounts.withUnsafeMutableBufferPointer { counts -> Bool in
@@ -188,7 +191,9 @@ public struct EncodedSketchReader: Sendable {
     /// one walk up the counts for all quantiles in increasing order, eight counts at a time until
     /// the next would pass a quantile's rank, then one at a time.
     @inline(__always)
-    private mutating func answer(total: UInt64, zeroCount: UInt64, firstKey: Int, oneByteCounts counts: UnsafeRawPointer, bins: Int) {
+    private mutating func answer(
+        total: UInt64, zeroCount: UInt64, firstKey: Int, oneByteCounts counts: UnsafeRawPointer, bins: Int
+    ) {
         count = total
         guard total > 0 else { return }
         let last = Double(total - 1)

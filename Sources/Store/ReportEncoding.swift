@@ -189,7 +189,9 @@ public enum PairsEncoding {
     public static func decode(
         _ bytes: [UInt8], of node: NodeName, reading reader: inout StoredReportReader
     ) throws(EncodingError) -> (roster: PairRoster, measures: [PairMeasure]) {
-        try bytes.withUnsafeBufferPointer { (buffer) throws(EncodingError) in try decode(buffer, of: node, reading: &reader) }
+        try bytes.withUnsafeBufferPointer { (buffer) throws(EncodingError) in
+            try decode(buffer, of: node, reading: &reader)
+        }
     }
 
     /// A stored sketch as a pair carries it.
@@ -222,7 +224,8 @@ public enum PairsEncoding {
     /// switch count plus one, 0 for none, and the switches); its numbers go to `body`. Returns
     /// where the names table lies and how many names it has.
     private static func scan(
-        _ bytes: UnsafeBufferPointer<UInt8>, layout: inout [UInt32], _ body: (StoredNumbers) throws(EncodingError) -> Void
+        _ bytes: UnsafeBufferPointer<UInt8>, layout: inout [UInt32],
+        _ body: (StoredNumbers) throws(EncodingError) -> Void
     ) throws(EncodingError) -> (bytes: Range<Int>, count: Int) {
         var reader = ByteReader(bytes)
         guard try reader.byte() == formatVersion else {

@@ -135,7 +135,9 @@ public final class Statement {
 
     /// Calls `body` with column `index`'s bytes where SQLite holds them, without a copy: they last
     /// only for the call (and never past the statement's next step). Empty for NULL.
-    public func withBytes<R, E: Error>(_ index: Int32, _ body: (UnsafeBufferPointer<UInt8>) throws(E) -> R) throws(E) -> R {
+    public func withBytes<R, E: Error>(
+        _ index: Int32, _ body: (UnsafeBufferPointer<UInt8>) throws(E) -> R
+    ) throws(E) -> R {
         // The pointer first, then its length (SQLite's order: the length then holds for it).
         let pointer = sqlite3_column_blob(handle, index)
         let count = Int(sqlite3_column_bytes(handle, index))
